@@ -1,0 +1,79 @@
+/// How to reach PostgreSQL and how each new connection is set up.
+public struct PostgresConfiguration: Sendable {
+    /// A libpq connection string: a `postgresql://` URL or `key=value` pairs.
+    public var connectionString: String
+    /// Reported in `pg_stat_activity.application_name`.
+    public var applicationName: String
+    /// `statement_timeout` for every statement on the connection; nil leaves the server default.
+    public var statementTimeout: Duration?
+    /// `idle_in_transaction_session_timeout`; ends sessions whose owner stopped mid-transaction.
+    public var idleInTransactionTimeout: Duration?
+    /// How long establishing a connection may take (libpq does not enforce this in nonblocking mode).
+    public var connectTimeout: Duration
+    /// Further settings sent at startup (`-c name=value`).
+    public var settings: [String: String]
+
+    public init(
+        connectionString: String,
+        applicationName: String = "atrium",
+        statementTimeout: Duration? = .seconds(30),
+        idleInTransactionTimeout: Duration? = .seconds(60),
+        connectTimeout: Duration = .seconds(10),
+        settings: [String: String] = [:]
+    ) {
+        self.connectionString = connectionString
+        self.applicationName = applicationName
+        self.statementTimeout = statementTimeout
+        self.idleInTransactionTimeout = idleInTransactionTimeout
+        self.connectTimeout = connectTimeout
+        self.settings = settings
+    }
+
+    /// libpq keyword/value pairs; `dbname` carries the connection string so libpq expands it.
+    var keywordValues: [(String, String)] {
+        // Decoding relies on these: ISO timestamps in UTC, UTF-8 text.
+        var options: [(String, String)] = [("TimeZone", "UTC"), ("DateStyle", "ISO, YMD"), ("IntervalStyle", "iso_8601")]
+        if let statementTimeout {
+            options.append(("statement_timeout", "\(statementTimeout.milliseconds)"))
+        }
+        if let idleInTransactionTimeout {
+            options.append(("idle_in_transaction_session_timeout", "\(idleInTransactionTimeout.milliseconds)"))
+        }
+        for (name, value) in self.settings.sorted(by: { $0.key < $1.key }) {
+            options.append((name, value))
+        }
+        let optionString = options
+            .map { "-c \($0.0)=\(Self.escapeOption($0.1))" }
+            .joined(separator: " ")
+        return [
+            ("dbname", self.connectionString),
+            ("application_name", self.applicationName),
+            ("client_encoding", "UTF8"),
+            ("options", optionString),
+        ]
+    }
+
+    /// In libpq's `options`, spaces separate arguments and a backslash escapes the next character.
+    private static func escapeOption(_ value: String) -> String {
+        var escaped = ""
+        for character in value {
+            if character == " " || character == "\\" { escaped.append("\\") }
+            escaped.append(character)
+        }
+        return escaped
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded up so a tiny positive duration never becomes "no timeout" (0).
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = self.components
+        let millis = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return attoseconds % 1_000_000_000_000_000 > 0 ? millis + 1 : millis
+    }
+
+    var nanoseconds: UInt64 {
+        let (seconds, attoseconds) = self.components
+        return UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds / 1_000_000_000))
+    }
+}

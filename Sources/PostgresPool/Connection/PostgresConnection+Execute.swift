@@ -1,0 +1,71 @@
+import Dispatch
+import Logging
+import CLibPQ
+
+extension PostgresConnection {
+    /// Runs `batch` in one round trip and returns one `PostgresRows` per statement.
+    ///
+    /// Cancelling the calling task cancels the statement on the server.
+    public func execute(_ batch: PipelineBatch) async throws -> [PostgresRows] {
+        let requestID = Self.nextRequestID()
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[PostgresRows], any Error>) in
+                self.queue.async {
+                    let accepted = self.start(batch, requestID: requestID, returnsToPool: false) { result in
+                        continuation.resume(with: result.mapError { $0 })
+                    }
+                    if !accepted {
+                        continuation.resume(throwing: self.closedError)
+                    }
+                }
+            }
+        } onCancel: {
+            self.cancelRequest(requestID)
+        }
+    }
+
+    /// Runs one statement.
+    public func query(_ query: PostgresQuery) async throws -> PostgresRows {
+        try await self.execute(PipelineBatch(statements: [query]))[0]
+    }
+
+    /// Runs SQL text that may hold several statements, without parameters (the simple query
+    /// protocol). For migrations and administrative commands; use `query` for anything with values.
+    @discardableResult
+    public func simpleQuery(_ sql: String) async throws -> [PostgresRows] {
+        let requestID = Self.nextRequestID()
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[PostgresRows], any Error>) in
+                self.queue.async {
+                    let accepted = self.startSimple(sql, requestID: requestID) { result in
+                        continuation.resume(with: result.mapError { $0 })
+                    }
+                    if !accepted {
+                        continuation.resume(throwing: self.closedError)
+                    }
+                }
+            }
+        } onCancel: {
+            self.cancelRequest(requestID)
+        }
+    }
+
+    /// Sets the handler for LISTEN/NOTIFY notifications arriving on this connection.
+    public func onNotification(_ handler: @escaping @Sendable (PostgresNotification) -> Void) {
+        self.queue.async {
+            self.notificationHandler = handler
+        }
+    }
+
+    /// The backend process id serving this connection (`pg_backend_pid()`), 0 once closed.
+    public var backendProcessID: Int32 {
+        self.queue.sync {
+            self.pg.map { PQbackendPID($0) } ?? 0
+        }
+    }
+
+    var closedError: PostgresError {
+        if case .closed(let error) = self.state { return error }
+        return .connectionClosed("connection closed")
+    }
+}

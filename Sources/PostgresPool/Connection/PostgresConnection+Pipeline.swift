@@ -1,0 +1,292 @@
+import Dispatch
+import Logging
+import CLibPQ
+
+extension PostgresConnection {
+    /// Sends `batch` as one pipeline; on the connection's queue only.
+    ///
+    /// Returns false, without calling `completion`, when the connection is already closed: the
+    /// batch was never sent, so the pool may safely give it to another connection.
+    func start(
+        _ batch: PipelineBatch,
+        requestID: Int,
+        returnsToPool: Bool,
+        completion: @escaping (Result<[PostgresRows], PostgresError>) -> Void
+    ) -> Bool {
+        switch self.state {
+        case .idle:
+            break
+        case .closed:
+            return false
+        case .initial, .connecting, .busy, .settling:
+            completion(.failure(PostgresError(code: .protocolViolation, message: "connection \(self.id) is not idle")))
+            return true
+        }
+        if let reason = batch.invalidReason {
+            completion(.failure(PostgresError(code: .invalidParameter, message: reason)))
+            if returnsToPool { self.settle() }
+            return true
+        }
+        let inFlight = InFlight(
+            requestID: requestID,
+            statementCount: batch.statements.count,
+            returnsToPool: returnsToPool,
+            completion: completion
+        )
+        self.state = .busy(inFlight)
+        guard self.send(batch, inFlight) else {
+            self.fail(.connectionClosed("could not send to PostgreSQL: \(self.libpqErrorMessage)"))
+            return true
+        }
+        self.flush()
+        return true
+    }
+
+    private func send(_ batch: PipelineBatch, _ inFlight: InFlight) -> Bool {
+        if batch.transaction {
+            guard self.send(Self.begin, inFlight, as: .discard) else { return false }
+        }
+        for query in batch.prelude {
+            guard self.send(query, inFlight, as: .discard) else { return false }
+        }
+        for (index, query) in batch.statements.enumerated() {
+            guard self.send(query, inFlight, as: .statement(index: index)) else { return false }
+        }
+        if batch.transaction {
+            guard self.send(Self.commit, inFlight, as: .discard) else { return false }
+        }
+        while let name = self.pendingDeallocations.popLast() {
+            guard PQsendQueryParams(self.pg, "DEALLOCATE \(name)", 0, nil, nil, nil, nil, 0) == 1 else { return false }
+            inFlight.expect(.deallocate(name: name))
+        }
+        guard PQpipelineSync(self.pg) == 1 else { return false }
+        inFlight.expect(.sync)
+        return true
+    }
+
+    private static let begin: PostgresQuery = "BEGIN"
+    private static let commit: PostgresQuery = "COMMIT"
+    private static let rollback: PostgresQuery = "ROLLBACK"
+
+    /// Queues one statement: prepared the first time this connection sees its SQL, then reused.
+    private func send(_ query: PostgresQuery, _ inFlight: InFlight, as expectation: InFlight.Expectation) -> Bool {
+        let name: String
+        if let cached = self.statements.name(for: query.sql) {
+            name = cached
+        } else {
+            let (fresh, evicted) = self.statements.insert(query.sql)
+            name = fresh
+            if let evicted { self.pendingDeallocations.append(evicted) }
+            guard PQsendPrepare(self.pg, name, query.sql, 0, nil) == 1 else { return false }
+            inFlight.expect(.prepare(sql: query.sql, name: name))
+        }
+        let sent = query.bindings.withLibpqArrays { count, values, lengths, formats in
+            PQsendQueryPrepared(self.pg, name, count, values, lengths, formats, 0)
+        }
+        guard sent == 1 else { return false }
+        inFlight.expect(expectation)
+        return true
+    }
+
+    /// Reads every result libpq has complete; finishes the batch at its sync.
+    func processResults() {
+        guard case .busy(let inFlight) = self.state, let pg else { return }
+        while let expectation = inFlight.next {
+            guard PQisBusy(pg) == 0 else { return }
+            let result = PQgetResult(pg)
+            switch expectation {
+            case .sync:
+                guard let result else { continue }
+                let status = PQresultStatus(result)
+                PQclear(result)
+                guard status == PGRES_PIPELINE_SYNC else {
+                    self.fail(PostgresError(code: .protocolViolation, message: "expected a pipeline sync, got \(String(cString: PQresStatus(status)))"))
+                    return
+                }
+                inFlight.advance()
+            case .simple, .prepare, .discard, .deallocate, .statement:
+                guard let result else {
+                    // NULL ends the current command's results.
+                    inFlight.advance()
+                    continue
+                }
+                self.handle(result, for: expectation, in: inFlight)
+            }
+        }
+        self.complete(inFlight)
+    }
+
+    private func handle(_ result: OpaquePointer, for expectation: InFlight.Expectation, in inFlight: InFlight) {
+        let status = PQresultStatus(result)
+        switch status {
+        case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+            switch expectation {
+            case .statement(let index):
+                inFlight.results[index] = PostgresRows(result: PostgresResult(result))
+            case .simple:
+                inFlight.results.append(PostgresRows(result: PostgresResult(result)))
+            default:
+                PQclear(result)
+            }
+        case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR:
+            let error = PostgresError(result: result)
+            PQclear(result)
+            self.forget(expectation)
+            // A cached plan invalidated by a schema change: prepare afresh next time.
+            if error.sqlState == "0A000", error.message.contains("cached plan") { self.statements.removeAll() }
+            inFlight.record(error)
+        case PGRES_PIPELINE_ABORTED:
+            PQclear(result)
+            self.forget(expectation)
+            inFlight.record(PostgresError(code: .server, message: "statement skipped after an earlier error in the pipeline", sqlState: PostgresError.SQLState.inFailedTransaction))
+        default:
+            let description = String(cString: PQresStatus(status))
+            PQclear(result)
+            inFlight.record(PostgresError(code: .protocolViolation, message: "unexpected result status \(description)"))
+        }
+    }
+
+    /// A prepare or deallocate that did not happen must not be remembered as done.
+    private func forget(_ expectation: InFlight.Expectation) {
+        switch expectation {
+        case .prepare(let sql, let name):
+            self.statements.remove(sql, name: name)
+        case .deallocate(let name):
+            self.pendingDeallocations.append(name)
+        default:
+            break
+        }
+    }
+
+    private func complete(_ inFlight: InFlight) {
+        if inFlight.simpleProtocol, let pg {
+            guard PQenterPipelineMode(pg) == 1 else {
+                self.state = .settling(inFlight)
+                self.fail(.connectionClosed("could not re-enter pipeline mode: \(self.libpqErrorMessage)"))
+                return
+            }
+        }
+        self.state = .idle
+        inFlight.completion(inFlight.outcome)
+        if inFlight.returnsToPool {
+            self.settle()
+        }
+    }
+
+    /// Makes a pool-owned connection clean before it is reused: no open or failed transaction,
+    /// no cancel still on its way. Then tells the pool it is idle.
+    func settle() {
+        guard case .idle = self.state, let pg else { return }
+        if self.cancelsInFlight > 0 {
+            self.state = .settling(nil)
+            return
+        }
+        switch PQtransactionStatus(pg) {
+        case PQTRANS_IDLE:
+            self.delegate?.connectionBecameIdle(self)
+        case PQTRANS_INTRANS, PQTRANS_INERROR:
+            let requestID = Self.nextRequestID()
+            _ = self.start(PipelineBatch(statements: [Self.rollback]), requestID: requestID, returnsToPool: false) { [unowned self] result in
+                guard case .success = result, let pg = self.pg, PQtransactionStatus(pg) == PQTRANS_IDLE else {
+                    self.fail(.connectionClosed("could not roll back an unfinished transaction"))
+                    return
+                }
+                self.delegate?.connectionBecameIdle(self)
+            }
+        default:
+            self.fail(.connectionClosed("connection in an unknown transaction state"))
+        }
+    }
+
+    /// Sends SQL text with the simple query protocol: several statements, no parameters.
+    func startSimple(_ sql: String, requestID: Int, completion: @escaping (Result<[PostgresRows], PostgresError>) -> Void) -> Bool {
+        guard case .idle = self.state, let pg else {
+            if case .closed = self.state { return false }
+            completion(.failure(PostgresError(code: .protocolViolation, message: "connection \(self.id) is not idle")))
+            return true
+        }
+        guard PQexitPipelineMode(pg) == 1 else {
+            completion(.failure(PostgresError(code: .protocolViolation, message: "could not leave pipeline mode: \(self.libpqErrorMessage)")))
+            return true
+        }
+        let inFlight = InFlight(requestID: requestID, statementCount: 0, returnsToPool: false, completion: completion)
+        inFlight.simpleProtocol = true
+        inFlight.expect(.simple)
+        self.state = .busy(inFlight)
+        guard PQsendQuery(pg, sql) == 1 else {
+            self.fail(.connectionClosed("could not send to PostgreSQL: \(self.libpqErrorMessage)"))
+            return true
+        }
+        self.flush()
+        return true
+    }
+}
+
+extension PipelineBatch {
+    var invalidReason: String? {
+        for query in self.prelude where query.bindings.invalidReason != nil {
+            return query.bindings.invalidReason
+        }
+        for query in self.statements where query.bindings.invalidReason != nil {
+            return query.bindings.invalidReason
+        }
+        return nil
+    }
+}
+
+extension PostgresBindings {
+    /// Calls `body` with the parameter arrays `PQsendQueryPrepared` takes.
+    func withLibpqArrays<R>(
+        _ body: (Int32, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
+    ) -> R {
+        let count = self.slots.count
+        if count == 0 {
+            return body(0, nil, nil, nil)
+        }
+        return self.storage.withUnsafeBufferPointer { storage in
+            withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: count) { values in
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: count * 2) { numbers in
+                    let base = UnsafeRawPointer(storage.baseAddress)
+                    for (index, slot) in self.slots.enumerated() {
+                        if slot.length < 0 {
+                            values[index] = nil
+                        } else {
+                            // A zero-length binary value still needs a non-NULL pointer.
+                            values[index] = (base ?? UnsafeRawPointer(bitPattern: 1)!)
+                                .advanced(by: slot.offset)
+                                .assumingMemoryBound(to: CChar.self)
+                        }
+                        numbers[index] = Int32(max(slot.length, 0))
+                        numbers[count + index] = slot.format.rawValue
+                    }
+                    return body(
+                        Int32(count),
+                        UnsafePointer(values.baseAddress),
+                        UnsafePointer(numbers.baseAddress),
+                        UnsafePointer(numbers.baseAddress! + count)
+                    )
+                }
+            }
+        }
+    }
+}
+
+extension PostgresError {
+    /// The fields PostgreSQL sent with an error result.
+    init(result: OpaquePointer) {
+        func field(_ code: Character) -> String? {
+            PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) }
+        }
+        self.init(
+            code: .server,
+            message: field("M") ?? PQresultErrorMessage(result).map { String(cString: $0).trimmingTrailingNewlines() } ?? "unknown error",
+            sqlState: field("C"),
+            detail: field("D"),
+            hint: field("H"),
+            constraint: field("n"),
+            table: field("t"),
+            column: field("c"),
+            schema: field("s")
+        )
+    }
+}

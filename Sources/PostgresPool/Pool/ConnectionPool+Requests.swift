@@ -1,0 +1,113 @@
+import Dispatch
+import Logging
+extension ConnectionPool {
+    /// Runs `batch` on the next free connection in one round trip.
+    ///
+    /// Cancelling the calling task removes the request from the queue, or cancels the running
+    /// statement on the server.
+    public func execute(_ batch: PipelineBatch) async throws -> [PostgresRows] {
+        let id = PostgresConnection.nextRequestID()
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[PostgresRows], any Error>) in
+                self.enqueue(.batch(id: id, batch, continuation))
+            }
+        } onCancel: {
+            self.cancel(requestID: id)
+        }
+    }
+
+    /// Runs one statement (in its own implicit transaction).
+    public func query(_ query: PostgresQuery) async throws -> PostgresRows {
+        try await self.execute(PipelineBatch(statements: [query]))[0]
+    }
+
+    /// Runs `BEGIN; prelude…; statements…; COMMIT` in one round trip and returns the statements' rows.
+    ///
+    /// If a statement fails, nothing is committed and the error is that statement's.
+    public func transaction(_ statements: [PostgresQuery], prelude: [PostgresQuery] = []) async throws -> [PostgresRows] {
+        try await self.execute(PipelineBatch(statements: statements, prelude: prelude, transaction: true))
+    }
+
+    /// Borrows a connection for work that cannot be expressed as one batch.
+    ///
+    /// The connection returns to the pool when `body` ends; a transaction left open is rolled back.
+    public func withConnection<Result>(
+        _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        let connection = try await self.lease()
+        do {
+            let result = try await body(connection)
+            self.release(connection)
+            return result
+        } catch {
+            self.release(connection)
+            throw error
+        }
+    }
+
+    /// Runs an interactive transaction: each `query` on the transaction is one round trip, and
+    /// `BEGIN` plus `prelude` travel with the first of them.
+    ///
+    /// Commits when `body` returns, rolls back when it throws.
+    public func withTransaction<Result>(
+        prelude: [PostgresQuery] = [],
+        _ body: (PostgresTransaction) async throws -> Result
+    ) async throws -> Result {
+        try await self.withConnection { connection in
+            let transaction = PostgresTransaction(connection: connection, prelude: prelude)
+            let result = try await body(transaction)
+            try await transaction.commit()
+            return result
+        }
+    }
+
+    private func lease() async throws -> PostgresConnection {
+        let id = PostgresConnection.nextRequestID()
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<PostgresConnection, any Error>) in
+                self.enqueue(.lease(id: id, continuation))
+            }
+        } onCancel: {
+            self.cancel(requestID: id)
+        }
+    }
+}
+
+/// A transaction in progress on a borrowed connection; use it from one task only.
+public final class PostgresTransaction: @unchecked Sendable {
+    /// The connection the transaction runs on.
+    public let connection: PostgresConnection
+    private let prelude: [PostgresQuery]
+    private var begun = false
+    private var finished = false
+
+    init(connection: PostgresConnection, prelude: [PostgresQuery]) {
+        self.connection = connection
+        self.prelude = prelude
+    }
+
+    /// Runs one statement inside the transaction.
+    public func query(_ query: PostgresQuery) async throws -> PostgresRows {
+        try await self.execute([query])[0]
+    }
+
+    /// Runs several statements inside the transaction in one round trip.
+    public func execute(_ statements: [PostgresQuery]) async throws -> [PostgresRows] {
+        precondition(!self.finished, "the transaction has already ended")
+        var batch = PipelineBatch(statements: statements)
+        if !self.begun {
+            batch.prelude = [Self.begin] + self.prelude
+            self.begun = true
+        }
+        return try await self.connection.execute(batch)
+    }
+
+    func commit() async throws {
+        guard self.begun, !self.finished else { return }
+        self.finished = true
+        _ = try await self.connection.execute(PipelineBatch(statements: [Self.commit]))
+    }
+
+    private static let begin: PostgresQuery = "BEGIN"
+    private static let commit: PostgresQuery = "COMMIT"
+}

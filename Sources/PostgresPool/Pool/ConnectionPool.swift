@@ -1,0 +1,258 @@
+import Dispatch
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// A pool of libpq connections that runs batches of statements for async callers.
+///
+/// Callers hand the pool work rather than borrowing a connection: a batch waits in a FIFO queue
+/// and the next connection that turns idle takes it on its own queue, without a hop through the
+/// Swift concurrency pool. Interactive work (`withConnection`, `withTransaction`) borrows a
+/// connection instead. Run the pool as a `Service` so its maintenance (keep-alive, reconnects,
+/// idle close) happens and it closes gracefully on shutdown.
+public final class ConnectionPool: Service, Sendable {
+    public let configuration: PoolConfiguration
+    let logger: Logger
+    private let shared: Mutex<Shared>
+    private let timerQueue = DispatchQueue(label: "atrium.postgres.pool.timer")
+    private let timer: UnsafeSendable<any DispatchSourceTimer>
+
+    private struct Shared {
+        var machine: PoolStateMachine<PoolRequest>
+        var connections: [Int: PostgresConnection] = [:]
+        var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
+        var shutdownDone = false
+    }
+
+    public init(configuration: PoolConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.shared = Mutex(Shared(machine: PoolStateMachine(configuration: .init(
+            maxConnections: configuration.maxConnections,
+            minConnections: configuration.minConnections,
+            acquireTimeout: configuration.acquireTimeout.nanoseconds,
+            keepAliveInterval: configuration.keepAliveInterval.nanoseconds,
+            idleTimeout: configuration.idleTimeout.nanoseconds,
+            reconnectDelay: configuration.reconnectDelay.nanoseconds,
+            maxReconnectDelay: configuration.maxReconnectDelay.nanoseconds
+        ))))
+        let timer = DispatchSource.makeTimerSource(queue: self.timerQueue)
+        self.timer = UnsafeSendable(timer)
+        timer.schedule(deadline: .distantFuture)
+        timer.setEventHandler { [weak self] in self?.acquireTimerFired() }
+        timer.resume()
+    }
+
+    deinit {
+        self.timer.value.cancel()
+    }
+
+    /// Current counters.
+    public var statistics: PoolStatistics {
+        self.shared.withLock { $0.machine.statistics }
+    }
+
+    /// Does maintenance until graceful shutdown or cancellation, then closes the pool.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: self.configuration.maintenanceInterval)
+                guard !Task.isCancelled else { break }
+                self.handle(self.shared.withLock { $0.machine.maintenance(now: Self.now()) })
+            }
+        }
+        await self.close()
+    }
+
+    /// Stops taking requests, lets running ones finish and closes every connection.
+    public func close() async {
+        self.handle(self.shared.withLock { $0.machine.shutdown() })
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = self.shared.withLock { shared -> Bool in
+                if shared.shutdownDone { return true }
+                shared.shutdownWaiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    static func now() -> UInt64 {
+        DispatchTime.now().uptimeNanoseconds
+    }
+
+    // MARK: Requests
+
+    func enqueue(_ request: PoolRequest) {
+        self.handle(self.shared.withLock { $0.machine.enqueue(request, now: Self.now()) })
+    }
+
+    /// A request handed to a connection that turned out closed: it was never sent, so try again.
+    private func requeue(_ request: PoolRequest) {
+        self.handle(self.shared.withLock { $0.machine.enqueue(request, now: Self.now(), atFront: true) })
+    }
+
+    func cancel(requestID: Int) {
+        let (action, connections) = self.shared.withLock { shared in
+            let action = shared.machine.cancel(requestID: requestID)
+            return (action, action.fail.isEmpty ? Array(shared.connections.values) : [])
+        }
+        // Not waiting any more, so perhaps running: the connection running it cancels it.
+        for connection in connections {
+            connection.cancelRequest(requestID)
+        }
+        self.handle(action)
+    }
+
+    /// Gives a borrowed connection back; it is rolled back first if a transaction was left open.
+    func release(_ connection: PostgresConnection) {
+        connection.queue.async {
+            connection.settle()
+        }
+    }
+
+    private func acquireTimerFired() {
+        self.handle(self.shared.withLock { $0.machine.timerFired(now: Self.now()) })
+    }
+
+    // MARK: Performing actions
+
+    /// Carries out what the state machine decided; `current` is the connection whose queue we
+    /// are on, if any, so work for it starts without another hop.
+    private func handle(_ action: PoolStateMachine<PoolRequest>.Action, current: PostgresConnection? = nil) {
+        for (request, error) in action.fail {
+            request.fail(error)
+        }
+        if let (request, key) = action.run {
+            if let current, current.poolKey == key {
+                self.run(request, on: current, onQueue: true)
+            } else if let connection = self.shared.withLock({ $0.connections[key] }) {
+                self.run(request, on: connection, onQueue: false)
+            } else {
+                self.requeue(request)
+            }
+        }
+        for key in action.create {
+            self.openConnection(key)
+        }
+        if !action.close.isEmpty || !action.ping.isEmpty {
+            let connections = self.shared.withLock { shared in
+                (action.close.compactMap { shared.connections[$0] }, action.ping.compactMap { shared.connections[$0] })
+            }
+            for connection in connections.0 {
+                connection.queue.async { connection.fail(.connectionClosed("closed by the pool")) }
+            }
+            for connection in connections.1 {
+                self.ping(connection)
+            }
+        }
+        if let deadline = action.armTimer {
+            self.timer.value.schedule(deadline: DispatchTime(uptimeNanoseconds: deadline))
+        }
+        if let retryAt = action.retryAt {
+            self.timerQueue.asyncAfter(deadline: DispatchTime(uptimeNanoseconds: retryAt)) { [weak self] in
+                guard let self else { return }
+                self.handle(self.shared.withLock { $0.machine.retryConnecting(now: Self.now()) })
+            }
+        }
+        if action.shutdownComplete {
+            let waiters = self.shared.withLock { shared in
+                shared.shutdownDone = true
+                defer { shared.shutdownWaiters = [] }
+                return shared.shutdownWaiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+    }
+
+    private func run(_ request: PoolRequest, on connection: PostgresConnection, onQueue: Bool) {
+        switch request {
+        case .batch(let id, let batch, let continuation):
+            let work: @Sendable () -> Void = {
+                let accepted = connection.start(batch, requestID: id, returnsToPool: true) { result in
+                    continuation.resume(with: result.mapError { $0 })
+                }
+                if !accepted { self.requeue(request) }
+            }
+            if onQueue { work() } else { connection.queue.async(execute: work) }
+        case .lease(_, let continuation):
+            continuation.resume(returning: connection)
+        }
+    }
+
+    private func openConnection(_ key: Int) {
+        let connection = PostgresConnection(
+            id: PostgresConnection.nextID(),
+            poolKey: key,
+            configuration: self.configuration.connection,
+            statementCacheCapacity: self.configuration.statementCacheCapacity,
+            logger: self.logger
+        )
+        connection.delegate = self
+        self.shared.withLock { $0.connections[key] = connection }
+        connection.queue.async {
+            connection.startConnecting { result in
+                switch result {
+                case .success:
+                    self.connectionBecameIdle(connection)
+                case .failure(let error):
+                    self.logger.warning("cannot connect to PostgreSQL", metadata: ["db.error": "\(error.message)"])
+                    self.handle(self.shared.withLock { shared in
+                        shared.connections[key] = nil
+                        return shared.machine.connectFailed(key, error: error, now: Self.now())
+                    })
+                }
+            }
+        }
+    }
+
+    private func ping(_ connection: PostgresConnection) {
+        connection.queue.async {
+            let accepted = connection.start(
+                PipelineBatch(statements: ["SELECT 1"]),
+                requestID: PostgresConnection.nextRequestID(),
+                returnsToPool: true
+            ) { _ in }
+            // A closed connection has already told the pool.
+            _ = accepted
+        }
+    }
+}
+
+extension ConnectionPool: PostgresConnectionDelegate {
+    func connectionBecameIdle(_ connection: PostgresConnection) {
+        self.handle(
+            self.shared.withLock { $0.machine.released(connection.poolKey, now: Self.now()) },
+            current: connection
+        )
+    }
+
+    func connectionClosed(_ connection: PostgresConnection, error: PostgresError) {
+        self.logger.debug("pool connection closed", metadata: ["db.error": "\(error.message)"])
+        self.handle(self.shared.withLock { shared in
+            shared.connections[connection.poolKey] = nil
+            return shared.machine.closed(connection.poolKey, now: Self.now())
+        })
+    }
+}
+
+/// A caller's request as the pool queues it.
+enum PoolRequest: PoolRequestProtocol, Sendable {
+    /// Run this batch on whichever connection comes free.
+    case batch(id: Int, PipelineBatch, UnsafeContinuation<[PostgresRows], any Error>)
+    /// Hand over a connection for interactive use.
+    case lease(id: Int, UnsafeContinuation<PostgresConnection, any Error>)
+
+    var id: Int {
+        switch self {
+        case .batch(let id, _, _), .lease(let id, _): id
+        }
+    }
+
+    func fail(_ error: PostgresError) {
+        switch self {
+        case .batch(_, _, let continuation): continuation.resume(throwing: error)
+        case .lease(_, let continuation): continuation.resume(throwing: error)
+        }
+    }
+}

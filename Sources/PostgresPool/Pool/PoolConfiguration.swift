@@ -1,0 +1,65 @@
+/// Sizing and timing of a `ConnectionPool`.
+public struct PoolConfiguration: Sendable {
+    /// Where and how connections are opened.
+    public var connection: PostgresConfiguration
+    /// Most connections open at once.
+    public var maxConnections: Int
+    /// Connections kept open even when idle.
+    public var minConnections: Int
+    /// How long a caller waits for a connection before failing with `acquireTimeout`.
+    public var acquireTimeout: Duration
+    /// An idle connection is pinged (`SELECT 1`) after this long, so a dead one is found before a caller is.
+    public var keepAliveInterval: Duration
+    /// Idle connections above `minConnections` are closed after this long.
+    public var idleTimeout: Duration
+    /// First delay before reconnecting after a failed attempt; doubles up to `maxReconnectDelay`.
+    public var reconnectDelay: Duration
+    public var maxReconnectDelay: Duration
+    /// How often `run()` does maintenance (keep-alive, idle close, warm-up).
+    public var maintenanceInterval: Duration
+    /// Prepared statements kept per connection.
+    public var statementCacheCapacity: Int
+
+    public init(
+        connection: PostgresConfiguration,
+        maxConnections: Int = 8,
+        minConnections: Int = 0,
+        acquireTimeout: Duration = .seconds(5),
+        keepAliveInterval: Duration = .seconds(30),
+        idleTimeout: Duration = .seconds(300),
+        reconnectDelay: Duration = .milliseconds(100),
+        maxReconnectDelay: Duration = .seconds(5),
+        maintenanceInterval: Duration = .seconds(1),
+        statementCacheCapacity: Int = 256
+    ) {
+        precondition(maxConnections >= 1, "a pool needs at least one connection")
+        self.connection = connection
+        self.maxConnections = maxConnections
+        self.minConnections = min(max(0, minConnections), maxConnections)
+        self.acquireTimeout = acquireTimeout
+        self.keepAliveInterval = keepAliveInterval
+        self.idleTimeout = idleTimeout
+        self.reconnectDelay = reconnectDelay
+        self.maxReconnectDelay = maxReconnectDelay
+        self.maintenanceInterval = maintenanceInterval
+        self.statementCacheCapacity = statementCacheCapacity
+    }
+}
+
+/// A snapshot of the pool's counters, for metrics and health checks.
+public struct PoolStatistics: Sendable, Hashable {
+    /// Established connections (idle or in use).
+    public var open: Int
+    /// Connections being established.
+    public var connecting: Int
+    public var idle: Int
+    public var inUse: Int
+    /// Callers waiting for a connection.
+    public var waiting: Int
+    /// Requests that got a connection, since the pool started.
+    public var acquired: Int
+    /// Requests that gave up waiting, since the pool started.
+    public var timedOut: Int
+    /// Connection attempts that failed, since the pool started.
+    public var connectFailures: Int
+}

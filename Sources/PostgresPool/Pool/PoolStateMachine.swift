@@ -1,0 +1,291 @@
+import DequeModule
+
+/// Something a caller asked the pool for, identified for timeouts and cancellation.
+protocol PoolRequestProtocol {
+    var id: Int { get }
+}
+
+/// The pool's decisions, without I/O or locks: each event returns what to do next and the
+/// owner performs it outside the lock. Time is passed in (nanoseconds of a monotonic clock),
+/// so tests drive it without waiting.
+struct PoolStateMachine<Request: PoolRequestProtocol> {
+    struct Configuration {
+        var maxConnections: Int
+        var minConnections: Int
+        var acquireTimeout: UInt64
+        var keepAliveInterval: UInt64
+        var idleTimeout: UInt64
+        var reconnectDelay: UInt64
+        var maxReconnectDelay: UInt64
+    }
+
+    enum ConnectionState: Equatable {
+        case connecting
+        case idle(since: UInt64)
+        case busy
+        case pinging
+        case closing
+    }
+
+    struct Waiter {
+        var request: Request
+        var deadline: UInt64
+    }
+
+    /// Everything one event asks the owner to do. Empty arrays cost nothing, so the hot path
+    /// (`enqueue`, `released`) allocates nothing here.
+    struct Action {
+        var run: (request: Request, connection: Int)?
+        var fail: [(request: Request, error: PostgresError)] = []
+        var create: [Int] = []
+        var close: [Int] = []
+        var ping: [Int] = []
+        /// Re-arm the acquire-timeout timer for this instant.
+        var armTimer: UInt64?
+        /// Call `retryConnecting` at this instant.
+        var retryAt: UInt64?
+        var shutdownComplete = false
+    }
+
+    let configuration: Configuration
+    private(set) var connections: [Int: ConnectionState] = [:]
+    private var idleStack: [Int] = []
+    private var waiters: Deque<Waiter> = []
+    private var nextConnectionID = 0
+    private var connectingCount = 0
+    private var consecutiveFailures = 0
+    private var backoffUntil: UInt64 = 0
+    private var retryScheduled = false
+    private(set) var lastConnectError: PostgresError?
+    private(set) var isShuttingDown = false
+    private var acquiredTotal = 0
+    private var timedOutTotal = 0
+    private var connectFailuresTotal = 0
+
+    init(configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    var statistics: PoolStatistics {
+        var inUse = 0
+        for state in self.connections.values where state == .busy || state == .pinging {
+            inUse += 1
+        }
+        return PoolStatistics(
+            open: self.connections.count - self.connectingCount,
+            connecting: self.connectingCount,
+            idle: self.idleStack.count,
+            inUse: inUse,
+            waiting: self.waiters.count,
+            acquired: self.acquiredTotal,
+            timedOut: self.timedOutTotal,
+            connectFailures: self.connectFailuresTotal
+        )
+    }
+
+    // MARK: Requests
+
+    /// A caller wants a connection; `atFront` for a request that was handed out but never sent.
+    mutating func enqueue(_ request: Request, now: UInt64, atFront: Bool = false) -> Action {
+        var action = Action()
+        if self.isShuttingDown {
+            action.fail.append((request, .poolClosed))
+            return action
+        }
+        if self.waiters.isEmpty, let connection = self.idleStack.popLast() {
+            self.connections[connection] = .busy
+            self.acquiredTotal += 1
+            action.run = (request, connection)
+            return action
+        }
+        let waiter = Waiter(request: request, deadline: now &+ self.configuration.acquireTimeout)
+        if atFront {
+            self.waiters.prepend(waiter)
+            action.armTimer = waiter.deadline
+        } else {
+            if self.waiters.isEmpty { action.armTimer = waiter.deadline }
+            self.waiters.append(waiter)
+        }
+        self.growIfNeeded(now: now, into: &action)
+        return action
+    }
+
+    /// The caller gave up (task cancelled); fails it if it is still waiting.
+    mutating func cancel(requestID: Int) -> Action {
+        var action = Action()
+        if let index = self.waiters.firstIndex(where: { $0.request.id == requestID }) {
+            let waiter = self.waiters.remove(at: index)
+            action.fail.append((waiter.request, .cancelled))
+        }
+        return action
+    }
+
+    /// The acquire-timeout timer fired: fail every waiter past its deadline.
+    mutating func timerFired(now: UInt64) -> Action {
+        var action = Action()
+        // All waiters share one timeout, so deadlines rise from the head (but for requeued ones).
+        while let head = self.waiters.first, head.deadline <= now {
+            self.waiters.removeFirst()
+            self.timedOutTotal += 1
+            action.fail.append((head.request, self.acquireTimeoutError()))
+        }
+        action.armTimer = self.waiters.first?.deadline
+        self.finishShutdownIfDone(into: &action)
+        return action
+    }
+
+    private func acquireTimeoutError() -> PostgresError {
+        let seconds = Double(self.configuration.acquireTimeout) / 1e9
+        if self.connections.count - self.connectingCount == 0, let lastConnectError {
+            return PostgresError(
+                code: .acquireTimeout,
+                message: "no database connection within \(seconds)s; the last attempt failed: \(lastConnectError.message)"
+            )
+        }
+        return PostgresError(
+            code: .acquireTimeout,
+            message: "no database connection became free within \(seconds)s (\(self.connections.count) of \(self.configuration.maxConnections) in use, \(self.waiters.count) waiting)"
+        )
+    }
+
+    // MARK: Connections
+
+    /// A connection finished its work (or came up, or answered a ping) and is clean.
+    mutating func released(_ connection: Int, now: UInt64) -> Action {
+        var action = Action()
+        guard let state = self.connections[connection], state != .closing else { return action }
+        if state == .connecting {
+            self.connectingCount -= 1
+            self.consecutiveFailures = 0
+            self.lastConnectError = nil
+        }
+        if let waiter = self.waiters.popFirst() {
+            self.connections[connection] = .busy
+            self.acquiredTotal += 1
+            action.run = (waiter.request, connection)
+            self.growIfNeeded(now: now, into: &action)
+            return action
+        }
+        if self.isShuttingDown {
+            self.connections[connection] = .closing
+            action.close.append(connection)
+            return action
+        }
+        self.connections[connection] = .idle(since: now)
+        self.idleStack.append(connection)
+        return action
+    }
+
+    /// Opening a connection failed: back off before the next attempt.
+    mutating func connectFailed(_ connection: Int, error: PostgresError, now: UInt64) -> Action {
+        var action = Action()
+        guard self.connections.removeValue(forKey: connection) != nil else { return action }
+        self.connectingCount -= 1
+        self.consecutiveFailures += 1
+        self.connectFailuresTotal += 1
+        self.lastConnectError = error
+        let exponent = min(self.consecutiveFailures - 1, 16)
+        let delay = min(self.configuration.reconnectDelay << UInt64(exponent), self.configuration.maxReconnectDelay)
+        self.backoffUntil = now &+ delay
+        if !self.waiters.isEmpty || self.connections.count < self.configuration.minConnections, !self.retryScheduled {
+            self.retryScheduled = true
+            action.retryAt = self.backoffUntil
+        }
+        self.finishShutdownIfDone(into: &action)
+        return action
+    }
+
+    /// The backoff delay is over.
+    mutating func retryConnecting(now: UInt64) -> Action {
+        var action = Action()
+        self.retryScheduled = false
+        self.growIfNeeded(now: now, into: &action)
+        return action
+    }
+
+    /// An established connection ended (broken, or closed on purpose).
+    mutating func closed(_ connection: Int, now: UInt64) -> Action {
+        var action = Action()
+        guard let state = self.connections.removeValue(forKey: connection) else { return action }
+        if state == .connecting { self.connectingCount -= 1 }
+        if case .idle = state, let index = self.idleStack.firstIndex(of: connection) {
+            self.idleStack.remove(at: index)
+        }
+        self.growIfNeeded(now: now, into: &action)
+        self.finishShutdownIfDone(into: &action)
+        return action
+    }
+
+    /// Periodic housekeeping: ping long-idle connections, close surplus idle ones, keep the minimum open.
+    mutating func maintenance(now: UInt64) -> Action {
+        var action = Action()
+        guard !self.isShuttingDown else { return action }
+        var keep: [Int] = []
+        // idleStack is oldest-first; surplus connections idle too long are closed oldest-first.
+        var surplus = self.connections.count - self.configuration.minConnections
+        for connection in self.idleStack {
+            guard case .idle(let since) = self.connections[connection] else { continue }
+            let idleFor = now &- since
+            if surplus > 0, idleFor >= self.configuration.idleTimeout {
+                surplus -= 1
+                self.connections[connection] = .closing
+                action.close.append(connection)
+            } else if idleFor >= self.configuration.keepAliveInterval {
+                self.connections[connection] = .pinging
+                action.ping.append(connection)
+            } else {
+                keep.append(connection)
+            }
+        }
+        self.idleStack = keep
+        self.growIfNeeded(now: now, into: &action)
+        return action
+    }
+
+    /// Stop taking requests: waiting callers fail, idle connections close now, busy ones once
+    /// their current work is done.
+    mutating func shutdown() -> Action {
+        var action = Action()
+        self.isShuttingDown = true
+        while let waiter = self.waiters.popFirst() {
+            action.fail.append((waiter.request, .poolClosed))
+        }
+        action.armTimer = nil
+        for connection in self.idleStack {
+            self.connections[connection] = .closing
+            action.close.append(connection)
+        }
+        self.idleStack.removeAll()
+        self.finishShutdownIfDone(into: &action)
+        return action
+    }
+
+    /// Opens connections while callers wait for them, within the limit and outside a backoff.
+    private mutating func growIfNeeded(now: UInt64, into action: inout Action) {
+        guard !self.isShuttingDown else { return }
+        let wanted = max(self.waiters.count, self.configuration.minConnections - self.connections.count + self.connectingCount)
+        guard wanted > self.connectingCount, self.connections.count < self.configuration.maxConnections else { return }
+        if now < self.backoffUntil {
+            if !self.retryScheduled {
+                self.retryScheduled = true
+                action.retryAt = self.backoffUntil
+            }
+            return
+        }
+        // After failures, probe with one connection; once one succeeds the rest follow.
+        let limit = self.consecutiveFailures > 0 ? 1 : self.configuration.maxConnections
+        while self.connectingCount < wanted, self.connectingCount < limit,
+              self.connections.count < self.configuration.maxConnections {
+            self.nextConnectionID += 1
+            self.connections[self.nextConnectionID] = .connecting
+            self.connectingCount += 1
+            action.create.append(self.nextConnectionID)
+        }
+    }
+
+    private mutating func finishShutdownIfDone(into action: inout Action) {
+        if self.isShuttingDown, self.connections.isEmpty {
+            action.shutdownComplete = true
+        }
+    }
+}

@@ -1,0 +1,193 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Reading and writing PostgreSQL's text representations without going through `String`
+/// where the hot path allows it.
+///
+/// The pool sets `TimeZone=UTC` and `DateStyle=ISO` on every connection, so timestamps always come
+/// back as `YYYY-MM-DD HH:MM:SS[.ffffff]+00`; offsets are still honoured for safety.
+@usableFromInline
+enum PostgresTextCoding {
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    @usableFromInline
+    static func appendDecimal(_ value: Int64, to buffer: inout [UInt8]) {
+        if value == 0 {
+            buffer.append(UInt8(ascii: "0"))
+            return
+        }
+        var magnitude = value.magnitude
+        if value < 0 { buffer.append(UInt8(ascii: "-")) }
+        let start = buffer.count
+        while magnitude > 0 {
+            buffer.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+            magnitude /= 10
+        }
+        buffer[start...].reverse()
+    }
+
+    static func appendUUID(_ uuid: UUID, to buffer: inout [UInt8]) {
+        withUnsafeBytes(of: uuid.uuid) { bytes in
+            for (index, byte) in bytes.enumerated() {
+                if index == 4 || index == 6 || index == 8 || index == 10 {
+                    buffer.append(UInt8(ascii: "-"))
+                }
+                buffer.append(Self.hexDigits[Int(byte >> 4)])
+                buffer.append(Self.hexDigits[Int(byte & 0x0F)])
+            }
+        }
+    }
+
+    static func appendTimestamp(_ date: Date, to buffer: inout [UInt8]) {
+        let micros = (date.timeIntervalSince1970 * 1_000_000).rounded()
+        guard micros.isFinite, abs(micros) < 9.0e18 else {
+            buffer.append(contentsOf: (micros < 0 ? "-infinity" : "infinity").utf8)
+            return
+        }
+        let total = Int64(micros)
+        let (days, microsOfDay) = Self.floorDivide(total, 86_400_000_000)
+        var (year, month, day) = Self.civil(fromDays: days)
+        let bc = year <= 0
+        if bc { year = 1 - year }
+        Self.appendPadded(year, width: 4, to: &buffer)
+        buffer.append(UInt8(ascii: "-"))
+        Self.appendPadded(month, width: 2, to: &buffer)
+        buffer.append(UInt8(ascii: "-"))
+        Self.appendPadded(day, width: 2, to: &buffer)
+        buffer.append(UInt8(ascii: " "))
+        let seconds = microsOfDay / 1_000_000
+        Self.appendPadded(seconds / 3600, width: 2, to: &buffer)
+        buffer.append(UInt8(ascii: ":"))
+        Self.appendPadded(seconds / 60 % 60, width: 2, to: &buffer)
+        buffer.append(UInt8(ascii: ":"))
+        Self.appendPadded(seconds % 60, width: 2, to: &buffer)
+        buffer.append(UInt8(ascii: "."))
+        Self.appendPadded(microsOfDay % 1_000_000, width: 6, to: &buffer)
+        buffer.append(contentsOf: "+00".utf8)
+        if bc { buffer.append(contentsOf: " BC".utf8) }
+    }
+
+    private static func appendPadded(_ value: Int64, width: Int, to buffer: inout [UInt8]) {
+        var digits: [UInt8] = []
+        var rest = value
+        repeat {
+            digits.append(UInt8(ascii: "0") + UInt8(rest % 10))
+            rest /= 10
+        } while rest > 0
+        if digits.count < width {
+            buffer.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width - digits.count))
+        }
+        buffer.append(contentsOf: digits.reversed())
+    }
+
+    static func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
+        var quotient = value / divisor
+        var remainder = value % divisor
+        if remainder < 0 {
+            quotient -= 1
+            remainder += divisor
+        }
+        return (quotient, remainder)
+    }
+
+    /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+    static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        return (year, month, day)
+    }
+
+    /// A proleptic Gregorian date to days since 1970-01-01.
+    static func days(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+}
+
+extension PostgresTextCoding {
+    static func parseInteger(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+        guard !bytes.isEmpty else { return nil }
+        var index = 0
+        var negative = false
+        if bytes[0] == UInt8(ascii: "-") || bytes[0] == UInt8(ascii: "+") {
+            negative = bytes[0] == UInt8(ascii: "-")
+            index = 1
+        }
+        guard index < bytes.count else { return nil }
+        var value: Int64 = 0
+        while index < bytes.count {
+            let digit = bytes[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            let (times, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = negative
+                ? times.subtractingReportingOverflow(Int64(digit))
+                : times.addingReportingOverflow(Int64(digit))
+            guard !overflow1, !overflow2 else { return nil }
+            value = sum
+            index += 1
+        }
+        return value
+    }
+
+    static func parseUUID(_ bytes: UnsafeRawBufferPointer) -> UUID? {
+        var raw: [UInt8] = []
+        raw.reserveCapacity(16)
+        var high: UInt8?
+        for byte in bytes {
+            if byte == UInt8(ascii: "-") { continue }
+            guard let nibble = Self.hexValue(byte) else { return nil }
+            if let h = high {
+                raw.append(h << 4 | nibble)
+                high = nil
+            } else {
+                high = nibble
+            }
+        }
+        guard raw.count == 16, high == nil else { return nil }
+        return UUID(uuid: (
+            raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7],
+            raw[8], raw[9], raw[10], raw[11], raw[12], raw[13], raw[14], raw[15]
+        ))
+    }
+
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    /// `bytea` in hex output format: `\x0a1b…`.
+    static func parseByteaHex(_ bytes: UnsafeRawBufferPointer) -> [UInt8]? {
+        guard bytes.count >= 2, bytes[0] == UInt8(ascii: "\\"), bytes[1] == UInt8(ascii: "x"),
+              bytes.count % 2 == 0
+        else { return nil }
+        var result: [UInt8] = []
+        result.reserveCapacity((bytes.count - 2) / 2)
+        var index = 2
+        while index < bytes.count {
+            guard let high = Self.hexValue(bytes[index]), let low = Self.hexValue(bytes[index + 1]) else {
+                return nil
+            }
+            result.append(high << 4 | low)
+            index += 2
+        }
+        return result
+    }
+}
