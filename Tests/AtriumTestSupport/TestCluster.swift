@@ -1,0 +1,137 @@
+import AtriumCore
+import EmbeddedPostgres
+import Foundation
+import Logging
+import PostgresPool
+
+/// The temporary PostgreSQL cluster shared by every test in this process.
+///
+/// Tests isolate themselves by creating their own database (`makeDatabase`) or their own
+/// tenants; the cluster itself is started once and shut down when the process exits.
+public actor TestCluster {
+    public static let shared = TestCluster()
+
+    private var starting: Task<EmbeddedPostgres, any Error>?
+    private var template: Task<String, any Error>?
+    private var databaseCounter = 0
+
+    /// The running cluster, started on first use.
+    public func cluster() async throws -> EmbeddedPostgres {
+        if let starting { return try await starting.value }
+        let task = Task {
+            try await EmbeddedPostgres.start(.temporary, logger: TestLogger.make("embedded-postgres"))
+        }
+        self.starting = task
+        return try await task.value
+    }
+
+    /// A fresh, empty database; returns its name.
+    public func makeEmptyDatabase(prefix: String = "test") async throws -> String {
+        let cluster = try await self.cluster()
+        self.databaseCounter += 1
+        let name = "\(prefix)_\(self.databaseCounter)_\(UUID().uuidString.prefix(8).lowercased())"
+        let admin = try await PostgresConnection.connect(
+            configuration: PostgresConfiguration(connectionString: cluster.connectionString()),
+            logger: TestLogger.make("admin")
+        )
+        do {
+            try await admin.simpleQuery("CREATE DATABASE \"\(name)\"")
+        } catch {
+            await admin.close()
+            throw error
+        }
+        await admin.close()
+        return name
+    }
+
+    /// A fresh database with every migration applied (copied from a template migrated once).
+    public func makeDatabase(prefix: String = "test") async throws -> TestDatabase {
+        let template = try await self.migratedTemplate()
+        let cluster = try await self.cluster()
+        self.databaseCounter += 1
+        let name = "\(prefix)_\(self.databaseCounter)_\(UUID().uuidString.prefix(8).lowercased())"
+        let admin = try await PostgresConnection.connect(
+            configuration: PostgresConfiguration(connectionString: cluster.connectionString()),
+            logger: TestLogger.make("admin")
+        )
+        do {
+            try await admin.simpleQuery("CREATE DATABASE \"\(name)\" TEMPLATE \"\(template)\"")
+        } catch {
+            await admin.close()
+            throw error
+        }
+        await admin.close()
+        return TestDatabase(cluster: cluster, name: name)
+    }
+
+    private func migratedTemplate() async throws -> String {
+        if let template { return try await template.value }
+        let task = Task {
+            let name = try await self.makeEmptyDatabase(prefix: "template")
+            let cluster = try await self.cluster()
+            try await Migrator(
+                configuration: PostgresConfiguration(connectionString: cluster.connectionString(database: name)),
+                migrations: try Migrations.all(),
+                logger: TestLogger.make("migrate")
+            ).migrate()
+            return name
+        }
+        self.template = task
+        return try await task.value
+    }
+
+    /// Connection settings for `database` as the superuser.
+    public func superuserConfiguration(database: String) async throws -> PostgresConfiguration {
+        let cluster = try await self.cluster()
+        return PostgresConfiguration(connectionString: cluster.connectionString(database: database))
+    }
+}
+
+/// Loggers for tests: quiet unless `ATRIUM_TEST_LOG` names a level.
+public enum TestLogger {
+    public static func make(_ label: String) -> Logger {
+        var logger = Logger(label: label)
+        let level = ProcessInfo.processInfo.environment["ATRIUM_TEST_LOG"].flatMap(Logger.Level.init(rawValue:))
+        logger.logLevel = level ?? .critical
+        return logger
+    }
+}
+
+/// A migrated database of its own for one test.
+public struct TestDatabase: Sendable {
+    public let cluster: EmbeddedPostgres
+    public let name: String
+
+    /// As the superuser (what migrations and test set-up use).
+    public var superuser: PostgresConfiguration {
+        PostgresConfiguration(connectionString: self.cluster.connectionString(database: self.name))
+    }
+
+    /// As `atrium_app`, the role the service runs as.
+    public var app: PostgresConfiguration {
+        PostgresConfiguration(connectionString: self.cluster.connectionString(database: self.name, user: "atrium_app"))
+    }
+
+    /// A pool connecting as `atrium_app`.
+    public func appPool(maxConnections: Int = 4, acquireTimeout: Duration = .seconds(10), applicationName: String = "atrium-test") -> ConnectionPool {
+        var connection = self.app
+        connection.applicationName = applicationName
+        return ConnectionPool(
+            configuration: PoolConfiguration(connection: connection, maxConnections: maxConnections, acquireTimeout: acquireTimeout),
+            logger: TestLogger.make("pool")
+        )
+    }
+
+    /// Runs `body` on a superuser connection and closes it.
+    public func withSuperuser<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let connection = try await PostgresConnection.connect(configuration: self.superuser, logger: TestLogger.make("admin"))
+        do {
+            let result = try await body(connection)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+}
