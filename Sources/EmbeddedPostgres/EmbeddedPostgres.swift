@@ -161,3 +161,22 @@ public final class EmbeddedPostgres: Sendable {
         self.logger.info("embedded PostgreSQL stopped", metadata: ["clean": "\(clean)"])
     }
 }
+
+extension EmbeddedPostgres {
+    /// Runs a client program (pgbench, psql, …) to completion and returns its exit status and
+    /// everything it printed. The program starts with default signal handling, which matters:
+    /// threads here block signals, and pgbench times `-T` runs with SIGALRM.
+    public static func runProgram(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        var template = Array("/tmp/atrium-output-XXXXXX".utf8CString)
+        let descriptor = mkstemp(&template)
+        guard descriptor >= 0 else {
+            throw EmbeddedPostgresError("could not create a temporary file: \(String(cString: strerror(errno)))")
+        }
+        close(descriptor)
+        let path = String(cString: template)
+        defer { unlink(path) }
+        let status = try await ChildProcess.run(arguments, logPath: path)
+        let output = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return (status, output)
+    }
+}

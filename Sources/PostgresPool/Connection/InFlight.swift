@@ -1,7 +1,17 @@
 import CLibPQ
 import Dispatch
 
-/// A batch sent on a connection whose results are still coming back.
+/// How a batch ended.
+enum BatchOutcome {
+    case rows([PostgresRows])
+    case failed(PostgresError)
+    /// An earlier batch of the same round failed, so PostgreSQL skipped this one (or refused
+    /// its first statement in the failed transaction left behind) and ran none of it: it can
+    /// be sent again.
+    case notExecuted
+}
+
+/// One batch sent on a connection whose results are still coming back.
 final class InFlight {
     /// What the next result from libpq belongs to.
     enum Expectation {
@@ -20,27 +30,23 @@ final class InFlight {
     }
 
     let requestID: Int
-    /// Pool-owned work: roll back if needed and report idle to the pool when done.
-    let returnsToPool: Bool
-    let completion: (Result<[PostgresRows], PostgresError>) -> Void
+    let completion: @Sendable (BatchOutcome) -> Void
+    /// Only a batch after the first of its round can be refused on arrival (see `notExecuted`).
+    let mayBeRefusedOnArrival: Bool
     private(set) var expectations: [Expectation] = []
     private var nextIndex = 0
+    private var sawResult = false
+    private var refusedOnArrival = false
     var results: [PostgresRows]
     var error: PostgresError?
     var cancelRequested = false
-    /// Sent with the simple query protocol (pipeline mode left for its duration).
-    var simpleProtocol = false
 
-    init(
-        requestID: Int,
-        statementCount: Int,
-        returnsToPool: Bool,
-        completion: @escaping (Result<[PostgresRows], PostgresError>) -> Void
-    ) {
+    init(requestID: Int, statementCount: Int, mayBeRefusedOnArrival: Bool, completion: @escaping @Sendable (BatchOutcome) -> Void) {
         self.requestID = requestID
-        self.returnsToPool = returnsToPool
+        self.mayBeRefusedOnArrival = mayBeRefusedOnArrival
         self.completion = completion
         self.results = Array(repeating: PostgresRows(result: nil), count: statementCount)
+        self.expectations.reserveCapacity(statementCount + 5)
     }
 
     func expect(_ expectation: Expectation) {
@@ -56,21 +62,59 @@ final class InFlight {
     }
 
     /// Keeps the first error: later ones are usually "skipped because of the earlier one".
+    /// Skipped statements are recorded as 25P02 too, so a batch whose very first result is
+    /// one never ran at all.
     func record(_ error: PostgresError) {
+        if !self.sawResult, self.mayBeRefusedOnArrival, error.sqlState == PostgresError.SQLState.inFailedTransaction {
+            self.refusedOnArrival = true
+        }
+        self.sawResult = true
         if self.error == nil {
             self.error = error
         }
     }
 
-    var outcome: Result<[PostgresRows], PostgresError> {
+    func recordSuccess() {
+        self.sawResult = true
+    }
+
+    var outcome: BatchOutcome {
+        if self.refusedOnArrival { return .notExecuted }
         if var error = self.error {
             if self.cancelRequested, error.sqlState == PostgresError.SQLState.queryCanceled {
                 error.code = .cancelled
             }
-            return .failure(error)
+            return .failed(error)
         }
-        return .success(self.results)
+        return .rows(self.results)
     }
+}
+
+/// Batches sent together on a connection, each with its own pipeline sync, answered in order.
+final class Round {
+    let batches: [InFlight]
+    var current = 0
+    /// Pool-owned work: roll back if needed and report idle to the pool when done.
+    let returnsToPool: Bool
+    /// Sent with the simple query protocol (pipeline mode left for its duration).
+    let simpleProtocol: Bool
+
+    init(batches: [InFlight], returnsToPool: Bool, simpleProtocol: Bool = false) {
+        self.batches = batches
+        self.returnsToPool = returnsToPool
+        self.simpleProtocol = simpleProtocol
+    }
+
+    var inFlight: InFlight? {
+        self.current < self.batches.count ? self.batches[self.current] : nil
+    }
+}
+
+/// Work handed to a connection: a batch and who to tell how it ended.
+struct BatchWork: Sendable {
+    let batch: PipelineBatch
+    let requestID: Int
+    let completion: @Sendable (BatchOutcome) -> Void
 }
 
 /// An attempt to establish the connection.

@@ -76,7 +76,7 @@ extension PostgresConnection {
             self.socket = SocketSource(
                 libpqSocket: descriptor,
                 queue: self.queue,
-                onReadable: { [unowned self] in self.handleReadable() },
+                onReadable: { [unowned self] available in self.handleReadable(available: available) },
                 onWritable: { [unowned self] in self.handleWritable() }
             )
             guard self.socket != nil else {

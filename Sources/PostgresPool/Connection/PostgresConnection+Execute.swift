@@ -11,8 +11,8 @@ extension PostgresConnection {
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[PostgresRows], any Error>) in
                 self.queue.async {
-                    let accepted = self.start(batch, requestID: requestID, returnsToPool: false) { result in
-                        continuation.resume(with: result.mapError { $0 })
+                    let accepted = self.start(batch, requestID: requestID) { outcome in
+                        continuation.resume(with: outcome.result)
                     }
                     if !accepted {
                         continuation.resume(throwing: self.closedError)
@@ -37,8 +37,8 @@ extension PostgresConnection {
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[PostgresRows], any Error>) in
                 self.queue.async {
-                    let accepted = self.startSimple(sql, requestID: requestID) { result in
-                        continuation.resume(with: result.mapError { $0 })
+                    let accepted = self.startSimple(sql, requestID: requestID) { outcome in
+                        continuation.resume(with: outcome.result)
                     }
                     if !accepted {
                         continuation.resume(throwing: self.closedError)
@@ -67,5 +67,16 @@ extension PostgresConnection {
     var closedError: PostgresError {
         if case .closed(let error) = self.state { return error }
         return .connectionClosed("connection closed")
+    }
+}
+
+extension BatchOutcome {
+    /// The outcome for a caller that sent the batch alone (where `notExecuted` cannot happen).
+    var result: Result<[PostgresRows], any Error> {
+        switch self {
+        case .rows(let rows): .success(rows)
+        case .failed(let error): .failure(error)
+        case .notExecuted: .failure(PostgresError(code: .server, message: "the batch was refused: the session is in a failed transaction", sqlState: PostgresError.SQLState.inFailedTransaction))
+        }
     }
 }

@@ -11,7 +11,7 @@ import Darwin
 #endif
 
 extension PostgresConnection {
-    func handleReadable() {
+    func handleReadable(available: UInt) {
         switch self.state {
         case .initial, .closed:
             return
@@ -19,7 +19,7 @@ extension PostgresConnection {
             self.continueConnecting()
         case .idle, .busy, .settling:
             guard let pg else { return }
-            guard self.consumeAvailableInput(pg) else {
+            guard self.consumeInput(pg, available: available) else {
                 self.fail(.connectionClosed("connection to PostgreSQL lost: \(self.libpqErrorMessage)"))
                 return
             }
@@ -36,21 +36,24 @@ extension PostgresConnection {
         }
     }
 
-    /// Reads until the socket has nothing more to give.
+    /// Reads what the socket holds.
     ///
-    /// Dispatch watches sockets edge-triggered on Linux: if bytes (or the end of the stream)
-    /// are left unread after a handler returns, no new event comes for them. `PQconsumeInput`
-    /// reads one buffer's worth, so keep going while a peek still finds data or EOF.
-    private func consumeAvailableInput(_ pg: OpaquePointer) -> Bool {
+    /// Dispatch re-arms a read source after each event, so data left unread is reported again,
+    /// except after a hang-up: then the source is removed for good and `available` is 0. In that
+    /// case keep reading until libpq sees the end of the stream (and reports the connection
+    /// lost), or a FATAL message that came with the hang-up would be the last thing ever read.
+    private func consumeInput(_ pg: OpaquePointer, available: UInt) -> Bool {
+        guard PQconsumeInput(pg) == 1 else { return false }
+        guard available == 0 else { return true }
         let descriptor = PQsocket(pg)
         while true {
-            guard PQconsumeInput(pg) == 1 else { return false }
             var byte: UInt8 = 0
             let peeked = recv(descriptor, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
             if peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
                 return true
             }
             // Data, end of stream or a socket error: let libpq read it and report it.
+            guard PQconsumeInput(pg) == 1 else { return false }
         }
     }
 
@@ -109,11 +112,12 @@ extension PostgresConnection {
         self.state = .closed(error)
         self.tearDown()
         self.logger.debug("postgres connection closed", metadata: ["db.error": "\(error.message)"])
-        switch previous {
-        case .busy(let inFlight), .settling(.some(let inFlight)):
-            inFlight.completion(.failure(error))
-        default:
-            break
+        if case .busy(let round) = previous {
+            // Sent batches may or may not have run; they cannot be retried blindly.
+            while let inFlight = round.inFlight {
+                round.current += 1
+                inFlight.completion(.failed(error))
+            }
         }
         let waiters = self.closeWaiters
         self.closeWaiters = []
@@ -163,14 +167,16 @@ extension PostgresConnection {
         }
     }
 
-    /// Asks the server to cancel `requestID` if it is still running on this connection.
+    /// Asks the server to cancel `requestID` if it is running on this connection now.
     ///
-    /// `PQcancel` opens its own connection and blocks, so it runs off this queue. Until it
-    /// returns, the connection takes no new work: a cancel that arrives late must find the
-    /// backend idle (where PostgreSQL ignores it), never running the next caller's statement.
+    /// `PQcancel` opens its own connection and blocks, so it runs off this queue. Only the last
+    /// batch of a round is cancelled this way: a cancel aimed at an earlier one could land on the
+    /// batch after it. Until the cancel request returns, the connection takes no new work, so
+    /// a late cancel finds the backend idle (where PostgreSQL ignores it).
     func cancelRequest(_ requestID: Int) {
         self.queue.async {
-            guard case .busy(let inFlight) = self.state, inFlight.requestID == requestID,
+            guard case .busy(let round) = self.state, let inFlight = round.inFlight,
+                  inFlight.requestID == requestID, round.current == round.batches.count - 1,
                   !inFlight.cancelRequested, let pg = self.pg, let handle = PQgetCancel(pg)
             else { return }
             inFlight.cancelRequested = true

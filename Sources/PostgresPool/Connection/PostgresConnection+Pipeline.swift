@@ -3,46 +3,66 @@ import Logging
 import CLibPQ
 
 extension PostgresConnection {
-    /// Sends `batch` as one pipeline; on the connection's queue only.
+    /// Sends `work` as one round: every batch with its own pipeline sync, all in one write.
+    /// On the connection's queue only.
     ///
-    /// Returns false, without calling `completion`, when the connection is already closed: the
-    /// batch was never sent, so the pool may safely give it to another connection.
-    func start(
-        _ batch: PipelineBatch,
-        requestID: Int,
-        returnsToPool: Bool,
-        completion: @escaping (Result<[PostgresRows], PostgresError>) -> Void
-    ) -> Bool {
+    /// Returns false, without calling any completion, when the connection is already closed:
+    /// nothing was sent, so the pool may safely give the work to another connection.
+    func start(_ work: [BatchWork], returnsToPool: Bool) -> Bool {
         switch self.state {
         case .idle:
             break
         case .closed:
             return false
         case .initial, .connecting, .busy, .settling:
-            completion(.failure(PostgresError(code: .protocolViolation, message: "connection \(self.id) is not idle")))
+            for item in work {
+                item.completion(.failed(PostgresError(code: .protocolViolation, message: "connection \(self.id) is not idle")))
+            }
             return true
         }
-        if let reason = batch.invalidReason {
-            completion(.failure(PostgresError(code: .invalidParameter, message: reason)))
+        var batches: [InFlight] = []
+        batches.reserveCapacity(work.count)
+        for item in work {
+            if let reason = item.batch.invalidReason {
+                item.completion(.failed(PostgresError(code: .invalidParameter, message: reason)))
+                continue
+            }
+            batches.append(InFlight(
+                requestID: item.requestID,
+                statementCount: item.batch.statements.count,
+                mayBeRefusedOnArrival: !batches.isEmpty,
+                completion: item.completion
+            ))
+        }
+        guard !batches.isEmpty else {
             if returnsToPool { self.settle() }
             return true
         }
-        let inFlight = InFlight(
-            requestID: requestID,
-            statementCount: batch.statements.count,
-            returnsToPool: returnsToPool,
-            completion: completion
-        )
-        self.state = .busy(inFlight)
-        guard self.send(batch, inFlight) else {
-            self.fail(.connectionClosed("could not send to PostgreSQL: \(self.libpqErrorMessage)"))
-            return true
+        let round = Round(batches: batches, returnsToPool: returnsToPool)
+        self.state = .busy(round)
+        let valid = work.filter { $0.batch.invalidReason == nil }
+        for (index, item) in valid.enumerated() {
+            // Consecutive transactions share one sync: each commits on its own, and if one fails
+            // the rest of the segment is skipped (and retried), so nothing is lost. A batch
+            // outside BEGIN/COMMIT gets a sync of its own: sharing the implicit transaction
+            // would tie its fate to its neighbours'.
+            let last = index == valid.count - 1
+            let endsSegment = last || !item.batch.transaction || !valid[index + 1].batch.transaction
+            guard self.send(item.batch, batches[index], sync: endsSegment, deallocate: last) else {
+                self.fail(.connectionClosed("could not send to PostgreSQL: \(self.libpqErrorMessage)"))
+                return true
+            }
         }
         self.flush()
         return true
     }
 
-    private func send(_ batch: PipelineBatch, _ inFlight: InFlight) -> Bool {
+    /// Sends one batch on its own (for a borrowed connection).
+    func start(_ batch: PipelineBatch, requestID: Int, completion: @escaping @Sendable (BatchOutcome) -> Void) -> Bool {
+        self.start([BatchWork(batch: batch, requestID: requestID, completion: completion)], returnsToPool: false)
+    }
+
+    private func send(_ batch: PipelineBatch, _ inFlight: InFlight, sync: Bool, deallocate: Bool) -> Bool {
         if batch.transaction {
             guard self.send(Self.begin, inFlight, as: .discard) else { return false }
         }
@@ -55,12 +75,16 @@ extension PostgresConnection {
         if batch.transaction {
             guard self.send(Self.commit, inFlight, as: .discard) else { return false }
         }
-        while let name = self.pendingDeallocations.popLast() {
+        // Outside any transaction, at the very end of the round.
+        while deallocate, let name = self.pendingDeallocations.popLast() {
             guard PQsendQueryParams(self.pg, "DEALLOCATE \(name)", 0, nil, nil, nil, nil, 0) == 1 else { return false }
             inFlight.expect(.deallocate(name: name))
         }
-        guard PQpipelineSync(self.pg) == 1 else { return false }
-        inFlight.expect(.sync)
+        if sync {
+            // libpq 15 flushes at every sync, so syncs are what a round saves on.
+            guard PQpipelineSync(self.pg) == 1 else { return false }
+            inFlight.expect(.sync)
+        }
         return true
     }
 
@@ -88,38 +112,45 @@ extension PostgresConnection {
         return true
     }
 
-    /// Reads every result libpq has complete; finishes the batch at its sync.
+    /// Reads every result libpq has complete, finishing each batch at its sync and the round
+    /// after its last batch.
     func processResults() {
-        guard case .busy(let inFlight) = self.state, let pg else { return }
-        while let expectation = inFlight.next {
-            guard PQisBusy(pg) == 0 else { return }
-            let result = PQgetResult(pg)
-            switch expectation {
-            case .sync:
-                guard let result else { continue }
-                let status = PQresultStatus(result)
-                PQclear(result)
-                guard status == PGRES_PIPELINE_SYNC else {
-                    self.fail(PostgresError(code: .protocolViolation, message: "expected a pipeline sync, got \(String(cString: PQresStatus(status)))"))
-                    return
-                }
-                inFlight.advance()
-            case .simple, .prepare, .discard, .deallocate, .statement:
-                guard let result else {
-                    // NULL ends the current command's results.
+        guard case .busy(let round) = self.state, let pg else { return }
+        while let inFlight = round.inFlight {
+            while let expectation = inFlight.next {
+                guard PQisBusy(pg) == 0 else { return }
+                let result = PQgetResult(pg)
+                switch expectation {
+                case .sync:
+                    guard let result else { continue }
+                    let status = PQresultStatus(result)
+                    PQclear(result)
+                    guard status == PGRES_PIPELINE_SYNC else {
+                        self.fail(PostgresError(code: .protocolViolation, message: "expected a pipeline sync, got \(String(cString: PQresStatus(status)))"))
+                        return
+                    }
                     inFlight.advance()
-                    continue
+                case .simple, .prepare, .discard, .deallocate, .statement:
+                    guard let result else {
+                        // NULL ends the current command's results.
+                        inFlight.advance()
+                        continue
+                    }
+                    self.handle(result, for: expectation, in: inFlight)
                 }
-                self.handle(result, for: expectation, in: inFlight)
             }
+            round.current += 1
+            // Each caller hears as soon as its own batch is done, not when the round is.
+            inFlight.completion(inFlight.outcome)
         }
-        self.complete(inFlight)
+        self.finish(round)
     }
 
     private func handle(_ result: OpaquePointer, for expectation: InFlight.Expectation, in inFlight: InFlight) {
         let status = PQresultStatus(result)
         switch status {
         case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+            inFlight.recordSuccess()
             switch expectation {
             case .statement(let index):
                 inFlight.results[index] = PostgresRows(result: PostgresResult(result))
@@ -158,17 +189,15 @@ extension PostgresConnection {
         }
     }
 
-    private func complete(_ inFlight: InFlight) {
-        if inFlight.simpleProtocol, let pg {
+    private func finish(_ round: Round) {
+        if round.simpleProtocol, let pg {
             guard PQenterPipelineMode(pg) == 1 else {
-                self.state = .settling(inFlight)
                 self.fail(.connectionClosed("could not re-enter pipeline mode: \(self.libpqErrorMessage)"))
                 return
             }
         }
         self.state = .idle
-        inFlight.completion(inFlight.outcome)
-        if inFlight.returnsToPool {
+        if round.returnsToPool {
             self.settle()
         }
     }
@@ -178,20 +207,23 @@ extension PostgresConnection {
     func settle() {
         guard case .idle = self.state, let pg else { return }
         if self.cancelsInFlight > 0 {
-            self.state = .settling(nil)
+            self.state = .settling
             return
         }
         switch PQtransactionStatus(pg) {
         case PQTRANS_IDLE:
             self.delegate?.connectionBecameIdle(self)
         case PQTRANS_INTRANS, PQTRANS_INERROR:
-            let requestID = Self.nextRequestID()
-            _ = self.start(PipelineBatch(statements: [Self.rollback]), requestID: requestID, returnsToPool: false) { [unowned self] result in
-                guard case .success = result, let pg = self.pg, PQtransactionStatus(pg) == PQTRANS_IDLE else {
-                    self.fail(.connectionClosed("could not roll back an unfinished transaction"))
-                    return
+            let rollback = PipelineBatch(statements: [Self.rollback])
+            _ = self.start(rollback, requestID: Self.nextRequestID()) { [unowned self] outcome in
+                // Runs inside processResults, before the round is finished: decide afterwards.
+                self.queue.async {
+                    guard case .rows = outcome, let pg = self.pg, PQtransactionStatus(pg) == PQTRANS_IDLE else {
+                        self.fail(.connectionClosed("could not roll back an unfinished transaction"))
+                        return
+                    }
+                    self.delegate?.connectionBecameIdle(self)
                 }
-                self.delegate?.connectionBecameIdle(self)
             }
         default:
             self.fail(.connectionClosed("connection in an unknown transaction state"))
@@ -199,20 +231,19 @@ extension PostgresConnection {
     }
 
     /// Sends SQL text with the simple query protocol: several statements, no parameters.
-    func startSimple(_ sql: String, requestID: Int, completion: @escaping (Result<[PostgresRows], PostgresError>) -> Void) -> Bool {
+    func startSimple(_ sql: String, requestID: Int, completion: @escaping @Sendable (BatchOutcome) -> Void) -> Bool {
         guard case .idle = self.state, let pg else {
             if case .closed = self.state { return false }
-            completion(.failure(PostgresError(code: .protocolViolation, message: "connection \(self.id) is not idle")))
+            completion(.failed(PostgresError(code: .protocolViolation, message: "connection \(self.id) is not idle")))
             return true
         }
         guard PQexitPipelineMode(pg) == 1 else {
-            completion(.failure(PostgresError(code: .protocolViolation, message: "could not leave pipeline mode: \(self.libpqErrorMessage)")))
+            completion(.failed(PostgresError(code: .protocolViolation, message: "could not leave pipeline mode: \(self.libpqErrorMessage)")))
             return true
         }
-        let inFlight = InFlight(requestID: requestID, statementCount: 0, returnsToPool: false, completion: completion)
-        inFlight.simpleProtocol = true
+        let inFlight = InFlight(requestID: requestID, statementCount: 0, mayBeRefusedOnArrival: false, completion: completion)
         inFlight.expect(.simple)
-        self.state = .busy(inFlight)
+        self.state = .busy(Round(batches: [inFlight], returnsToPool: false, simpleProtocol: true))
         guard PQsendQuery(pg, sql) == 1 else {
             self.fail(.connectionClosed("could not send to PostgreSQL: \(self.libpqErrorMessage)"))
             return true

@@ -35,9 +35,9 @@ public final class PostgresConnection: @unchecked Sendable {
         case initial
         case connecting(ConnectAttempt)
         case idle
-        case busy(InFlight)
-        /// Finished a batch; waiting for cancels or the rollback before it is idle again.
-        case settling(InFlight?)
+        case busy(Round)
+        /// Finished its work; waiting for a cancel request to come back before taking more.
+        case settling
         case closed(PostgresError)
     }
 

@@ -22,13 +22,15 @@ final class SocketSource {
     private var writeActive = false
     private var cancelled = false
 
-    init?(libpqSocket: Int32, queue: DispatchQueue, onReadable: @escaping () -> Void, onWritable: @escaping () -> Void) {
+    /// `onReadable` gets the byte count Dispatch saw waiting; 0 means end of stream (or nothing).
+    init?(libpqSocket: Int32, queue: DispatchQueue, onReadable: @escaping (UInt) -> Void, onWritable: @escaping () -> Void) {
         let duplicate = dup(libpqSocket)
         guard duplicate >= 0 else { return nil }
         self.descriptor = duplicate
         self.read = DispatchSource.makeReadSource(fileDescriptor: duplicate, queue: queue)
         self.write = DispatchSource.makeWriteSource(fileDescriptor: duplicate, queue: queue)
-        self.read.setEventHandler(handler: onReadable)
+        let read = self.read
+        self.read.setEventHandler { onReadable(read.data) }
         self.write.setEventHandler(handler: onWritable)
         let pending = PendingCancels(count: 2, descriptor: duplicate)
         self.read.setCancelHandler { pending.finishOne() }

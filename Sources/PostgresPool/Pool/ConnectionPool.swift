@@ -1,7 +1,6 @@
 import Dispatch
 import Logging
 import ServiceLifecycle
-import Synchronization
 
 /// A pool of libpq connections that runs batches of statements for async callers.
 ///
@@ -13,7 +12,7 @@ import Synchronization
 public final class ConnectionPool: Service, Sendable {
     public let configuration: PoolConfiguration
     let logger: Logger
-    private let shared: Mutex<Shared>
+    private let shared: PoolLock<Shared>
     private let timerQueue = DispatchQueue(label: "atrium.postgres.pool.timer")
     private let timer: UnsafeSendable<any DispatchSourceTimer>
 
@@ -27,14 +26,15 @@ public final class ConnectionPool: Service, Sendable {
     public init(configuration: PoolConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        self.shared = Mutex(Shared(machine: PoolStateMachine(configuration: .init(
+        self.shared = PoolLock(Shared(machine: PoolStateMachine(configuration: .init(
             maxConnections: configuration.maxConnections,
             minConnections: configuration.minConnections,
             acquireTimeout: configuration.acquireTimeout.nanoseconds,
             keepAliveInterval: configuration.keepAliveInterval.nanoseconds,
             idleTimeout: configuration.idleTimeout.nanoseconds,
             reconnectDelay: configuration.reconnectDelay.nanoseconds,
-            maxReconnectDelay: configuration.maxReconnectDelay.nanoseconds
+            maxReconnectDelay: configuration.maxReconnectDelay.nanoseconds,
+            pipelineDepth: configuration.pipelineDepth
         ))))
         let timer = DispatchSource.makeTimerSource(queue: self.timerQueue)
         self.timer = UnsafeSendable(timer)
@@ -123,13 +123,13 @@ public final class ConnectionPool: Service, Sendable {
         for (request, error) in action.fail {
             request.fail(error)
         }
-        if let (request, key) = action.run {
+        if let (requests, key) = action.run {
             if let current, current.poolKey == key {
-                self.run(request, on: current, onQueue: true)
+                self.run(requests, on: current, onQueue: true)
             } else if let connection = self.shared.withLock({ $0.connections[key] }) {
-                self.run(request, on: connection, onQueue: false)
+                self.run(requests, on: connection, onQueue: false)
             } else {
-                self.requeue(request)
+                requests.forEach(self.requeue)
             }
         }
         for key in action.create {
@@ -165,19 +165,29 @@ public final class ConnectionPool: Service, Sendable {
         }
     }
 
-    private func run(_ request: PoolRequest, on connection: PostgresConnection, onQueue: Bool) {
-        switch request {
-        case .batch(let id, let batch, let continuation):
-            let work: @Sendable () -> Void = {
-                let accepted = connection.start(batch, requestID: id, returnsToPool: true) { result in
-                    continuation.resume(with: result.mapError { $0 })
-                }
-                if !accepted { self.requeue(request) }
-            }
-            if onQueue { work() } else { connection.queue.async(execute: work) }
-        case .lease(_, let continuation):
+    private func run(_ requests: [PoolRequest], on connection: PostgresConnection, onQueue: Bool) {
+        if requests.count == 1, case .lease(_, let continuation) = requests[0] {
             continuation.resume(returning: connection)
+            return
         }
+        let work = requests.map { request -> BatchWork in
+            guard case .batch(let id, let batch, let continuation) = request else {
+                preconditionFailure("a lease never shares a round")
+            }
+            return BatchWork(batch: batch, requestID: id) { outcome in
+                switch outcome {
+                case .rows(let rows): continuation.resume(returning: rows)
+                case .failed(let error): continuation.resume(throwing: error)
+                case .notExecuted: self.requeue(request)
+                }
+            }
+        }
+        let start: @Sendable () -> Void = {
+            if !connection.start(work, returnsToPool: true) {
+                requests.forEach(self.requeue)
+            }
+        }
+        if onQueue { start() } else { connection.queue.async(execute: start) }
     }
 
     private func openConnection(_ key: Int) {
@@ -208,13 +218,11 @@ public final class ConnectionPool: Service, Sendable {
 
     private func ping(_ connection: PostgresConnection) {
         connection.queue.async {
-            let accepted = connection.start(
-                PipelineBatch(statements: ["SELECT 1"]),
-                requestID: PostgresConnection.nextRequestID(),
+            // A closed connection has already told the pool, so the result does not matter.
+            _ = connection.start(
+                [BatchWork(batch: PipelineBatch(statements: ["SELECT 1"]), requestID: PostgresConnection.nextRequestID()) { _ in }],
                 returnsToPool: true
-            ) { _ in }
-            // A closed connection has already told the pool.
-            _ = accepted
+            )
         }
     }
 }
@@ -247,6 +255,11 @@ enum PoolRequest: PoolRequestProtocol, Sendable {
         switch self {
         case .batch(let id, _, _), .lease(let id, _): id
         }
+    }
+
+    var canShareConnection: Bool {
+        if case .batch = self { return true }
+        return false
     }
 
     func fail(_ error: PostgresError) {

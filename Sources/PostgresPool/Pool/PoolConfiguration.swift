@@ -19,6 +19,9 @@ public struct PoolConfiguration: Sendable {
     public var maintenanceInterval: Duration
     /// Prepared statements kept per connection.
     public var statementCacheCapacity: Int
+    /// Most queued batches one connection takes at once and sends in a single write (each with
+    /// its own sync, so each succeeds or fails alone). 1 turns this off.
+    public var pipelineDepth: Int
 
     public init(
         connection: PostgresConfiguration,
@@ -30,7 +33,8 @@ public struct PoolConfiguration: Sendable {
         reconnectDelay: Duration = .milliseconds(100),
         maxReconnectDelay: Duration = .seconds(5),
         maintenanceInterval: Duration = .seconds(1),
-        statementCacheCapacity: Int = 256
+        statementCacheCapacity: Int = 256,
+        pipelineDepth: Int = 8
     ) {
         precondition(maxConnections >= 1, "a pool needs at least one connection")
         self.connection = connection
@@ -43,6 +47,7 @@ public struct PoolConfiguration: Sendable {
         self.maxReconnectDelay = maxReconnectDelay
         self.maintenanceInterval = maintenanceInterval
         self.statementCacheCapacity = statementCacheCapacity
+        self.pipelineDepth = max(1, pipelineDepth)
     }
 }
 
@@ -62,4 +67,6 @@ public struct PoolStatistics: Sendable, Hashable {
     public var timedOut: Int
     /// Connection attempts that failed, since the pool started.
     public var connectFailures: Int
+    /// Batches sent again because an earlier batch in their round failed and they were skipped.
+    public var retried: Int
 }

@@ -3,6 +3,8 @@ import DequeModule
 /// Something a caller asked the pool for, identified for timeouts and cancellation.
 protocol PoolRequestProtocol {
     var id: Int { get }
+    /// Batches can share a round on one connection; a lease needs the connection to itself.
+    var canShareConnection: Bool { get }
 }
 
 /// The pool's decisions, without I/O or locks: each event returns what to do next and the
@@ -17,6 +19,8 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
         var idleTimeout: UInt64
         var reconnectDelay: UInt64
         var maxReconnectDelay: UInt64
+        /// Most batches sent to one connection together (one round).
+        var pipelineDepth: Int
     }
 
     enum ConnectionState: Equatable {
@@ -35,7 +39,8 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
     /// Everything one event asks the owner to do. Empty arrays cost nothing, so the hot path
     /// (`enqueue`, `released`) allocates nothing here.
     struct Action {
-        var run: (request: Request, connection: Int)?
+        /// Requests for one connection: a lease alone, or up to `pipelineDepth` batches.
+        var run: (requests: [Request], connection: Int)?
         var fail: [(request: Request, error: PostgresError)] = []
         var create: [Int] = []
         var close: [Int] = []
@@ -61,6 +66,7 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
     private var acquiredTotal = 0
     private var timedOutTotal = 0
     private var connectFailuresTotal = 0
+    private var retriedTotal = 0
 
     init(configuration: Configuration) {
         self.configuration = configuration
@@ -79,7 +85,8 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
             waiting: self.waiters.count,
             acquired: self.acquiredTotal,
             timedOut: self.timedOutTotal,
-            connectFailures: self.connectFailuresTotal
+            connectFailures: self.connectFailuresTotal,
+            retried: self.retriedTotal
         )
     }
 
@@ -95,11 +102,12 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
         if self.waiters.isEmpty, let connection = self.idleStack.popLast() {
             self.connections[connection] = .busy
             self.acquiredTotal += 1
-            action.run = (request, connection)
+            action.run = ([request], connection)
             return action
         }
         let waiter = Waiter(request: request, deadline: now &+ self.configuration.acquireTimeout)
         if atFront {
+            self.retriedTotal += 1
             self.waiters.prepend(waiter)
             action.armTimer = waiter.deadline
         } else {
@@ -161,8 +169,20 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
         }
         if let waiter = self.waiters.popFirst() {
             self.connections[connection] = .busy
-            self.acquiredTotal += 1
-            action.run = (waiter.request, connection)
+            var requests = [waiter.request]
+            // Under load, send several waiting batches in one round: one write, one wake-up
+            // for many results. Connections still coming up get an even share of the queue.
+            if waiter.request.canShareConnection {
+                let waiting = self.waiters.count + 1
+                let takers = 1 + self.connectingCount
+                let share = (waiting + takers - 1) / takers
+                let limit = min(self.configuration.pipelineDepth, share)
+                while requests.count < limit, let next = self.waiters.first, next.request.canShareConnection {
+                    requests.append(self.waiters.removeFirst().request)
+                }
+            }
+            self.acquiredTotal += requests.count
+            action.run = (requests, connection)
             self.growIfNeeded(now: now, into: &action)
             return action
         }
