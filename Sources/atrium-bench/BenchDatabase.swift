@@ -1,0 +1,53 @@
+import AtriumCore
+import EmbeddedPostgres
+import Foundation
+import Logging
+import PostgresPool
+
+/// Creating and seeding the benchmark database.
+enum BenchDatabase {
+    static func create(_ name: String, on cluster: EmbeddedPostgres, logger: Logger) async throws {
+        let admin = try await PostgresConnection.connect(
+            configuration: PostgresConfiguration(connectionString: cluster.connectionString()),
+            logger: logger
+        )
+        try await admin.simpleQuery("CREATE DATABASE \(name)")
+        await admin.close()
+        try await Migrator(
+            configuration: PostgresConfiguration(connectionString: cluster.connectionString(database: name)),
+            migrations: try Migrations.all(),
+            logger: logger
+        ).migrate()
+    }
+
+    /// `rows` rows of ~100 bytes, spread evenly over `tenants`, in a table shaped like every
+    /// tenant table: tenant_id leading the key, RLS enabled and forced.
+    static func seedItems(_ name: String, on cluster: EmbeddedPostgres, rows: Int, tenants: Int, logger: Logger) async throws {
+        let admin = try await PostgresConnection.connect(
+            configuration: PostgresConfiguration(connectionString: cluster.connectionString(database: name), statementTimeout: nil),
+            logger: logger
+        )
+        let perTenant = rows / tenants
+        try await admin.simpleQuery("""
+            CREATE TABLE atrium.bench_items (
+                tenant_id uuid NOT NULL,
+                id bigint NOT NULL,
+                payload text NOT NULL,
+                PRIMARY KEY (tenant_id, id)
+            );
+            ALTER TABLE atrium.bench_items ENABLE ROW LEVEL SECURITY;
+            ALTER TABLE atrium.bench_items FORCE ROW LEVEL SECURITY;
+            CREATE POLICY tenant_isolation ON atrium.bench_items
+                USING (tenant_id = NULLIF(current_setting('atrium.tenant_id', true), '')::uuid)
+                WITH CHECK (tenant_id = NULLIF(current_setting('atrium.tenant_id', true), '')::uuid);
+            GRANT SELECT ON atrium.bench_items TO atrium_app;
+            INSERT INTO atrium.bench_items (tenant_id, id, payload)
+            SELECT ('00000000-0000-4000-8000-' || lpad(t::text, 12, '0'))::uuid, i, md5(t::text || ':' || i::text) || md5(i::text) || md5(t::text)
+            FROM generate_series(0, \(tenants - 1)) t, generate_series(1, \(perTenant)) i;
+            """)
+        // VACUUM cannot share a simple query (an implicit transaction) with other statements.
+        try await admin.simpleQuery("VACUUM ANALYZE atrium.bench_items")
+        await admin.close()
+    }
+}
+
