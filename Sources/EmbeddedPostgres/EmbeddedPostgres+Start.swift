@@ -32,8 +32,8 @@ extension EmbeddedPostgres {
                 try await Self.initialize(dataDirectory, binaries: binaries, account: account, logFile: logFile, logger: logger)
             }
             await Self.stopOrphanedServer(dataDirectory: dataDirectory, logger: logger)
-            let socketDirectory = try Self.socketDirectory(root: root, account: account)
-            let port = try Self.freePort()
+            let socketDirectory = try await Self.socketDirectory(root: root, account: account)
+            let port = try Self.port(remembered: root + "/postgres.port")
             var arguments: [String] = account.commandPrefix + [
                 binaries.postgres, "-D", dataDirectory, "-p", "\(port)", "-k", socketDirectory,
                 "-c", "listen_addresses=", "-c", "unix_socket_permissions=0700",
@@ -151,18 +151,49 @@ extension EmbeddedPostgres {
         }
     }
 
-    /// Socket paths are limited to about 100 bytes; use a short private directory when needed.
-    private static func socketDirectory(root: String, account: ServerAccount) throws -> String {
-        var directory = root + "/run"
-        if directory.utf8.count + "/.s.PGSQL.65535.lock".utf8.count > 100 {
-            var template = Array("/tmp/atrium-sock-XXXXXX".utf8CString)
-            guard let path = mkdtemp(&template) else {
-                throw EmbeddedPostgresError("could not create a socket directory: \(String(cString: strerror(errno)))")
-            }
-            directory = String(cString: path)
+    /// `root/run`, unless the path is too long for a socket (about 100 bytes) or the server's
+    /// account cannot reach it: then a private directory under /tmp.
+    private static func socketDirectory(root: String, account: ServerAccount) async throws -> String {
+        let preferred = root + "/run"
+        if preferred.utf8.count + "/.s.PGSQL.65535.lock".utf8.count <= 100 {
+            try account.makePrivateDirectory(preferred)
+            if await account.canUse(preferred) { return preferred }
         }
+        var template = Array("/tmp/atrium-sock-XXXXXX".utf8CString)
+        guard let path = mkdtemp(&template) else {
+            throw EmbeddedPostgresError("could not create a socket directory: \(String(cString: strerror(errno)))")
+        }
+        let directory = String(cString: path)
         try account.makePrivateDirectory(directory)
         return directory
+    }
+
+    /// The port this cluster used last time if it is still free (so an administrator's psql
+    /// command keeps working across restarts), else a fresh one, remembered for next time.
+    private static func port(remembered path: String) throws -> Int {
+        if let text = try? String(contentsOfFile: path, encoding: .utf8),
+           let previous = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+           (1024...65535).contains(previous), Self.isFree(previous) {
+            return previous
+        }
+        let port = try Self.freePort()
+        try? "\(port)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        return port
+    }
+
+    private static func isFree(_ port: Int) -> Bool {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
     }
 
     /// A TCP port nobody listens on now; it names the socket file and keeps clusters apart.

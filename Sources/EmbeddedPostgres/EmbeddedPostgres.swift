@@ -109,6 +109,9 @@ public final class EmbeddedPostgres: Sendable {
         guard !alreadyStopped else { return }
         await self.stopServer()
         close(self.lockDescriptor)
+        if !self.socketDirectory.hasPrefix(self.root + "/") {
+            try? FileManager.default.removeItem(atPath: self.socketDirectory)
+        }
         if self.temporary {
             try? FileManager.default.removeItem(atPath: self.root)
         }

@@ -6,6 +6,11 @@ public enum Migrations {
     public struct File: Sendable {
         public let name: String
         public let sql: String
+
+        public init(name: String, sql: String) {
+            self.name = name
+            self.sql = sql
+        }
     }
 
     /// A migration ready to apply: its version, name, SQL and checksum.

@@ -1,0 +1,93 @@
+import Logging
+import PostgresPool
+import ServiceLifecycle
+
+/// Atrium's access to PostgreSQL: the connection pool plus the rule that tenant data is only
+/// reached inside a transaction scoped to one tenant.
+public final class Database: Service, Sendable {
+    public let pool: ConnectionPool
+    let logger: Logger
+
+    public init(configuration: DatabaseConfiguration, logger: Logger) {
+        self.pool = ConnectionPool(configuration: configuration.poolConfiguration, logger: logger)
+        self.logger = logger
+    }
+
+    public init(pool: ConnectionPool, logger: Logger) {
+        self.pool = pool
+        self.logger = logger
+    }
+
+    /// Runs the pool's maintenance until shutdown, then closes it.
+    public func run() async throws {
+        try await self.pool.run()
+    }
+
+    /// Runs `statements` in one transaction scoped to `tenant`, in one round trip.
+    public func transaction(in tenant: TenantContext, _ statements: [PostgresQuery]) async throws -> [PostgresRows] {
+        try await self.pool.transaction(statements, prelude: [Self.setTenant(tenant)])
+    }
+
+    /// Runs one statement in a transaction scoped to `tenant`.
+    public func query(in tenant: TenantContext, _ statement: PostgresQuery) async throws -> PostgresRows {
+        try await self.transaction(in: tenant, [statement])[0]
+    }
+
+    /// An interactive transaction scoped to `tenant`, for work whose next statement depends on
+    /// the last result. Commits when `body` returns, rolls back when it throws.
+    public func withTransaction<Result>(
+        in tenant: TenantContext,
+        _ body: (PostgresTransaction) async throws -> Result
+    ) async throws -> Result {
+        try await self.pool.withTransaction(prelude: [Self.setTenant(tenant)], body)
+    }
+
+    /// Runs statements that touch no tenant table (or only through the narrow SECURITY DEFINER
+    /// functions made for that), in one transaction.
+    public func unscopedTransaction(_ statements: [PostgresQuery]) async throws -> [PostgresRows] {
+        try await self.pool.transaction(statements, prelude: [Self.setTenant(nil)])
+    }
+
+    /// Whether PostgreSQL answers, within `timeout`.
+    public func isReachable(timeout: Duration = .seconds(2)) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                (try? await self.pool.query("SELECT 1")) != nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
+    /// Refuses a service role that row-level security would not restrain.
+    public func verifyServiceRole() async throws {
+        let rows = try await self.pool.query("""
+            SELECT current_user::text, rolsuper, rolbypassrls
+            FROM pg_catalog.pg_roles WHERE rolname = current_user
+            """)
+        guard let row = rows.single else { return }
+        let (user, superuser, bypass) = try row.decode((String, Bool, Bool).self)
+        if superuser || bypass {
+            throw DatabaseError(
+                "the service connects as \(user), which \(superuser ? "is a superuser" : "has BYPASSRLS"): "
+                    + "row-level security would not apply. Connect as atrium_app (DATABASE_URL) and give the owner "
+                    + "role to migrations only (ATRIUM_MIGRATION_DATABASE_URL)."
+            )
+        }
+    }
+
+    static func setTenant(_ tenant: TenantContext?) -> PostgresQuery {
+        "SELECT atrium.set_tenant(\(tenant?.tenantID))"
+    }
+}
+
+/// A database setup problem worth a clear message (not a query failure).
+public struct DatabaseError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

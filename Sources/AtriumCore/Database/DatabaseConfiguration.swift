@@ -1,0 +1,43 @@
+import PostgresPool
+
+/// How Atrium reaches PostgreSQL.
+public struct DatabaseConfiguration: Sendable {
+    /// Connection string for the service role (`atrium_app`).
+    public var url: String
+    /// Connection string for migrations (a role that can become `atrium_owner`); defaults to `url`.
+    public var migrationURL: String
+    public var maxConnections: Int
+    public var acquireTimeout: Duration
+    public var statementTimeout: Duration
+    /// Refuse to serve when the service role could bypass row-level security.
+    public var requireUnprivilegedRole: Bool
+
+    public init(
+        url: String,
+        migrationURL: String? = nil,
+        maxConnections: Int = 8,
+        acquireTimeout: Duration = .seconds(5),
+        statementTimeout: Duration = .seconds(30),
+        requireUnprivilegedRole: Bool = true
+    ) {
+        self.url = url
+        self.migrationURL = migrationURL ?? url
+        self.maxConnections = maxConnections
+        self.acquireTimeout = acquireTimeout
+        self.statementTimeout = statementTimeout
+        self.requireUnprivilegedRole = requireUnprivilegedRole
+    }
+
+    var poolConfiguration: PoolConfiguration {
+        PoolConfiguration(
+            connection: PostgresConfiguration(connectionString: self.url, statementTimeout: self.statementTimeout),
+            maxConnections: self.maxConnections,
+            acquireTimeout: self.acquireTimeout
+        )
+    }
+
+    /// Settings for the migrator's connection.
+    public var migrationConnection: PostgresConfiguration {
+        PostgresConfiguration(connectionString: self.migrationURL, applicationName: "atrium-migrate")
+    }
+}

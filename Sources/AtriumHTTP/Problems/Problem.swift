@@ -1,0 +1,78 @@
+import AtriumCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PostgresPool
+
+/// An RFC 9457 problem document: every error response Atrium sends has this shape.
+public struct Problem: Error, Sendable, Encodable {
+    /// Stable identifier of the kind of problem (a URI reference); clients branch on it.
+    public var type: String
+    public var title: String
+    public var status: Int
+    public var detail: String?
+    /// The request id, so a report can be matched with the server's log.
+    public var requestId: String?
+    /// Field-level failures for validation problems.
+    public var errors: [FieldError]?
+    /// Response headers that belong with the problem (`Retry-After`, `Allow`, …).
+    var headers: HTTPFields = [:]
+
+    /// One failing field: a JSON pointer into the request body or a parameter name, and why.
+    public struct FieldError: Sendable, Encodable, Hashable {
+        public var field: String
+        public var reason: String
+        public init(field: String, reason: String) {
+            self.field = field
+            self.reason = reason
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case type, title, status, detail, requestId, errors
+    }
+
+    public init(
+        _ kind: Kind,
+        detail: String? = nil,
+        errors: [FieldError]? = nil,
+        headers: HTTPFields = [:]
+    ) {
+        self.type = "/problems/\(kind.slug)"
+        self.title = kind.title
+        self.status = Int(kind.status.code)
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers
+    }
+
+    /// The kinds of problem, each with a stable type, title and status.
+    public struct Kind: Sendable, Hashable {
+        public let slug: String
+        public let title: String
+        public let status: HTTPResponse.Status
+
+        public static let notFound = Kind(slug: "not-found", title: "Not found", status: .notFound)
+        public static let internalError = Kind(slug: "internal-error", title: "Internal server error", status: .internalServerError)
+        public static let unavailable = Kind(slug: "service-unavailable", title: "Service unavailable", status: .serviceUnavailable)
+        public static let badRequest = Kind(slug: "bad-request", title: "Bad request", status: .badRequest)
+    }
+}
+
+extension Problem {
+    /// The response for this problem.
+    func response(requestID: String) throws -> Response {
+        var problem = self
+        problem.requestId = requestID
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = try encoder.encode(problem)
+        var headers = self.headers
+        headers[.contentType] = "application/problem+json"
+        return Response(
+            status: HTTPResponse.Status(code: self.status),
+            headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body))
+        )
+    }
+}

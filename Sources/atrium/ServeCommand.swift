@@ -1,0 +1,46 @@
+import ArgumentParser
+import AtriumCore
+import AtriumHTTP
+import Hummingbird
+import Logging
+
+/// `atrium serve`: migrates (unless told not to) and serves HTTP until SIGINT/SIGTERM.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the HTTP service (the default command)."
+    )
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "Address to listen on (env ATRIUM_HOST; default 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Port to listen on (env ATRIUM_PORT; default 8080).")
+    var port: Int?
+
+    @Flag(help: "Do not apply pending migrations at start (env ATRIUM_NO_MIGRATE=1).")
+    var noMigrate = false
+
+    func run() async throws {
+        let settings = try Settings.resolve(database: self.database, host: self.host, port: self.port, noMigrate: self.noMigrate)
+        let logger = LogSetup.bootstrap(settings)
+        let endpoint = try await DatabaseEndpoint.open(settings, logger: logger)
+        do {
+            if settings.migrateOnStart {
+                try await endpoint.migrate(logger: logger)
+            }
+            let database = Database(configuration: endpoint.configuration, logger: logger)
+            if endpoint.configuration.requireUnprivilegedRole {
+                try await database.verifyServiceRole()
+            }
+            let app = buildApplication(server: settings.server, database: database, logger: logger)
+            logger.info("serving", metadata: ["url": "http://\(settings.server.host):\(settings.server.port)"])
+            try await app.runService()
+        } catch {
+            await endpoint.close()
+            throw error
+        }
+        await endpoint.close()
+    }
+}

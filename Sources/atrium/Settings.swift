@@ -1,0 +1,77 @@
+import AtriumCore
+import AtriumHTTP
+import Foundation
+import Logging
+
+/// Everything configurable, resolved once: command-line flag, then environment variable, then default.
+struct Settings: Sendable {
+    var databaseURL: String?
+    var migrationDatabaseURL: String?
+    var dataDirectory: String
+    var maxConnections: Int
+    var acquireTimeout: Duration
+    var statementTimeout: Duration
+    var logLevel: Logger.Level
+    var jsonLogs: Bool
+    var server: ServerConfiguration
+    var migrateOnStart: Bool
+
+    static func resolve(
+        database: DatabaseOptions,
+        host: String? = nil,
+        port: Int? = nil,
+        noMigrate: Bool = false,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> Settings {
+        func value(_ flag: String?, _ variable: String) -> String? {
+            if let flag, !flag.isEmpty { return flag }
+            if let fromEnvironment = environment[variable], !fromEnvironment.isEmpty { return fromEnvironment }
+            return nil
+        }
+        func integer(_ flag: Int?, _ variable: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
+            let text = flag.map(String.init) ?? environment[variable]
+            guard let text, !text.isEmpty else { return fallback }
+            guard let number = Int(text), range.contains(number) else {
+                throw SettingsError("\(variable) must be a whole number from \(range.lowerBound) to \(range.upperBound), got \"\(text)\"")
+            }
+            return number
+        }
+        func seconds(_ variable: String, default fallback: Duration) throws -> Duration {
+            guard let text = environment[variable], !text.isEmpty else { return fallback }
+            guard let number = Double(text), number > 0, number <= 86_400 else {
+                throw SettingsError("\(variable) must be a number of seconds, got \"\(text)\"")
+            }
+            return .milliseconds(Int64(number * 1000))
+        }
+
+        let levelText = value(database.logLevel, "ATRIUM_LOG_LEVEL") ?? "info"
+        guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
+            throw SettingsError("log level must be one of trace, debug, info, notice, warning, error, critical; got \"\(levelText)\"")
+        }
+        let format = (value(database.logFormat, "ATRIUM_LOG_FORMAT") ?? "text").lowercased()
+        guard format == "text" || format == "json" else {
+            throw SettingsError("log format must be text or json, got \"\(format)\"")
+        }
+        let disableMigrations = noMigrate || ["1", "true", "yes"].contains(environment["ATRIUM_NO_MIGRATE"]?.lowercased() ?? "")
+        return Settings(
+            databaseURL: value(database.databaseURL, "DATABASE_URL"),
+            migrationDatabaseURL: value(database.migrationDatabaseURL, "ATRIUM_MIGRATION_DATABASE_URL"),
+            dataDirectory: value(database.dataDir, "ATRIUM_DATA_DIR") ?? ".atrium",
+            maxConnections: try integer(database.dbMaxConnections, "ATRIUM_DB_MAX_CONNECTIONS", default: 8, range: 1...1000),
+            acquireTimeout: try seconds("ATRIUM_DB_ACQUIRE_TIMEOUT", default: .seconds(5)),
+            statementTimeout: try seconds("ATRIUM_DB_STATEMENT_TIMEOUT", default: .seconds(30)),
+            logLevel: level,
+            jsonLogs: format == "json",
+            server: ServerConfiguration(
+                host: value(host, "ATRIUM_HOST") ?? "127.0.0.1",
+                port: try integer(port, "ATRIUM_PORT", default: 8080, range: 0...65535)
+            ),
+            migrateOnStart: !disableMigrations
+        )
+    }
+}
+
+struct SettingsError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
