@@ -80,6 +80,22 @@ public actor TestCluster {
         return try await task.value
     }
 
+    /// Runs `body` on a superuser connection to `database` and closes it.
+    public func withConnection<T: Sendable>(database: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let connection = try await PostgresConnection.connect(
+            configuration: try await self.superuserConfiguration(database: database),
+            logger: TestLogger.make("admin")
+        )
+        do {
+            let result = try await body(connection)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
     /// Connection settings for `database` as the superuser.
     public func superuserConfiguration(database: String) async throws -> PostgresConfiguration {
         let cluster = try await self.cluster()

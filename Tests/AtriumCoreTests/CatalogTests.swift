@@ -1,0 +1,110 @@
+import AtriumTestSupport
+import PostgresPool
+import Testing
+
+/// What the migrations promise about the schema, checked in PostgreSQL's own catalog so a new
+/// table cannot quietly skip the rules.
+@Suite struct CatalogTests {
+    @Test func everyTenantTableHasForcedRowLevelSecurityAndAPolicy() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let rows = try await database.withSuperuser { connection in
+            try await connection.query("""
+                SELECT c.oid::regclass::text, c.relrowsecurity, c.relforcerowsecurity,
+                       (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)::int8
+                FROM pg_class c
+                JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relkind IN ('r', 'p')
+                  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+                ORDER BY 1
+                """)
+        }
+        #expect(!rows.isEmpty)
+        for row in rows {
+            let (table, enabled, forced, policies) = try row.decode((String, Bool, Bool, Int).self)
+            #expect(enabled, "\(table) has row-level security disabled")
+            #expect(forced, "\(table) does not force row-level security")
+            #expect(policies >= 1, "\(table) has no policy")
+        }
+    }
+
+    @Test func tenantIdLeadsThePrimaryKeyOfEveryTenantTable() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let rows = try await database.withSuperuser { connection in
+            try await connection.query("""
+                SELECT c.oid::regclass::text, a.attname::text
+                FROM pg_index i
+                JOIN pg_class c ON c.oid = i.indrelid
+                JOIN pg_namespace n ON n.oid = c.relnamespace
+                JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
+                WHERE i.indisprimary AND n.nspname = 'atrium'
+                  AND EXISTS (SELECT 1 FROM pg_attribute t WHERE t.attrelid = c.oid AND t.attname = 'tenant_id')
+                """)
+        }
+        #expect(!rows.isEmpty)
+        for row in rows {
+            let (table, first) = try row.decode((String, String).self)
+            #expect(first == "tenant_id", "\(table)'s primary key starts with \(first)")
+        }
+    }
+
+    @Test func theServiceRoleIsUnprivilegedAndOwnsNothing() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let role = try await database.withSuperuser { connection in
+            try await connection.query("""
+                SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb, rolcanlogin
+                FROM pg_roles WHERE rolname = 'atrium_app'
+                """)
+        }
+        let (superuser, bypass, createRole, createDatabase, login) = try #require(role.single).decode((Bool, Bool, Bool, Bool, Bool).self)
+        #expect(!superuser)
+        #expect(!bypass)
+        #expect(!createRole)
+        #expect(!createDatabase)
+        #expect(login)
+        let owned = try await database.withSuperuser { connection in
+            try await connection.query("""
+                SELECT (SELECT count(*) FROM pg_class WHERE relowner = 'atrium_app'::regrole)
+                     + (SELECT count(*) FROM pg_namespace WHERE nspowner = 'atrium_app'::regrole)
+                     + (SELECT count(*) FROM pg_proc WHERE proowner = 'atrium_app'::regrole)
+                     + (SELECT count(*) FROM pg_type WHERE typowner = 'atrium_app'::regrole)
+                     + (SELECT count(*) FROM pg_database WHERE datdba = 'atrium_app'::regrole)
+                """)
+        }
+        #expect(try owned[0].decode(Int.self, column: 0) == 0)
+        // Not even a member of the owner role, so it cannot SET ROLE its way past the policies.
+        let member = try await database.withSuperuser { connection in
+            try await connection.query("SELECT pg_has_role('atrium_app', 'atrium_owner', 'MEMBER')")
+        }
+        #expect(try member[0].decode(Bool.self, column: 0) == false)
+    }
+
+    @Test func atriumObjectsBelongToTheOwnerRoleAndAreDocumented() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let tables = try await database.withSuperuser { connection in
+            try await connection.query("""
+                SELECT c.oid::regclass::text, pg_get_userbyid(c.relowner)::text, obj_description(c.oid, 'pg_class')
+                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'atrium' AND c.relkind IN ('r', 'p', 'v', 'm')
+                """)
+        }
+        #expect(!tables.isEmpty)
+        for row in tables {
+            let (table, owner, comment) = try row.decode((String, String, String?).self)
+            #expect(owner == "atrium_owner", "\(table) is owned by \(owner)")
+            #expect(comment?.isEmpty == false, "\(table) has no COMMENT")
+        }
+        let columns = try await database.withSuperuser { connection in
+            try await connection.query("""
+                SELECT c.oid::regclass::text || '.' || a.attname
+                FROM pg_attribute a
+                JOIN pg_class c ON c.oid = a.attrelid
+                JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'atrium' AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+                  AND col_description(c.oid, a.attnum) IS NULL
+                """)
+        }
+        let undocumented = try columns.map { try $0.decode(String.self, column: 0) }
+        #expect(undocumented.isEmpty, "columns without COMMENT: \(undocumented)")
+    }
+}

@@ -1,0 +1,80 @@
+import AtriumCore
+import AtriumHTTP
+import AtriumTestSupport
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@Suite struct HealthTests {
+    static func application(_ database: Database) -> some ApplicationProtocol {
+        buildApplication(server: ServerConfiguration(), database: database, logger: TestLogger.make("http"))
+    }
+
+    @Test func healthAndReadinessWithADatabase() async throws {
+        let database = Database(pool: try await TestCluster.shared.makeDatabase().appPool(), logger: TestLogger.make("db"))
+        try await Self.application(database).test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body) == #"{"status":"ok"}"#)
+                let id = try #require(response.headers[.init("X-Request-ID")!])
+                #expect(id.count == 32)
+            }
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body) == #"{"status":"ready"}"#)
+            }
+        }
+    }
+
+    @Test func notReadyWhenPostgresIsUnreachable() async throws {
+        let database = Database(
+            configuration: DatabaseConfiguration(
+                url: "host=/nonexistent-atrium-socket-dir port=5 user=nobody dbname=none",
+                acquireTimeout: .milliseconds(300)
+            ),
+            logger: TestLogger.make("db")
+        )
+        try await Self.application(database).test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok)
+            }
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(response.headers[.contentType] == "application/problem+json")
+                #expect(response.headers[.retryAfter] != nil)
+                let problem = try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any]
+                #expect(problem?["status"] as? Int == 503)
+                #expect(problem?["type"] as? String == "/problems/service-unavailable")
+            }
+        }
+    }
+
+    @Test func requestIDsAreEchoedWhenWellFormedAndReplacedOtherwise() async throws {
+        let database = Database(pool: try await TestCluster.shared.makeDatabase().appPool(), logger: TestLogger.make("db"))
+        try await Self.application(database).test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get, headers: [.init("X-Request-ID")!: "trace-42.a_b:c"]) { response in
+                #expect(response.headers[.init("X-Request-ID")!] == "trace-42.a_b:c")
+            }
+            try await client.execute(uri: "/healthz", method: .get, headers: [.init("X-Request-ID")!: "bad id\twith spaces"]) { response in
+                let id = response.headers[.init("X-Request-ID")!]
+                #expect(id != nil && id != "bad id\twith spaces")
+                #expect(id?.count == 32)
+            }
+        }
+    }
+
+    @Test func unknownRoutesAreProblemDocumentsCarryingTheRequestID() async throws {
+        let database = Database(pool: try await TestCluster.shared.makeDatabase().appPool(), logger: TestLogger.make("db"))
+        try await Self.application(database).test(.router) { client in
+            try await client.execute(uri: "/no/such/route", method: .get, headers: [.init("X-Request-ID")!: "abc"]) { response in
+                #expect(response.status == .notFound)
+                #expect(response.headers[.contentType] == "application/problem+json")
+                let problem = try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any]
+                #expect(problem?["requestId"] as? String == "abc")
+                #expect(problem?["title"] as? String == "Not found")
+            }
+        }
+    }
+}
