@@ -119,6 +119,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "EmbeddedPostgresTests",
+            dependencies: ["EmbeddedPostgres", "AtriumTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "AtriumCoreTests",
             dependencies: ["AtriumCore", "AtriumTestSupport"],
             swiftSettings: swiftSettings

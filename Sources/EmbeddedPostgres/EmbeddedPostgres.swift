@@ -176,7 +176,7 @@ extension EmbeddedPostgres {
             throw EmbeddedPostgresError("could not create a temporary file: \(String(cString: strerror(errno)))")
         }
         close(descriptor)
-        let path = String(cString: template)
+        let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         defer { unlink(path) }
         let status = try await ChildProcess.run(arguments, logPath: path)
         let output = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""

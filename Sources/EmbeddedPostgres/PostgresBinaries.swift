@@ -9,32 +9,40 @@ public struct PostgresBinaries: Sendable {
     public var pgbench: String { self.directory + "/pgbench" }
     public var psql: String { self.directory + "/psql" }
 
-    /// Finds the newest installed PostgreSQL: `ATRIUM_POSTGRES_BIN` if set, the Debian/Ubuntu
-    /// layout, Homebrew, then `PATH`.
-    public static func locate(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> PostgresBinaries {
-        var candidates: [String] = []
+    /// Finds the server programs: in `ATRIUM_POSTGRES_BIN` when it is set (and only there), else
+    /// the newest installed PostgreSQL in the Debian/Ubuntu and Red Hat layouts, Homebrew, then `PATH`.
+    public static func locate(
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        standardLocations: [String]? = nil
+    ) throws -> PostgresBinaries {
         if let explicit = environment["ATRIUM_POSTGRES_BIN"], !explicit.isEmpty {
-            candidates.append(explicit)
+            guard Self.holdsServerPrograms(explicit) else {
+                throw EmbeddedPostgresError("ATRIUM_POSTGRES_BIN=\(explicit) does not contain initdb and postgres")
+            }
+            return PostgresBinaries(directory: explicit)
         }
-        candidates += Self.versionedDirectories(in: "/usr/lib/postgresql", prefix: "")
-        candidates += Self.versionedDirectories(in: "/usr", prefix: "pgsql-")
-        candidates += Self.homebrewDirectories()
-        candidates += ["/usr/local/pgsql/bin", "/opt/homebrew/bin", "/usr/local/bin"]
-        candidates += (environment["PATH"] ?? "").split(separator: ":").map(String.init)
-        let fileManager = FileManager.default
-        for directory in candidates
-        where fileManager.isExecutableFile(atPath: directory + "/initdb")
-            && fileManager.isExecutableFile(atPath: directory + "/postgres") {
+        let candidates = (standardLocations ?? Self.standardLocations)
+            + (environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        if let directory = candidates.first(where: Self.holdsServerPrograms) {
             return PostgresBinaries(directory: directory)
-        }
-        if let explicit = environment["ATRIUM_POSTGRES_BIN"], !explicit.isEmpty {
-            throw EmbeddedPostgresError("ATRIUM_POSTGRES_BIN=\(explicit) does not contain initdb and postgres")
         }
         throw EmbeddedPostgresError(
             "PostgreSQL server programs (initdb, postgres) were not found. Install PostgreSQL "
                 + "(Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql) "
                 + "or set DATABASE_URL to use an existing server."
         )
+    }
+
+    private static var standardLocations: [String] {
+        Self.versionedDirectories(in: "/usr/lib/postgresql", prefix: "")
+            + Self.versionedDirectories(in: "/usr", prefix: "pgsql-")
+            + Self.homebrewDirectories()
+            + ["/usr/local/pgsql/bin", "/opt/homebrew/bin", "/usr/local/bin"]
+    }
+
+    private static func holdsServerPrograms(_ directory: String) -> Bool {
+        FileManager.default.isExecutableFile(atPath: directory + "/initdb")
+            && FileManager.default.isExecutableFile(atPath: directory + "/postgres")
     }
 
     /// Entries of `parent` named `prefix` + version, as `parent/entry/bin`, newest first

@@ -81,6 +81,7 @@ public actor TestCluster {
     }
 
     /// Runs `body` on a superuser connection to `database` and closes it.
+    @discardableResult
     public func withConnection<T: Sendable>(database: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         let connection = try await PostgresConnection.connect(
             configuration: try await self.superuserConfiguration(database: database),
@@ -139,6 +140,7 @@ public struct TestDatabase: Sendable {
     }
 
     /// Runs `body` on a superuser connection and closes it.
+    @discardableResult
     public func withSuperuser<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         let connection = try await PostgresConnection.connect(configuration: self.superuser, logger: TestLogger.make("admin"))
         do {

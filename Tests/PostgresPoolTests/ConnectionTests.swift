@@ -28,3 +28,32 @@ import Testing
         await connection.close()
     }
 }
+
+@Suite struct LargeValueTests {
+    @Test func largeParametersAndResultsCrossTheSocketInPieces() async throws {
+        let database = try await TestCluster.shared.makeEmptyDatabase()
+        let pool = ConnectionPool(
+            configuration: PoolConfiguration(connection: try await TestCluster.shared.superuserConfiguration(database: database), maxConnections: 2),
+            logger: TestLogger.make("large")
+        )
+        // Several MiB each way: far beyond a socket buffer, so writes wait for writability
+        // and reads arrive over many events.
+        let big = String(repeating: "atrium-", count: 600_000)
+        let echoed = try await pool.query("SELECT length(\(big)::text)::int8, md5(\(big)::text)")
+        #expect(try echoed[0].decode(Int.self, column: 0) == big.utf8.count)
+        let generated = try await pool.query("SELECT repeat('x', 5000000)")
+        #expect(try generated[0].decode(String.self, column: 0).utf8.count == 5_000_000)
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    let rows = try await pool.query("SELECT length(repeat(\(String(index)), 1000000) || \(big)::text)::int8")
+                    return try rows[0].decode(Int.self, column: 0)
+                }
+            }
+            for try await length in group {
+                #expect(length == 1_000_000 + big.utf8.count)
+            }
+        }
+        await pool.close()
+    }
+}

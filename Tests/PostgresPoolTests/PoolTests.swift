@@ -110,7 +110,7 @@ import Testing
 
     @Test func failingStatementInAPipelineFailsOnlyThatCaller() async throws {
         let database = try await TestCluster.shared.makeDatabase()
-        try await database.withSuperuser { admin in
+        _ = try await database.withSuperuser { admin in
             try await admin.simpleQuery("""
                 CREATE TABLE public.pipeline_items (id int PRIMARY KEY, name text NOT NULL);
                 GRANT SELECT, INSERT ON public.pipeline_items TO atrium_app;
@@ -146,7 +146,7 @@ import Testing
 
     @Test func interactiveTransactionsCommitAndRollBack() async throws {
         let database = try await TestCluster.shared.makeDatabase()
-        try await database.withSuperuser { admin in
+        _ = try await database.withSuperuser { admin in
             try await admin.simpleQuery("""
                 CREATE TABLE public.counters (name text PRIMARY KEY, value int8 NOT NULL);
                 INSERT INTO public.counters VALUES ('a', 0);

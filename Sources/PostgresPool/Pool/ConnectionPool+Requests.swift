@@ -31,6 +31,7 @@ extension ConnectionPool {
     /// Borrows a connection for work that cannot be expressed as one batch.
     ///
     /// The connection returns to the pool when `body` ends; a transaction left open is rolled back.
+    @discardableResult
     public func withConnection<Result>(
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
@@ -49,6 +50,7 @@ extension ConnectionPool {
     /// `BEGIN` plus `prelude` travel with the first of them.
     ///
     /// Commits when `body` returns, rolls back when it throws.
+    @discardableResult
     public func withTransaction<Result>(
         prelude: [PostgresQuery] = [],
         _ body: (PostgresTransaction) async throws -> Result
