@@ -51,7 +51,10 @@ let package = Package(
         ),
         .target(
             name: "AtriumCrypto",
-            dependencies: ["COpenSSL"],
+            dependencies: [
+                "COpenSSL",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -116,6 +119,11 @@ let package = Package(
         .testTarget(
             name: "PostgresPoolTests",
             dependencies: ["PostgresPool", "AtriumTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AtriumCryptoTests",
+            dependencies: ["AtriumCrypto"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,37 @@
+/// A stored password hash in the PHC string format: `$scrypt$ln=17,r=8,p=1$<salt>$<hash>`
+/// (salt and hash in unpadded standard base64). The parameters travel with the hash, so they
+/// can be raised later and old hashes still verify (and get upgraded at the next login).
+public struct PasswordHash: Sendable, Hashable {
+    public let parameters: Scrypt.Parameters
+    public let salt: [UInt8]
+    public let hash: [UInt8]
+
+    public init(parameters: Scrypt.Parameters, salt: [UInt8], hash: [UInt8]) {
+        self.parameters = parameters
+        self.salt = salt
+        self.hash = hash
+    }
+
+    /// Parses a PHC string; nil for anything malformed or not scrypt.
+    public init?(phc: String) {
+        let fields = phc.split(separator: "$", omittingEmptySubsequences: false)
+        guard fields.count == 5, fields[0].isEmpty, fields[1] == "scrypt" else { return nil }
+        var values: [Substring: Int] = [:]
+        for pair in fields[2].split(separator: ",") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let number = Int(parts[1]), values[parts[0]] == nil else { return nil }
+            values[parts[0]] = number
+        }
+        guard values.count == 3, let logN = values["ln"], let r = values["r"], let p = values["p"] else { return nil }
+        let parameters = Scrypt.Parameters(logN: logN, r: r, p: p)
+        guard parameters.isValid,
+              let salt = Base64.decode(fields[3], alphabet: .standard), salt.count >= 8,
+              let hash = Base64.decode(fields[4], alphabet: .standard), hash.count >= 16
+        else { return nil }
+        self.init(parameters: parameters, salt: salt, hash: hash)
+    }
+
+    public var phcString: String {
+        "$scrypt$\(self.parameters)$\(Base64.encode(self.salt, alphabet: .standard))$\(Base64.encode(self.hash, alphabet: .standard))"
+    }
+}
