@@ -1,0 +1,79 @@
+/// A failure the caller should be told about (as opposed to a bug): wrong credentials, no
+/// permission, not found, a conflict, invalid input, too many attempts, overload.
+///
+/// The HTTP layer maps each code to a status and problem type in one place.
+public struct AtriumError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        private enum Base: String, Sendable, Hashable {
+            case unauthenticated, invalidCredentials, forbidden, notFound, conflict, validation
+            case throttled, overloaded, preconditionFailed, gone
+        }
+
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
+        /// No usable credential (missing, malformed, expired, revoked).
+        public static let unauthenticated = Code(.unauthenticated)
+        /// Email and password do not match (the same answer whether or not the email exists).
+        public static let invalidCredentials = Code(.invalidCredentials)
+        /// Authenticated, but the role is not enough.
+        public static let forbidden = Code(.forbidden)
+        /// Nothing with that id in this tenant (also what another tenant's ids get).
+        public static let notFound = Code(.notFound)
+        /// Clashes with existing state (email taken, last owner, …); `reason` says which.
+        public static let conflict = Code(.conflict)
+        /// Input fails validation; `fields` lists every failure.
+        public static let validation = Code(.validation)
+        /// Too many attempts; retry after `retryAfter` seconds.
+        public static let throttled = Code(.throttled)
+        /// The server is saturated (password hashing queue full); retry after `retryAfter` seconds.
+        public static let overloaded = Code(.overloaded)
+        /// An `If-Match` precondition did not hold.
+        public static let preconditionFailed = Code(.preconditionFailed)
+        /// The thing existed but is no longer usable (an accepted or expired invitation).
+        public static let gone = Code(.gone)
+
+        public var description: String { self.base.rawValue }
+    }
+
+    /// One failing input field: a JSON pointer (`/email`) or parameter name, and why.
+    public struct FieldFailure: Sendable, Hashable {
+        public let field: String
+        public let reason: String
+        public init(field: String, reason: String) {
+            self.field = field
+            self.reason = reason
+        }
+    }
+
+    public let code: Code
+    public let message: String
+    /// A stable machine-readable reason for conflicts (`email_taken`, `last_owner`, …).
+    public var reason: String?
+    public var fields: [FieldFailure] = []
+    public var retryAfter: Int?
+
+    public init(_ code: Code, _ message: String, reason: String? = nil, fields: [FieldFailure] = [], retryAfter: Int? = nil) {
+        self.code = code
+        self.message = message
+        self.reason = reason
+        self.fields = fields
+        self.retryAfter = retryAfter
+    }
+
+    public var description: String { "\(self.code): \(self.message)" }
+
+    public static func notFound(_ what: String) -> AtriumError {
+        AtriumError(.notFound, "\(what) not found")
+    }
+
+    public static func forbidden(_ required: Role) -> AtriumError {
+        AtriumError(.forbidden, "this needs the \(required.rawValue) role or higher")
+    }
+
+    public static func invalid(_ fields: [FieldFailure]) -> AtriumError {
+        AtriumError(.validation, fields.count == 1 ? "1 field is invalid" : "\(fields.count) fields are invalid", fields: fields)
+    }
+
+    public static let unauthenticated = AtriumError(.unauthenticated, "a valid access token or API key is required")
+}

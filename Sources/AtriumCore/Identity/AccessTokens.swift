@@ -1,0 +1,78 @@
+import AtriumCrypto
+import Foundation
+
+/// Issues and checks access tokens: compact JWS (HS256) carrying issuer, subject (user),
+/// tenant, role, session id, issued-at and expiry.
+public struct AccessTokens: Sendable {
+    let configuration: AuthConfiguration
+    let revocations: RevocationSet
+
+    public init(configuration: AuthConfiguration, revocations: RevocationSet) {
+        self.configuration = configuration
+        self.revocations = revocations
+    }
+
+    /// The payload. Ids are lower-case UUID strings.
+    struct Claims: Codable, Equatable {
+        let iss: String
+        let sub: String
+        let tid: String
+        let role: Role
+        let sid: String
+        let iat: Int64
+        let exp: Int64
+    }
+
+    /// A signed access token for a session, and when it expires.
+    public func issue(user: UUID, tenant: UUID, role: Role, session: UUID, now: Date = Date()) -> (token: String, expiresAt: Date) {
+        let issuedAt = Int64(now.timeIntervalSince1970)
+        let expiresAt = issuedAt + Int64(self.configuration.accessTokenLifetime.seconds)
+        let claims = Claims(
+            iss: self.configuration.issuer,
+            sub: user.uuidString.lowercased(),
+            tid: tenant.uuidString.lowercased(),
+            role: role,
+            sid: session.uuidString.lowercased(),
+            iat: issuedAt,
+            exp: expiresAt
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        // Encoding a struct of UUIDs, strings and integers cannot fail.
+        let payload = try! encoder.encode(claims)
+        return (CompactJWS.sign(payload: Array(payload), with: self.configuration.keyRing), Date(timeIntervalSince1970: Double(expiresAt)))
+    }
+
+    /// Why a token was refused (the caller answers 401 either way; this is for logs and metrics).
+    public enum Rejection: String, Error, Sendable {
+        case malformed, unsupportedAlgorithm, unknownKey, badSignature, invalidClaims, wrongIssuer, expired, notYetValid, revoked
+    }
+
+    /// The principal of a valid token. The signature is checked before any claim is read, and
+    /// nothing here touches the database.
+    public func verify(_ token: String, now: Date = Date()) -> Result<Principal, Rejection> {
+        let payload: [UInt8]
+        switch CompactJWS.verify(token, with: self.configuration.keyRing) {
+        case .success(let verified): payload = verified
+        case .failure(let rejection): return .failure(Rejection(rawValue: rejection.rawValue) ?? .malformed)
+        }
+        guard let claims = try? JSONDecoder().decode(Claims.self, from: Data(payload)),
+              let user = UUID(uuidString: claims.sub), let tenant = UUID(uuidString: claims.tid), let session = UUID(uuidString: claims.sid)
+        else {
+            return .failure(.invalidClaims)
+        }
+        guard claims.iss == self.configuration.issuer else { return .failure(.wrongIssuer) }
+        let seconds = Int64(now.timeIntervalSince1970)
+        guard claims.exp > seconds else { return .failure(.expired) }
+        // Allow a minute of clock skew between servers.
+        guard claims.iat <= seconds + 60, claims.exp - claims.iat <= Int64(self.configuration.accessTokenLifetime.seconds) + 1 else {
+            return .failure(.notYetValid)
+        }
+        guard !self.revocations.contains(session) else { return .failure(.revoked) }
+        return .success(Principal(
+            tenant: TenantContext(tenantID: tenant),
+            role: claims.role,
+            credential: .session(userID: user, sessionID: session)
+        ))
+    }
+}

@@ -1,0 +1,49 @@
+import AtriumCrypto
+
+/// Lifetimes and limits of identity and sessions.
+public struct AuthConfiguration: Sendable {
+    /// Signs and verifies access tokens.
+    public var keyRing: TokenKeyRing
+    /// `iss` of access tokens.
+    public var issuer: String
+    public var accessTokenLifetime: Duration
+    /// A session (and its refresh tokens) ends this long after sign-in at the latest.
+    public var sessionLifetime: Duration
+    /// How long after a rotation the replaced refresh token still counts as a retry.
+    public var refreshGracePeriod: Duration
+    public var invitationLifetime: Duration
+    /// scrypt parameters for new password hashes.
+    public var passwordParameters: Scrypt.Parameters
+    /// Concurrent password hashes (about one per core) and how many may wait.
+    public var hashingPermits: Int
+    public var hashingQueue: Int
+
+    public init(
+        keyRing: TokenKeyRing,
+        issuer: String = "atrium",
+        accessTokenLifetime: Duration = .seconds(15 * 60),
+        sessionLifetime: Duration = .seconds(30 * 24 * 3600),
+        refreshGracePeriod: Duration = .seconds(10),
+        invitationLifetime: Duration = .seconds(7 * 24 * 3600),
+        passwordParameters: Scrypt.Parameters = .recommended,
+        hashingPermits: Int,
+        hashingQueue: Int = 8
+    ) {
+        self.keyRing = keyRing
+        self.issuer = issuer
+        self.accessTokenLifetime = accessTokenLifetime
+        self.sessionLifetime = sessionLifetime
+        self.refreshGracePeriod = refreshGracePeriod
+        self.invitationLifetime = invitationLifetime
+        self.passwordParameters = passwordParameters
+        self.hashingPermits = hashingPermits
+        self.hashingQueue = hashingQueue
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (seconds, attoseconds) = self.components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,81 @@
+import AtriumCrypto
+import Foundation
+import PostgresPool
+
+extension AuthService {
+    /// Signs in with email and password, into `tenant` (id or slug) or the first of the user's
+    /// tenants.
+    ///
+    /// An unknown email, a wrong password and a disabled account all get the same error after
+    /// the same amount of hashing work. Throttling is checked before any hashing.
+    public func signIn(email: String, password: String, tenant requested: String?, origin: RequestOrigin) async throws -> SignIn {
+        let account = Self.accountKey(email)
+        let lookup = try await self.database.unscopedTransaction([
+            "SELECT atrium.auth_login_throttle(\(account), \(origin.clientAddress))",
+            "SELECT user_id, password_hash, disabled FROM atrium.auth_find_login(\(email))",
+            "SELECT t.tenant_id, t.name, t.slug, t.role FROM atrium.auth_find_login(\(email)) f, LATERAL atrium.auth_user_tenants(f.user_id) t",
+        ])
+        let wait = try lookup[0][0].decode(Int.self, column: 0)
+        if wait > 0 {
+            _ = try await self.database.unscopedTransaction([AuthEvent.account("login_throttled", user: nil, origin: origin, detail: ["account": account])])
+            throw AtriumError(.throttled, "too many failed sign-ins; retry later", retryAfter: wait)
+        }
+
+        let found = try lookup[1].single.map { try $0.decode((UUID, String, Bool).self) }
+        let verification: PasswordHasher.Verification
+        if let found, password.utf8.count <= PasswordHasher.maximumLength {
+            verification = try await self.hashing { try await self.hasher.verify(password, against: found.1) }
+        } else {
+            // No such user (or an impossible password): the same work, the same answer.
+            let bounded = String(decoding: password.utf8.prefix(PasswordHasher.maximumLength), as: UTF8.self)
+            try await self.hashing { try await self.hasher.verifyAgainstDummy(bounded) }
+            verification = .mismatch
+        }
+        guard let found, case .match(let needsRehash) = verification, !found.2 else {
+            _ = try await self.database.unscopedTransaction([
+                "SELECT atrium.auth_record_login(\(account), \(origin.clientAddress), false)",
+                AuthEvent.account("login_failed", user: found?.0, origin: origin, detail: ["account": account]),
+            ])
+            throw AtriumError(.invalidCredentials, "email or password is wrong")
+        }
+        let user = found.0
+        let tenants = try lookup[2].map(Self.membership)
+        guard let tenant = try self.choose(requested, from: tenants) else {
+            throw AtriumError(.forbidden, "this account belongs to no tenant; ask a tenant admin for an invitation", reason: "no_membership")
+        }
+        var extra: [PostgresQuery] = [
+            "SELECT atrium.auth_record_login(\(account), \(origin.clientAddress), true)",
+            AuthEvent.insert("login_succeeded", tenant: tenant.tenantID, user: user, origin: origin),
+        ]
+        if needsRehash {
+            // Parameters were raised since this hash was made: store one with today's.
+            if let upgraded = try? await self.hasher.hash(password) {
+                extra.append("SELECT atrium.auth_set_password_hash(\(user), \(upgraded))")
+            }
+        }
+        let tokens = try await self.startSession(user: user, in: tenant, origin: origin, alongside: extra)
+        return SignIn(user: try await self.profile(of: user), tenant: tenant, tenants: tenants, tokens: tokens)
+    }
+
+    /// Opens a session in `tenant` and runs `alongside` in the same transaction.
+    func startSession(user: UUID, in tenant: TenantMembership, origin: RequestOrigin, alongside: [PostgresQuery]) async throws -> TokenPair {
+        let session = self.newSession(user: user, tenant: tenant.tenantID, role: tenant.role, origin: origin)
+        do {
+            _ = try await self.database.transaction(in: TenantContext(tenantID: tenant.tenantID), session.statements + alongside)
+        } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.foreignKeyViolation {
+            // The membership went away between the lookup and now.
+            throw AtriumError(.forbidden, "not a member of that tenant", reason: "not_a_member")
+        }
+        return session.tokens
+    }
+
+    /// The tenant to sign in to: the requested one (by id or slug) or the first.
+    func choose(_ requested: String?, from tenants: [TenantMembership]) throws -> TenantMembership? {
+        guard let requested else { return tenants.first }
+        let id = UUID(uuidString: requested)
+        guard let match = tenants.first(where: { $0.tenantID == id || $0.slug == requested }) else {
+            throw AtriumError(.forbidden, "not a member of that tenant", reason: "not_a_member")
+        }
+        return match
+    }
+}
