@@ -6,7 +6,7 @@ struct Atrium: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "atrium",
         abstract: "Atrium: a multi-tenant backend on PostgreSQL.",
-        subcommands: [ServeCommand.self, MigrateCommand.self],
+        subcommands: [ServeCommand.self, MigrateCommand.self, KeygenCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 }

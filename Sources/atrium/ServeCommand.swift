@@ -3,6 +3,7 @@ import AtriumCore
 import AtriumHTTP
 import Hummingbird
 import Logging
+import PostgresPool
 
 /// `atrium serve`: migrates (unless told not to) and serves HTTP until SIGINT/SIGTERM.
 struct ServeCommand: AsyncParsableCommand {
@@ -34,7 +35,28 @@ struct ServeCommand: AsyncParsableCommand {
             if endpoint.configuration.requireUnprivilegedRole {
                 try await database.verifyServiceRole()
             }
-            let app = buildApplication(server: settings.server, database: database, logger: logger)
+            let configuration = AuthConfiguration(
+                keyRing: try TokenKeys.load(settings, logger: logger),
+                passwordParameters: settings.passwordParameters,
+                hashingPermits: settings.hashingThreads,
+                hashingQueue: settings.hashingQueue
+            )
+            let revocations = RevocationSet(retention: configuration.accessTokenLifetime)
+            let auth = AuthService(database: database, configuration: configuration, revocations: revocations, logger: logger)
+            let watcher = RevocationWatcher(
+                database: database,
+                revocations: revocations,
+                listenerConfiguration: PostgresConfiguration(connectionString: endpoint.configuration.url),
+                logger: logger
+            )
+            // Known revocations must be in memory before the first request is served.
+            try await watcher.reload()
+            let app = buildApplication(
+                server: settings.server,
+                services: AtriumServices(database: database, auth: auth),
+                backgroundServices: [watcher],
+                logger: logger
+            )
             logger.info("serving", metadata: ["url": "http://\(settings.server.host):\(settings.server.port)"])
             try await app.runService()
         } catch {

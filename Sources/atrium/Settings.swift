@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumCrypto
 import AtriumHTTP
 import Foundation
 import Logging
@@ -15,6 +16,11 @@ struct Settings: Sendable {
     var jsonLogs: Bool
     var server: ServerConfiguration
     var migrateOnStart: Bool
+    /// `ATRIUM_TOKEN_KEYS` (secrets come only from the environment or a file).
+    var tokenKeys: String?
+    var passwordParameters: Scrypt.Parameters
+    var hashingThreads: Int
+    var hashingQueue: Int
 
     static func resolve(
         database: DatabaseOptions,
@@ -53,6 +59,14 @@ struct Settings: Sendable {
             throw SettingsError("log format must be text or json, got \"\(format)\"")
         }
         let disableMigrations = noMigrate || ["1", "true", "yes"].contains(environment["ATRIUM_NO_MIGRATE"]?.lowercased() ?? "")
+        var scrypt = Scrypt.Parameters.recommended
+        if let text = environment["ATRIUM_PASSWORD_SCRYPT"], !text.isEmpty {
+            guard let parsed = PasswordHash(phc: "$scrypt$\(text)$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA")?.parameters else {
+                throw SettingsError("ATRIUM_PASSWORD_SCRYPT must look like ln=17,r=8,p=1 (ln 1-24, r 1-32, p 1-16), got \"\(text)\"")
+            }
+            scrypt = parsed
+        }
+        let threads = try integer(nil, "ATRIUM_PASSWORD_HASHING_THREADS", default: ProcessInfo.processInfo.activeProcessorCount, range: 1...256)
         return Settings(
             databaseURL: value(database.databaseURL, "DATABASE_URL"),
             migrationDatabaseURL: value(database.migrationDatabaseURL, "ATRIUM_MIGRATION_DATABASE_URL"),
@@ -64,9 +78,14 @@ struct Settings: Sendable {
             jsonLogs: format == "json",
             server: ServerConfiguration(
                 host: value(host, "ATRIUM_HOST") ?? "127.0.0.1",
-                port: try integer(port, "ATRIUM_PORT", default: 8080, range: 0...65535)
+                port: try integer(port, "ATRIUM_PORT", default: 8080, range: 0...65535),
+                proxyHops: try integer(nil, "ATRIUM_PROXY_HOPS", default: 0, range: 0...10)
             ),
-            migrateOnStart: !disableMigrations
+            migrateOnStart: !disableMigrations,
+            tokenKeys: environment["ATRIUM_TOKEN_KEYS"].flatMap { $0.isEmpty ? nil : $0 },
+            passwordParameters: scrypt,
+            hashingThreads: threads,
+            hashingQueue: try integer(nil, "ATRIUM_PASSWORD_HASHING_QUEUE", default: threads * 4, range: 0...10_000)
         )
     }
 }

@@ -1,14 +1,42 @@
+import AtriumCore
 import Hummingbird
 import Logging
+import NIOCore
 
-/// Per-request state: Hummingbird's core context plus the request id.
+/// Per-request state: Hummingbird's core context plus the request id, the client's address
+/// and, once authenticated, the principal.
 public struct AtriumRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The request id echoed in `X-Request-ID` and in every problem document and log line.
     public var requestID: String
+    /// The client's address: the socket peer, or from `X-Forwarded-For` behind trusted proxies.
+    public var clientAddress: String
+    /// Who is calling, when the request carried a valid credential.
+    public var principal: Principal?
+    /// The User-Agent header, for session records.
+    public var userAgent: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.requestID = RequestIdentifier.generate()
+        self.clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
+    }
+
+    /// Request facts for throttling and the audit trail.
+    public var origin: RequestOrigin {
+        RequestOrigin(clientAddress: self.clientAddress, requestID: self.requestID, userAgent: self.userAgent)
+    }
+
+    /// The principal, or 401.
+    public func authenticated() throws -> Principal {
+        guard let principal else { throw AtriumError.unauthenticated }
+        return principal
+    }
+
+    /// The principal if its role includes `role`; 401 without one, 403 with a lesser one.
+    public func require(_ role: Role) throws -> Principal {
+        let principal = try self.authenticated()
+        try principal.require(role)
+        return principal
     }
 }

@@ -18,10 +18,44 @@ struct ProblemMiddleware: RouterMiddleware {
         }
     }
 
+    /// Domain errors to problems: the one place their HTTP statuses are decided.
+    static func problem(for error: AtriumError) -> Problem {
+        let fields = error.fields.isEmpty ? nil : error.fields.map { Problem.FieldError(field: $0.field, reason: $0.reason) }
+        let retryAfter: HTTPFields = error.retryAfter.map { [.retryAfter: String(max(1, $0))] } ?? [:]
+        switch error.code {
+        case .unauthenticated:
+            return Problem(.unauthenticated, detail: error.message, headers: [.wwwAuthenticate: "Bearer"])
+        case .invalidCredentials:
+            return Problem(.invalidCredentials, detail: error.message, errors: fields, headers: [.wwwAuthenticate: "Bearer"])
+        case .forbidden:
+            return Problem(.forbidden, detail: error.message, reason: error.reason)
+        case .notFound:
+            return Problem(.notFound, detail: error.message)
+        case .conflict:
+            return Problem(.conflict, detail: error.message, reason: error.reason)
+        case .validation:
+            return Problem(.validation, detail: error.message, errors: fields)
+        case .throttled:
+            return Problem(.throttled, detail: error.message, headers: retryAfter)
+        case .overloaded:
+            return Problem(.overloaded, detail: error.message, headers: retryAfter)
+        case .preconditionFailed:
+            return Problem(.preconditionFailed, detail: error.message)
+        case .gone:
+            return Problem(.gone, detail: error.message)
+        default:
+            return Problem(.internalError, detail: "an unexpected error occurred")
+        }
+    }
+
     static func problem(for error: any Error, context: Context) -> Problem {
         switch error {
         case let problem as Problem:
             return problem
+        case let error as AtriumError:
+            return Self.problem(for: error)
+        case let error as any HTTPResponseError where error.status == .contentTooLarge:
+            return Problem(.contentTooLarge, detail: "the body is larger than the limit of \(JSONBody.maximumSize) bytes")
         case let error as HTTPError where error.status == .notFound:
             return Problem(.notFound, detail: "no route matches this path")
         case let error as PostgresError where error.code == .acquireTimeout:

@@ -15,6 +15,8 @@ public struct Problem: Error, Sendable, Encodable {
     public var requestId: String?
     /// Field-level failures for validation problems.
     public var errors: [FieldError]?
+    /// A stable machine-readable reason for conflicts and refusals (`email_taken`, `last_owner`, …).
+    public var reason: String?
     /// Response headers that belong with the problem (`Retry-After`, `Allow`, …).
     var headers: HTTPFields = [:]
 
@@ -29,12 +31,13 @@ public struct Problem: Error, Sendable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case type, title, status, detail, requestId, errors
+        case type, title, status, detail, reason, requestId, errors
     }
 
     public init(
         _ kind: Kind,
         detail: String? = nil,
+        reason: String? = nil,
         errors: [FieldError]? = nil,
         headers: HTTPFields = [:]
     ) {
@@ -42,6 +45,7 @@ public struct Problem: Error, Sendable, Encodable {
         self.title = kind.title
         self.status = Int(kind.status.code)
         self.detail = detail
+        self.reason = reason
         self.errors = errors
         self.headers = headers
     }
@@ -55,7 +59,19 @@ public struct Problem: Error, Sendable, Encodable {
         public static let notFound = Kind(slug: "not-found", title: "Not found", status: .notFound)
         public static let internalError = Kind(slug: "internal-error", title: "Internal server error", status: .internalServerError)
         public static let unavailable = Kind(slug: "service-unavailable", title: "Service unavailable", status: .serviceUnavailable)
+        public static let overloaded = Kind(slug: "overloaded", title: "Too busy", status: .serviceUnavailable)
         public static let badRequest = Kind(slug: "bad-request", title: "Bad request", status: .badRequest)
+        public static let malformedJSON = Kind(slug: "malformed-json", title: "Malformed JSON", status: .badRequest)
+        public static let unsupportedMediaType = Kind(slug: "unsupported-media-type", title: "Unsupported media type", status: .unsupportedMediaType)
+        public static let contentTooLarge = Kind(slug: "content-too-large", title: "Content too large", status: .contentTooLarge)
+        public static let unauthenticated = Kind(slug: "unauthenticated", title: "Authentication required", status: .unauthorized)
+        public static let invalidCredentials = Kind(slug: "invalid-credentials", title: "Invalid credentials", status: .unauthorized)
+        public static let forbidden = Kind(slug: "forbidden", title: "Forbidden", status: .forbidden)
+        public static let conflict = Kind(slug: "conflict", title: "Conflict", status: .conflict)
+        public static let gone = Kind(slug: "gone", title: "Gone", status: .gone)
+        public static let preconditionFailed = Kind(slug: "precondition-failed", title: "Precondition failed", status: .preconditionFailed)
+        public static let validation = Kind(slug: "validation-failed", title: "Validation failed", status: .unprocessableContent)
+        public static let throttled = Kind(slug: "too-many-requests", title: "Too many requests", status: .tooManyRequests)
     }
 }
 

@@ -1,0 +1,45 @@
+import AtriumCore
+import Foundation
+import Hummingbird
+
+/// `/v1/auth/…`: sign-up, sign-in, refresh, sign-out, switching tenant.
+struct AuthRoutes {
+    let auth: AuthService
+
+    func register(on router: Router<AtriumRequestContext>) {
+        let group = router.group("v1/auth")
+        // Public.
+        group.post("signup") { request, context in
+            let body = try await JSONBody.decode(SignUpRequest.self, from: request, context: context)
+            let signIn = try await self.auth.signUp(
+                email: body.email, password: body.password, tenantName: body.tenant.name, tenantSlug: body.tenant.slug, origin: context.origin
+            )
+            return try Response.json(SignInJSON(signIn), status: .created, headers: [.cacheControl: "no-store"])
+        }
+        group.post("login") { request, context in
+            let body = try await JSONBody.decode(SignInRequest.self, from: request, context: context)
+            let signIn = try await self.auth.signIn(email: body.email, password: body.password, tenant: body.tenant, origin: context.origin)
+            return try Response.json(SignInJSON(signIn), headers: [.cacheControl: "no-store"])
+        }
+        group.post("refresh") { request, context in
+            let body = try await JSONBody.decode(RefreshRequest.self, from: request, context: context)
+            let refreshed = try await self.auth.refresh(refreshToken: body.refreshToken, origin: context.origin)
+            return try Response.json(TokensJSON(refreshed.tokens), headers: [.cacheControl: "no-store"])
+        }
+        // Signed-in user (API keys have no session to end or switch).
+        group.post("logout") { _, context in
+            try await self.auth.signOut(try context.authenticated(), origin: context.origin)
+            return Response.noContent
+        }
+        group.post("logout-all") { _, context in
+            try await self.auth.signOutEverywhere(try context.authenticated(), origin: context.origin)
+            return Response.noContent
+        }
+        group.post("switch") { request, context in
+            let principal = try context.authenticated()
+            let body = try await JSONBody.decode(SwitchRequest.self, from: request, context: context)
+            let signIn = try await self.auth.switchTenant(principal, to: body.tenant, origin: context.origin)
+            return try Response.json(SignInJSON(signIn), headers: [.cacheControl: "no-store"])
+        }
+    }
+}
