@@ -107,4 +107,59 @@ import Testing
         let undocumented = try columns.map { try $0.decode(String.self, column: 0) }
         #expect(undocumented.isEmpty, "columns without COMMENT: \(undocumented)")
     }
+
+    @Test func securityDefinerFunctionsArePinnedAndNotPublic() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let rows = try await database.withSuperuser { connection in
+            try await connection.query("""
+                SELECT p.oid::regprocedure::text,
+                       coalesce(array_to_string(p.proconfig, ','), ''),
+                       has_function_privilege('public', p.oid, 'EXECUTE') OR EXISTS (
+                           SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a WHERE a.grantee = 0),
+                       pg_get_userbyid(p.proowner)::text
+                FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                WHERE n.nspname IN ('atrium', 'atrium_admin') AND p.prosecdef
+                """)
+        }
+        #expect(rows.count >= 15)
+        for row in rows {
+            let (function, config, publicExecute, owner) = try row.decode((String, String, Bool, String).self)
+            #expect(config.contains("search_path=pg_catalog"), "\(function) does not pin its search_path")
+            #expect(!publicExecute, "\(function) is executable by PUBLIC")
+            #expect(owner == "atrium_definer", "\(function) is owned by \(owner)")
+        }
+    }
+
+    @Test func theServiceRoleReachesGlobalTablesOnlyThroughFunctions() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let rows = try await database.withSuperuser { connection in
+            try await connection.query("""
+                SELECT c.relname::text,
+                       has_table_privilege('atrium_app', c.oid, 'SELECT,INSERT,UPDATE,DELETE'),
+                       c.relrowsecurity AND c.relforcerowsecurity
+                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'atrium' AND c.relkind = 'r'
+                """)
+        }
+        var tables: [String: (privileged: Bool, forced: Bool)] = [:]
+        for row in rows {
+            let (name, privileged, forced) = try row.decode((String, Bool, Bool).self)
+            tables[name] = (privileged, forced)
+            #expect(forced, "\(name) does not have row-level security enabled and forced")
+        }
+        for global in ["users", "login_failures", "login_addresses", "revoked_sessions"] {
+            #expect(tables[global]?.privileged == false, "atrium_app can touch atrium.\(global) directly")
+        }
+        // The audit trail is append-only for the service.
+        let audit = try await database.withSuperuser { connection in
+            try await connection.query("""
+                SELECT has_table_privilege('atrium_app', 'atrium.auth_events', 'INSERT'),
+                       has_table_privilege('atrium_app', 'atrium.auth_events', 'SELECT'),
+                       has_table_privilege('atrium_app', 'atrium.auth_events', 'UPDATE'),
+                       has_table_privilege('atrium_app', 'atrium.auth_events', 'DELETE'),
+                       has_table_privilege('atrium_app', 'atrium.auth_events', 'TRUNCATE')
+                """)
+        }
+        #expect(try audit[0].decode((Bool, Bool, Bool, Bool, Bool).self) == (true, true, false, false, false))
+    }
 }

@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumCrypto
 import AtriumHTTP
 import AtriumTestSupport
 import Foundation
@@ -9,7 +10,14 @@ import Testing
 
 @Suite struct HealthTests {
     static func application(_ database: Database) -> some ApplicationProtocol {
-        buildApplication(server: ServerConfiguration(), database: database, logger: TestLogger.make("http"))
+        let configuration = AuthConfiguration(keyRing: try! TokenKeyRing(parsing: TestApp.keyText), hashingPermits: 1)
+        let auth = AuthService(
+            database: database,
+            configuration: configuration,
+            revocations: RevocationSet(retention: configuration.accessTokenLifetime),
+            logger: TestLogger.make("auth")
+        )
+        return buildApplication(server: ServerConfiguration(), services: AtriumServices(database: database, auth: auth), logger: TestLogger.make("http"))
     }
 
     @Test func healthAndReadinessWithADatabase() async throws {

@@ -1,0 +1,153 @@
+import AsyncHTTPClient
+import AtriumCore
+import AtriumTestSupport
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import NIOHTTP1
+import PostgresPool
+import Testing
+
+/// Revocation must reach every server of a deployment at once. This runs a real second
+/// `atrium serve` process on the same database and key ring and watches it learn of sessions
+/// ended elsewhere.
+@Suite struct SecondServerTests {
+    @Test func revocationsReachASecondServerProcessWithinASecond() async throws {
+        let app = try await TestApp.make()
+        let server = try await AtriumProcess.start(database: app.database)
+        defer { server.stop() }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+
+        do {
+            try await app.test { client in
+                let ann = try await client.signUp("ann@example.com", tenant: "Acme")
+                #expect(try await server.status(http, "/v1/me", token: ann.accessToken) == 200)
+
+                // Signed out on this server: the other one refuses the token within a second.
+                #expect(try await client.call(.post, "/v1/auth/logout", token: ann.accessToken).status == .noContent)
+                let logoutSeen = try await server.secondsUntil(http, "/v1/me", token: ann.accessToken, status: 401)
+                #expect(logoutSeen < 1.0, "the second server took \(logoutSeen) s")
+
+                // Disabled by an administrator in psql: every server ends the user's sessions.
+                let again = try await client.signIn("ann@example.com")
+                #expect(try await server.status(http, "/v1/tenant", token: again.accessToken) == 200)
+                try await app.database.withSuperuser { admin in
+                    _ = try await admin.query("SELECT atrium_admin.disable_user('ann@example.com')")
+                }
+                let disableSeen = try await server.secondsUntil(http, "/v1/tenant", token: again.accessToken, status: 401)
+                #expect(disableSeen < 1.0, "the second server took \(disableSeen) s")
+                #expect(try await client.call(.get, "/v1/tenant", token: again.accessToken).status == .unauthorized)
+            }
+        } catch {
+            try await http.shutdown()
+            throw error
+        }
+        try await http.shutdown()
+    }
+
+    @Test func aRestartedServerStillKnowsRecentRevocations() async throws {
+        let app = try await TestApp.make()
+        let ended = Locked("")
+        try await app.test { client in
+            let ann = try await client.signUp("ann@example.com", tenant: "Acme")
+            #expect(try await client.call(.post, "/v1/auth/logout", token: ann.accessToken).status == .noContent)
+            ended.withLock { $0 = ann.accessToken }
+        }
+        // A server started after the logout loads it from atrium.revoked_sessions.
+        let server = try await AtriumProcess.start(database: app.database)
+        defer { server.stop() }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        let status = try await server.status(http, "/v1/me", token: ended.value)
+        try await http.shutdown()
+        #expect(status == 401)
+    }
+}
+
+/// A child `atrium serve` process (the binary `swift test` builds beside the test bundle).
+final class AtriumProcess: @unchecked Sendable {
+    let process: Process
+    let port: Int
+
+    static func start(database: TestDatabase) async throws -> AtriumProcess {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("atrium").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw TestFailure("\(binary) is missing: build the package (swift build) so the atrium executable exists")
+        }
+        let port = try freePort()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--no-migrate"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["DATABASE_URL"] = database.cluster.connectionString(database: database.name, user: "atrium_app")
+        environment["ATRIUM_TOKEN_KEYS"] = TestApp.keyText
+        environment["ATRIUM_PORT"] = String(port)
+        environment["ATRIUM_HOST"] = "127.0.0.1"
+        environment["ATRIUM_PASSWORD_SCRYPT"] = "ln=10,r=8,p=1"
+        environment["ATRIUM_LOG_LEVEL"] = ProcessInfo.processInfo.environment["ATRIUM_TEST_LOG"] ?? "error"
+        environment["ATRIUM_DATA_DIR"] = FileManager.default.temporaryDirectory.appendingPathComponent("atrium-second-\(port)").path
+        process.environment = environment
+        try process.run()
+        let server = AtriumProcess(process: process, port: port)
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { _ = http.shutdown() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            guard process.isRunning else { throw TestFailure("atrium serve exited with status \(process.terminationStatus)") }
+            if (try? await server.status(http, "/readyz")) == 200 { return server }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        server.stop()
+        throw TestFailure("atrium serve did not become ready")
+    }
+
+    init(process: Process, port: Int) {
+        self.process = process
+        self.port = port
+    }
+
+    func status(_ http: HTTPClient, _ path: String, token: String? = nil) async throws -> Int {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(self.port)\(path)")
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        let response = try await http.execute(request, timeout: .seconds(5))
+        return Int(response.status.code)
+    }
+
+    /// Seconds until `path` answers `status`, polling every 10 ms (fails after 5 s).
+    func secondsUntil(_ http: HTTPClient, _ path: String, token: String, status: Int) async throws -> Double {
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < .seconds(5) {
+            if try await self.status(http, path, token: token) == status {
+                let elapsed = ContinuousClock.now - start
+                return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw TestFailure("\(path) never answered \(status)")
+    }
+
+    func stop() {
+        guard self.process.isRunning else { return }
+        self.process.terminate()
+        let deadline = Date().addingTimeInterval(5)
+        while self.process.isRunning, Date() < deadline { usleep(20_000) }
+        if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// A TCP port nobody listens on now.
+func freePort() throws -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+        }
+    }
+    guard ok else { throw TestFailure("no free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}

@@ -1,0 +1,93 @@
+import AtriumCore
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import PostgresPool
+import Testing
+
+@Suite struct ThrottlingTests {
+    func failLogin(_ client: some TestClientProtocol, _ email: String, from address: String) async throws -> JSONResponse {
+        try await client.call(.post, "/v1/auth/login", json: ["email": email, "password": "definitely wrong"], from: address)
+    }
+
+    @Test func repeatedFailuresFromOneAddressGetGrowingDelaysButAFreshAddressDoesNot() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            _ = try await client.signUp("ann@example.com", tenant: "Acme")
+            // Three free attempts, then 429 with a Retry-After that grows.
+            for _ in 0..<3 {
+                #expect(try await self.failLogin(client, "ann@example.com", from: "203.0.113.7").status == .unauthorized)
+            }
+            let throttled = try await self.failLogin(client, "ann@example.com", from: "203.0.113.7")
+            #expect(throttled.status == .tooManyRequests)
+            #expect(throttled.headers[.contentType] == "application/problem+json")
+            let wait = try #require(throttled.headers[.retryAfter].flatMap(Int.init))
+            #expect((1...2).contains(wait))
+            // Even the right password waits: the check comes before any hashing.
+            let rightButThrottled = try await client.call(.post, "/v1/auth/login", json: ["email": "ann@example.com", "password": "correct horse battery"], from: "203.0.113.7")
+            #expect(rightButThrottled.status == .tooManyRequests)
+
+            // The owner, from an address that has not failed, is not held up at all.
+            let fresh = try await client.call(.post, "/v1/auth/login", json: ["email": "ann@example.com", "password": "correct horse battery"], from: "198.51.100.20")
+            #expect(fresh.status == .ok)
+
+            // After the wait the address may try again; another failure doubles the wait.
+            try await Task.sleep(for: .seconds(Double(wait) + 0.2))
+            #expect(try await self.failLogin(client, "ann@example.com", from: "203.0.113.7").status == .unauthorized)
+            let longer = try await self.failLogin(client, "ann@example.com", from: "203.0.113.7")
+            #expect(longer.status == .tooManyRequests)
+            #expect(try #require(longer.headers[.retryAfter].flatMap(Int.init)) >= 2)
+        }
+    }
+
+    @Test func anAccountNeverTakesMoreThanAHundredFailuresAnHourAndKnownAddressesKeepTheirShare() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            _ = try await client.signUp("ann@example.com", tenant: "Acme")
+            // Ann signs in from home once: that address is now recognised.
+            _ = try await client.signIn("ann@example.com", from: "198.51.100.99")
+            // A distributed attack: many addresses, two failures each.
+            var refused = 0
+            for index in 0..<60 {
+                for _ in 0..<2 {
+                    let response = try await self.failLogin(client, "ann@example.com", from: "10.0.\(index / 250).\(index % 250)")
+                    if response.status == .tooManyRequests { refused += 1 }
+                }
+            }
+            #expect(refused == 40, "the 80 failures from unrecognised addresses are used up, the rest refused")
+            // A brand-new address is refused while the budget is spent…
+            let newcomer = try await client.call(.post, "/v1/auth/login", json: ["email": "ann@example.com", "password": "correct horse battery"], from: "172.16.0.1")
+            #expect(newcomer.status == .tooManyRequests)
+            #expect(try #require(newcomer.headers[.retryAfter].flatMap(Int.init)) <= 3600)
+            // …but Ann's recognised address still gets in: attackers cannot spend its share.
+            let home = try await client.call(.post, "/v1/auth/login", json: ["email": "ann@example.com", "password": "correct horse battery"], from: "198.51.100.99")
+            #expect(home.status == .ok)
+            // Her own mistakes draw on the reserved 20; after them the hundred is reached and all stops.
+            var homeFailures = 0
+            for _ in 0..<40 {
+                let response = try await self.failLogin(client, "ann@example.com", from: "198.51.100.99")
+                if response.status == .unauthorized { homeFailures += 1 }
+                if response.status == .tooManyRequests, homeFailures >= 3 { break }
+            }
+            #expect(homeFailures >= 3)
+        }
+        let failures = try await app.database.withSuperuser { admin in
+            try await admin.query("SELECT count(*)::int8 FROM atrium.login_failures WHERE failed_at > now() - interval '1 hour'")
+        }
+        #expect(try failures[0].decode(Int.self, column: 0) <= 100)
+    }
+
+    @Test func oneAddressSprayingManyAccountsIsSlowedDown() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            var statuses: [HTTPResponse.Status] = []
+            for index in 0..<25 {
+                statuses.append(try await self.failLogin(client, "user\(index)@example.com", from: "203.0.113.50").status)
+            }
+            #expect(statuses.prefix(20).allSatisfy { $0 == .unauthorized })
+            #expect(statuses.suffix(5).contains(.tooManyRequests))
+            // The same accounts from another address are not affected.
+            #expect(try await self.failLogin(client, "user3@example.com", from: "203.0.113.51").status == .unauthorized)
+        }
+    }
+}
