@@ -91,3 +91,32 @@ import Testing
         }
     }
 }
+
+@Suite struct HashingOverloadTests {
+    @Test func aFloodOfSignInsBeyondTheHashingQueueGets503WithRetryAfter() async throws {
+        // One hashing thread, no waiting line, and expensive hashes: concurrent sign-ins overflow.
+        let app = try await TestApp.make { configuration in
+            configuration.hashingPermits = 1
+            configuration.hashingQueue = 0
+            configuration.passwordParameters = .init(logN: 14, r: 8, p: 1)
+        }
+        try await app.test { client in
+            _ = try await client.signUp("ann@example.com", tenant: "Acme")
+            let statuses = try await withThrowingTaskGroup(of: JSONResponse.self) { group in
+                for index in 0..<8 {
+                    group.addTask {
+                        try await client.call(.post, "/v1/auth/login", json: ["email": "ann@example.com", "password": "correct horse battery"], from: "192.0.2.\(index + 10)")
+                    }
+                }
+                return try await group.reduce(into: [JSONResponse]()) { $0.append($1) }
+            }
+            #expect(statuses.contains { $0.status == .ok })
+            let refused = statuses.filter { $0.status == .serviceUnavailable }
+            #expect(!refused.isEmpty)
+            for response in refused {
+                #expect(response.headers[.retryAfter] != nil)
+                #expect(response.string("type") == "/problems/overloaded")
+            }
+        }
+    }
+}
