@@ -41,6 +41,12 @@ public struct TokenKeyRing: Sendable {
         try self.init(keys: keys)
     }
 
+    /// A key for another purpose (signing list cursors, say), derived from the signing key so
+    /// no extra secret needs configuring: HMAC-SHA256(signing key, purpose).
+    public func derivedKey(purpose: String) -> [UInt8] {
+        HMACSHA256.authenticationCode(for: Array(purpose.utf8), key: self.signingKey.secret)
+    }
+
     public func key(id: String) -> Key? {
         self.keys.first { $0.id == id }
     }

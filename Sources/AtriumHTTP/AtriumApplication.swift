@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumCrypto
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -7,10 +8,25 @@ import ServiceLifecycle
 public struct AtriumServices: Sendable {
     public let database: Database
     public let auth: AuthService
+    public let collections: CollectionService
+    public let records: RecordService
 
-    public init(database: Database, auth: AuthService) {
+    public init(database: Database, auth: AuthService, collections: CollectionService, records: RecordService) {
         self.database = database
         self.auth = auth
+        self.collections = collections
+        self.records = records
+    }
+
+    /// Every service over one database, with the caches they share.
+    public static func make(database: Database, auth: AuthConfiguration, revocations: RevocationSet, cache: CollectionCache, logger: Logger) -> AtriumServices {
+        let authService = AuthService(database: database, configuration: auth, revocations: revocations, logger: logger)
+        let collections = CollectionService(database: database, cache: cache, logger: logger)
+        let records = RecordService(
+            database: database, collections: collections,
+            cursorKey: auth.keyRing.derivedKey(purpose: "atrium list cursors"), logger: logger
+        )
+        return AtriumServices(database: database, auth: authService, collections: collections, records: records)
     }
 }
 
@@ -47,5 +63,7 @@ public func buildRouter(services: AtriumServices, server: ServerConfiguration = 
     AuthRoutes(auth: services.auth).register(on: router)
     AccountRoutes(auth: services.auth).register(on: router)
     MemberRoutes(auth: services.auth).register(on: router)
+    CollectionRoutes(collections: services.collections).register(on: router)
+    RecordRoutes(records: services.records).register(on: router)
     return router
 }

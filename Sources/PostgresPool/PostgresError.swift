@@ -53,6 +53,8 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public var table: String?
     public var column: String?
     public var schema: String?
+    /// For a failure inside a batch: which of the batch's statements failed (0-based).
+    public var statementIndex: Int?
 
     public init(
         code: Code,

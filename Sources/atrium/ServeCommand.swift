@@ -42,10 +42,12 @@ struct ServeCommand: AsyncParsableCommand {
                 hashingQueue: settings.hashingQueue
             )
             let revocations = RevocationSet(retention: configuration.accessTokenLifetime)
-            let auth = AuthService(database: database, configuration: configuration, revocations: revocations, logger: logger)
-            let watcher = RevocationWatcher(
+            let cache = CollectionCache()
+            let services = AtriumServices.make(database: database, auth: configuration, revocations: revocations, cache: cache, logger: logger)
+            let watcher = ChangeWatcher(
                 database: database,
                 revocations: revocations,
+                collections: cache,
                 listenerConfiguration: PostgresConfiguration(connectionString: endpoint.configuration.url),
                 logger: logger
             )
@@ -53,7 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
             try await watcher.reload()
             let app = buildApplication(
                 server: settings.server,
-                services: AtriumServices(database: database, auth: auth),
+                services: services,
                 backgroundServices: [watcher],
                 logger: logger
             )

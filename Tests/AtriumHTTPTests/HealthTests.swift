@@ -11,13 +11,11 @@ import Testing
 @Suite struct HealthTests {
     static func application(_ database: Database) -> some ApplicationProtocol {
         let configuration = AuthConfiguration(keyRing: try! TokenKeyRing(parsing: TestApp.keyText), hashingPermits: 1)
-        let auth = AuthService(
-            database: database,
-            configuration: configuration,
-            revocations: RevocationSet(retention: configuration.accessTokenLifetime),
-            logger: TestLogger.make("auth")
+        let services = AtriumServices.make(
+            database: database, auth: configuration, revocations: RevocationSet(retention: configuration.accessTokenLifetime),
+            cache: CollectionCache(), logger: TestLogger.make("services")
         )
-        return buildApplication(server: ServerConfiguration(), services: AtriumServices(database: database, auth: auth), logger: TestLogger.make("http"))
+        return buildApplication(server: ServerConfiguration(), services: services, logger: TestLogger.make("http"))
     }
 
     @Test func healthAndReadinessWithADatabase() async throws {

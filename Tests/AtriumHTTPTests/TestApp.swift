@@ -19,7 +19,7 @@ struct TestApp {
     let keyRing: TokenKeyRing
     let revocations: RevocationSet
     let pool: ConnectionPool
-    let watcher: RevocationWatcher
+    let watcher: ChangeWatcher
 
     static let keyText = "test:" + Base64.encode(Array(repeating: UInt8(42), count: 32))
 
@@ -46,12 +46,12 @@ struct TestApp {
         )
         configure(&configuration)
         let revocations = RevocationSet(retention: configuration.accessTokenLifetime)
-        let auth = AuthService(database: db, configuration: configuration, revocations: revocations, logger: TestLogger.make("auth"))
-        let watcher = RevocationWatcher(database: db, revocations: revocations, listenerConfiguration: database.app, logger: TestLogger.make("watcher"))
-        return TestApp(
-            database: database, services: AtriumServices(database: db, auth: auth), keyRing: keyRing,
-            revocations: revocations, pool: pool, watcher: watcher
+        let cache = CollectionCache()
+        let services = AtriumServices.make(database: db, auth: configuration, revocations: revocations, cache: cache, logger: TestLogger.make("services"))
+        let watcher = ChangeWatcher(
+            database: db, revocations: revocations, collections: cache, listenerConfiguration: database.app, logger: TestLogger.make("watcher")
         )
+        return TestApp(database: database, services: services, keyRing: keyRing, revocations: revocations, pool: pool, watcher: watcher)
     }
 
     var application: some ApplicationProtocol {

@@ -42,6 +42,18 @@ public final class Database: Service, Sendable {
         try await self.pool.withTransaction(prelude: [Self.setTenant(tenant)], body)
     }
 
+    /// A read-only REPEATABLE READ transaction scoped to `tenant`: every query in it sees the
+    /// same snapshot (for exports that page through a lot of data).
+    public func withSnapshot<Result>(
+        in tenant: TenantContext,
+        _ body: (PostgresTransaction) async throws -> Result
+    ) async throws -> Result {
+        try await self.pool.withTransaction(
+            prelude: ["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", Self.setTenant(tenant)],
+            body
+        )
+    }
+
     /// Runs statements that touch no tenant table (or only through the narrow SECURITY DEFINER
     /// functions made for that), in one transaction.
     public func unscopedTransaction(_ statements: [PostgresQuery]) async throws -> [PostgresRows] {

@@ -6,7 +6,7 @@ public struct AtriumError: Error, Sendable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
             case unauthenticated, invalidCredentials, forbidden, notFound, conflict, validation
-            case throttled, overloaded, preconditionFailed, gone
+            case throttled, overloaded, preconditionFailed, gone, badRequest
         }
 
         private let base: Base
@@ -32,6 +32,8 @@ public struct AtriumError: Error, Sendable, CustomStringConvertible {
         public static let preconditionFailed = Code(.preconditionFailed)
         /// The thing existed but is no longer usable (an accepted or expired invitation).
         public static let gone = Code(.gone)
+        /// The request is malformed (a query parameter, a cursor); `fields` names the parts.
+        public static let badRequest = Code(.badRequest)
 
         public var description: String { self.base.rawValue }
     }

@@ -18,44 +18,51 @@ protocol StrictDecodable: Decodable {
 enum JSONBody {
     static let maximumSize = 1 << 20
 
-    /// Reads and decodes a JSON request body: 415 unless it is JSON, 413 above the limit,
-    /// 400 with the place it broke for malformed JSON, 422 for unknown or mistyped fields.
-    static func decode<T: StrictDecodable>(_ type: T.Type, from request: Request, context: AtriumRequestContext) async throws -> T {
+    /// Reads a JSON request body strictly: 415 unless it is JSON, 413 above the limit, 400
+    /// saying where it broke (also for duplicate keys, NUL, unpaired surrogates, depth).
+    static func value(from request: Request, context: AtriumRequestContext, mediaTypes: Set<String> = ["application/json"]) async throws -> (value: JSONValue, bytes: [UInt8]) {
         let contentType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
-        guard contentType == "application/json" || contentType?.hasSuffix("+json") == true else {
-            throw Problem(.unsupportedMediaType, detail: "send the body as application/json")
+        guard let contentType, mediaTypes.contains(contentType) else {
+            throw Problem(.unsupportedMediaType, detail: "send the body as \(mediaTypes.sorted().joined(separator: " or "))")
         }
         let buffer = try await request.body.collect(upTo: Self.maximumSize)
-        let data = Data(buffer.readableBytesView)
-        let object: Any
+        let bytes = Array(buffer.readableBytesView)
         do {
-            object = try JSONSerialization.jsonObject(with: data, options: [])
+            return (try JSONParser.parse(bytes), bytes)
         } catch {
-            throw Problem(.malformedJSON, detail: "the body is not valid JSON: \(Self.describe(error))")
+            throw Problem(.malformedJSON, detail: "the body is not valid JSON: \(error.description)", errors: [
+                .init(field: "/", reason: "\(error.reason) (line \(error.line), column \(error.column), byte \(error.offset))"),
+            ])
         }
+    }
+
+    /// Reads and decodes a JSON request body into `T`: the checks of `value(from:)`, then 422
+    /// for unknown, missing or mistyped fields.
+    static func decode<T: StrictDecodable>(_ type: T.Type, from request: Request, context: AtriumRequestContext) async throws -> T {
+        let (value, bytes) = try await Self.value(from: request, context: context)
         var failures: [AtriumError.FieldFailure] = []
-        Self.check(object, against: T.fields, at: "", into: &failures)
+        Self.check(value, against: T.fields, at: "", into: &failures)
         guard failures.isEmpty else { throw AtriumError.invalid(failures) }
         do {
-            return try JSONCoding.decoder.decode(T.self, from: data)
+            return try JSONCoding.decoder.decode(T.self, from: Data(bytes))
         } catch let error as DecodingError {
             throw AtriumError.invalid([Self.failure(error)])
         }
     }
 
-    private static func check(_ value: Any, against fields: Fields, at path: String, into failures: inout [AtriumError.FieldFailure]) {
+    private static func check(_ value: JSONValue, against fields: Fields, at path: String, into failures: inout [AtriumError.FieldFailure]) {
         guard case .object(let allowed) = fields else { return }
-        guard let object = value as? [String: Any] else {
+        guard case .object(let object) = value else {
             failures.append(.init(field: path.isEmpty ? "/" : path, reason: "must be a JSON object"))
             return
         }
-        for (key, nested) in object.sorted(by: { $0.key < $1.key }) {
+        for (key, nested) in object {
             let pointer = path + "/" + Self.escape(key)
             guard let entry = allowed[key] else {
                 failures.append(.init(field: pointer, reason: "is not a known field"))
                 continue
             }
-            if let entry, !(nested is NSNull) {
+            if let entry, nested != .null {
                 Self.check(nested, against: entry, at: pointer, into: &failures)
             }
         }
@@ -94,10 +101,6 @@ enum JSONBody {
         }
     }
 
-    private static func describe(_ error: any Error) -> String {
-        let nsError = error as NSError
-        return (nsError.userInfo[NSDebugDescriptionErrorKey] as? String) ?? nsError.localizedDescription
-    }
 }
 
 /// Shared JSON coders: ISO 8601 dates with fractional seconds.

@@ -43,6 +43,8 @@ struct ProblemMiddleware: RouterMiddleware {
             return Problem(.preconditionFailed, detail: error.message)
         case .gone:
             return Problem(.gone, detail: error.message)
+        case .badRequest:
+            return Problem(.badRequest, detail: error.message, errors: fields)
         default:
             return Problem(.internalError, detail: "an unexpected error occurred")
         }

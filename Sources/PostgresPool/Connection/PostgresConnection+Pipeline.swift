@@ -160,7 +160,8 @@ extension PostgresConnection {
                 PQclear(result)
             }
         case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR:
-            let error = PostgresError(result: result)
+            var error = PostgresError(result: result)
+            if case .statement(let index) = expectation { error.statementIndex = index }
             PQclear(result)
             self.forget(expectation)
             // A cached plan invalidated by a schema change: prepare afresh next time.

@@ -143,8 +143,3 @@ struct APIKeyJSON: Encodable {
 struct ListJSON<Item: Encodable>: Encodable {
     let data: [Item]
 }
-
-extension UUID {
-    /// The lower-case form PostgreSQL prints and Atrium's JSON uses.
-    var lowercasedString: String { self.uuidString.lowercased() }
-}

@@ -3,21 +3,35 @@ import Logging
 import PostgresPool
 import ServiceLifecycle
 
-/// Keeps a `RevocationSet` current: loads recent revocations, then applies each NOTIFY on
-/// `atrium_revocations`, and reloads whenever its listener reconnects (notifications sent while
-/// it was away are lost).
-public final class RevocationWatcher: Service, Sendable {
-    public static let channel = "atrium_revocations"
+/// Keeps this server's in-memory state in step with the database and the other servers:
+/// the set of revoked sessions (NOTIFY `atrium_revocations`) and the cache of collection
+/// definitions (NOTIFY `atrium_collections`). When its listener reconnects, notifications sent
+/// meanwhile are lost, so it reloads the revocations and empties the cache.
+public final class ChangeWatcher: Service, Sendable {
+    public static let revocationChannel = "atrium_revocations"
+    public static let collectionChannel = "atrium_collections"
 
     let database: Database
     let revocations: RevocationSet
+    let collections: CollectionCache
     let listener: PostgresListener
     let logger: Logger
 
-    public init(database: Database, revocations: RevocationSet, listenerConfiguration: PostgresConfiguration, logger: Logger) {
+    public init(
+        database: Database,
+        revocations: RevocationSet,
+        collections: CollectionCache,
+        listenerConfiguration: PostgresConfiguration,
+        logger: Logger
+    ) {
         self.database = database
         self.revocations = revocations
-        self.listener = PostgresListener(configuration: listenerConfiguration, channels: [Self.channel], logger: logger)
+        self.collections = collections
+        self.listener = PostgresListener(
+            configuration: listenerConfiguration,
+            channels: [Self.revocationChannel, Self.collectionChannel],
+            logger: logger
+        )
         self.logger = logger
     }
 
@@ -37,14 +51,20 @@ public final class RevocationWatcher: Service, Sendable {
             for await event in self.listener.events {
                 switch event {
                 case .listening:
+                    self.collections.removeAll()
                     do {
                         try await self.reload()
                     } catch {
                         self.logger.error("could not load revoked sessions", metadata: ["error": "\(error)"])
                     }
-                case .notification(let notification):
+                case .notification(let notification) where notification.channel == Self.revocationChannel:
                     if let session = UUID(uuidString: notification.payload) {
                         self.revocations.insert(session)
+                    }
+                case .notification(let notification):
+                    let parts = notification.payload.split(separator: ":", maxSplits: 1)
+                    if parts.count == 2, let tenant = UUID(uuidString: String(parts[0])) {
+                        self.collections.remove(tenant: tenant, name: String(parts[1]))
                     }
                 }
             }

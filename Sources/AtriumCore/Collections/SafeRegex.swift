@@ -1,0 +1,327 @@
+/// A regular expression that matches in time linear in the input, whatever the pattern: it is
+/// compiled to an NFA and run as a Pike VM, never by backtracking. It supports literals, `.`,
+/// classes (`[a-z]`, `[^…]`, `\d \w \s` and their negations), groups, alternation, anchors and
+/// quantifiers `* + ? {n} {n,} {n,m}` (counts up to 100). Backreferences and lookaround, which
+/// cannot be matched in linear time, are refused. Matching searches like JavaScript's `test`:
+/// anywhere in the value, unless anchored with `^`/`$`.
+public struct SafeRegex: Sendable {
+    public struct SyntaxError: Error, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    enum Instruction: Sendable {
+        case scalar(CharacterSet)
+        case split(Int, Int)
+        case jump(Int)
+        case assertStart
+        case assertEnd
+        case match
+    }
+
+    struct CharacterSet: Sendable {
+        var ranges: [ClosedRange<UInt32>]
+        var negated: Bool
+
+        func contains(_ scalar: Unicode.Scalar) -> Bool {
+            let value = scalar.value
+            let inside = self.ranges.contains { $0.contains(value) }
+            return inside != self.negated
+        }
+
+        static let any = CharacterSet(ranges: [0x0A...0x0A], negated: true)
+        static let digit = CharacterSet(ranges: [0x30...0x39], negated: false)
+        static let word = CharacterSet(ranges: [0x30...0x39, 0x41...0x5A, 0x5F...0x5F, 0x61...0x7A], negated: false)
+        static let space = CharacterSet(ranges: [0x09...0x0D, 0x20...0x20, 0xA0...0xA0, 0x2028...0x2029], negated: false)
+    }
+
+    indirect enum Node {
+        case set(CharacterSet)
+        case sequence([Node])
+        case alternation([Node])
+        case repeated(Node, min: Int, max: Int?)
+        case start
+        case end
+    }
+
+    public let pattern: String
+    let program: [Instruction]
+
+    public static let maximumPatternLength = 256
+    static let maximumRepeat = 100
+    static let maximumProgram = 4000
+
+    public init(_ pattern: String) throws(SyntaxError) {
+        guard pattern.unicodeScalars.count <= Self.maximumPatternLength else {
+            throw SyntaxError(description: "patterns may be at most \(Self.maximumPatternLength) characters")
+        }
+        var parser = Parser(scalars: Array(pattern.unicodeScalars))
+        let node = try parser.parseAlternation()
+        guard parser.index == parser.scalars.count else { throw SyntaxError(description: "unbalanced ')'") }
+        var program: [Instruction] = []
+        try Self.compile(node, into: &program)
+        program.append(.match)
+        self.pattern = pattern
+        self.program = program
+    }
+
+    private static func compile(_ node: Node, into program: inout [Instruction]) throws(SyntaxError) {
+        guard program.count < Self.maximumProgram else { throw SyntaxError(description: "the pattern is too complex") }
+        switch node {
+        case .set(let set):
+            program.append(.scalar(set))
+        case .start:
+            program.append(.assertStart)
+        case .end:
+            program.append(.assertEnd)
+        case .sequence(let nodes):
+            for node in nodes { try self.compile(node, into: &program) }
+        case .alternation(let branches):
+            var jumps: [Int] = []
+            for (index, branch) in branches.enumerated() {
+                if index < branches.count - 1 {
+                    let split = program.count
+                    program.append(.split(split + 1, 0))
+                    try self.compile(branch, into: &program)
+                    jumps.append(program.count)
+                    program.append(.jump(0))
+                    program[split] = .split(split + 1, program.count)
+                } else {
+                    try self.compile(branch, into: &program)
+                }
+            }
+            for jump in jumps { program[jump] = .jump(program.count) }
+        case .repeated(let inner, let min, let max):
+            for _ in 0..<min { try self.compile(inner, into: &program) }
+            if let max {
+                // Each optional copy may be skipped, which skips the rest too.
+                var exits: [Int] = []
+                for _ in min..<max {
+                    exits.append(program.count)
+                    program.append(.split(program.count + 1, 0))
+                    try self.compile(inner, into: &program)
+                }
+                for exit in exits { program[exit] = .split(exit + 1, program.count) }
+            } else {
+                let loop = program.count
+                program.append(.split(loop + 1, 0))
+                try self.compile(inner, into: &program)
+                program.append(.jump(loop))
+                program[loop] = .split(loop + 1, program.count)
+            }
+        }
+    }
+
+    /// Whether the pattern matches somewhere in `text`.
+    public func matches(_ text: String) -> Bool {
+        let scalars = Array(text.unicodeScalars)
+        var current = [Int]()
+        var next = [Int]()
+        var seen = [Int](repeating: -1, count: self.program.count)
+        for position in 0...scalars.count {
+            // A new thread starts at every position: an unanchored search.
+            if self.addThread(0, at: position, count: scalars.count, to: &current, seen: &seen, generation: position * 2) {
+                return true
+            }
+            guard position < scalars.count else { break }
+            next.removeAll(keepingCapacity: true)
+            for pc in current {
+                if case .scalar(let set) = self.program[pc], set.contains(scalars[position]) {
+                    if self.addThread(pc + 1, at: position + 1, count: scalars.count, to: &next, seen: &seen, generation: position * 2 + 1) {
+                        return true
+                    }
+                }
+            }
+            swap(&current, &next)
+        }
+        return false
+    }
+
+    /// Follows jumps, splits and assertions from `pc`; true when a match state is reached.
+    private func addThread(_ pc: Int, at position: Int, count: Int, to list: inout [Int], seen: inout [Int], generation: Int) -> Bool {
+        var stack = [pc]
+        while let pc = stack.popLast() {
+            guard seen[pc] != generation else { continue }
+            seen[pc] = generation
+            switch self.program[pc] {
+            case .match: return true
+            case .jump(let target): stack.append(target)
+            case .split(let first, let second):
+                stack.append(second)
+                stack.append(first)
+            case .assertStart: if position == 0 { stack.append(pc + 1) }
+            case .assertEnd: if position == count { stack.append(pc + 1) }
+            case .scalar: list.append(pc)
+            }
+        }
+        return false
+    }
+
+    struct Parser {
+        let scalars: [Unicode.Scalar]
+        var index = 0
+
+        func error(_ message: String) -> SyntaxError {
+            SyntaxError(description: "\(message) at position \(self.index + 1)")
+        }
+
+        mutating func parseAlternation() throws(SyntaxError) -> Node {
+            var branches = [try self.parseSequence()]
+            while self.index < self.scalars.count, self.scalars[self.index] == "|" {
+                self.index += 1
+                branches.append(try self.parseSequence())
+            }
+            return branches.count == 1 ? branches[0] : .alternation(branches)
+        }
+
+        mutating func parseSequence() throws(SyntaxError) -> Node {
+            var nodes: [Node] = []
+            while self.index < self.scalars.count, self.scalars[self.index] != "|", self.scalars[self.index] != ")" {
+                var atom = try self.parseAtom()
+                atom = try self.parseQuantifiers(atom)
+                nodes.append(atom)
+            }
+            return .sequence(nodes)
+        }
+
+        mutating func parseQuantifiers(_ atom: Node) throws(SyntaxError) -> Node {
+            var node = atom
+            while self.index < self.scalars.count {
+                let scalar = self.scalars[self.index]
+                var bounds: (Int, Int?)
+                switch scalar {
+                case "*": bounds = (0, nil); self.index += 1
+                case "+": bounds = (1, nil); self.index += 1
+                case "?": bounds = (0, 1); self.index += 1
+                case "{":
+                    guard let parsed = try self.parseBraces() else { return node }
+                    bounds = parsed
+                default: return node
+                }
+                if case .start = node { throw self.error("nothing to repeat") }
+                if case .end = node { throw self.error("nothing to repeat") }
+                // A lazy marker changes which match is preferred, not whether one exists.
+                if self.index < self.scalars.count, self.scalars[self.index] == "?" { self.index += 1 }
+                node = .repeated(node, min: bounds.0, max: bounds.1)
+            }
+            return node
+        }
+
+        /// `{n}`, `{n,}`, `{n,m}`; nil (a literal brace) when it is not one of those.
+        mutating func parseBraces() throws(SyntaxError) -> (Int, Int?)? {
+            var cursor = self.index + 1
+            func number() -> Int? {
+                var value: Int?
+                while cursor < self.scalars.count, let digit = Int(String(self.scalars[cursor])), self.scalars[cursor].isASCII {
+                    value = (value ?? 0) * 10 + digit
+                    if value! > 1000 { return 1001 }
+                    cursor += 1
+                }
+                return value
+            }
+            guard let minimum = number() else { return nil }
+            var maximum: Int? = minimum
+            if cursor < self.scalars.count, self.scalars[cursor] == "," {
+                cursor += 1
+                maximum = number()
+            }
+            guard cursor < self.scalars.count, self.scalars[cursor] == "}" else { return nil }
+            guard minimum <= SafeRegex.maximumRepeat, (maximum ?? 0) <= SafeRegex.maximumRepeat else {
+                throw self.error("repetition counts may be at most \(SafeRegex.maximumRepeat)")
+            }
+            if let maximum, maximum < minimum { throw self.error("{n,m} needs n ≤ m") }
+            self.index = cursor + 1
+            return (minimum, maximum)
+        }
+
+        mutating func parseAtom() throws(SyntaxError) -> Node {
+            let scalar = self.scalars[self.index]
+            self.index += 1
+            switch scalar {
+            case "(":
+                if self.index + 1 < self.scalars.count, self.scalars[self.index] == "?" {
+                    guard self.scalars[self.index + 1] == ":" else { throw self.error("lookaround and named groups are not supported") }
+                    self.index += 2
+                }
+                let inner = try self.parseAlternation()
+                guard self.index < self.scalars.count, self.scalars[self.index] == ")" else { throw self.error("missing ')'") }
+                self.index += 1
+                return inner
+            case "[": return .set(try self.parseClass())
+            case ".": return .set(.any)
+            case "^": return .start
+            case "$": return .end
+            case "\\": return .set(try self.parseEscape(inClass: false))
+            case "*", "+", "?": throw self.error("nothing to repeat")
+            default: return .set(CharacterSet(ranges: [scalar.value...scalar.value], negated: false))
+            }
+        }
+
+        mutating func parseEscape(inClass: Bool) throws(SyntaxError) -> CharacterSet {
+            guard self.index < self.scalars.count else { throw self.error("trailing backslash") }
+            let scalar = self.scalars[self.index]
+            self.index += 1
+            switch scalar {
+            case "d": return .digit
+            case "D": return CharacterSet(ranges: CharacterSet.digit.ranges, negated: true)
+            case "w": return .word
+            case "W": return CharacterSet(ranges: CharacterSet.word.ranges, negated: true)
+            case "s": return .space
+            case "S": return CharacterSet(ranges: CharacterSet.space.ranges, negated: true)
+            case "t": return CharacterSet(ranges: [0x09...0x09], negated: false)
+            case "n": return CharacterSet(ranges: [0x0A...0x0A], negated: false)
+            case "r": return CharacterSet(ranges: [0x0D...0x0D], negated: false)
+            default:
+                if scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) {
+                    throw self.error("unsupported escape \\\(scalar) (backreferences and other escapes are not supported)")
+                }
+                return CharacterSet(ranges: [scalar.value...scalar.value], negated: false)
+            }
+        }
+
+        mutating func parseClass() throws(SyntaxError) -> CharacterSet {
+            var negated = false
+            if self.index < self.scalars.count, self.scalars[self.index] == "^" {
+                negated = true
+                self.index += 1
+            }
+            var ranges: [ClosedRange<UInt32>] = []
+            var first = true
+            while true {
+                guard self.index < self.scalars.count else { throw self.error("missing ']'") }
+                let scalar = self.scalars[self.index]
+                if scalar == "]" && !first {
+                    self.index += 1
+                    return CharacterSet(ranges: ranges, negated: negated)
+                }
+                first = false
+                self.index += 1
+                var low: UInt32
+                if scalar == "\\" {
+                    let escaped = try self.parseEscape(inClass: true)
+                    if escaped.negated || escaped.ranges.count != 1 || escaped.ranges[0].count != 1 {
+                        guard !escaped.negated else { throw self.error("negated escapes inside a class are not supported") }
+                        ranges += escaped.ranges
+                        continue
+                    }
+                    low = escaped.ranges[0].lowerBound
+                } else {
+                    low = scalar.value
+                }
+                if self.index + 1 < self.scalars.count, self.scalars[self.index] == "-", self.scalars[self.index + 1] != "]" {
+                    self.index += 1
+                    var high = self.scalars[self.index].value
+                    self.index += 1
+                    if high == UInt32(UInt8(ascii: "\\")) {
+                        let escaped = try self.parseEscape(inClass: true)
+                        guard !escaped.negated, escaped.ranges.count == 1, escaped.ranges[0].count == 1 else { throw self.error("invalid range") }
+                        high = escaped.ranges[0].lowerBound
+                    }
+                    guard low <= high else { throw self.error("invalid range") }
+                    ranges.append(low...high)
+                } else {
+                    ranges.append(low...low)
+                }
+            }
+        }
+    }
+}

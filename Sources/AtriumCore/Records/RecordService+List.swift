@@ -1,0 +1,222 @@
+import AtriumCrypto
+import Foundation
+import PostgresPool
+
+/// A page of records.
+public struct RecordPage: Sendable {
+    public let records: [StoredRecord]
+    public let nextCursor: String?
+    /// With `count=exact` or `count=estimated`.
+    public let count: Int?
+    public let fields: Set<String>?
+}
+
+extension RecordService {
+    /// Lists records matching `query`, one page at a time, with keyset pagination.
+    public func list(_ principal: Principal, collection name: String, query: RecordQuery) async throws -> RecordPage {
+        let collection = try await self.collections.collection(named: name, in: principal.tenant)
+        let rule = collection.definition.rules.read
+        try principal.require(rule.role)
+        let plan = try self.plan(query, collection: collection, principal: principal)
+        var statements = [plan.page]
+        if let count = plan.count { statements.append(count) }
+        let results = try await self.database.transaction(in: principal.tenant, statements)
+        var records: [StoredRecord] = []
+        var lastKeys: [String?] = []
+        for (index, row) in results[0].enumerated() where index < query.limit {
+            records.append(try StoredRecord(row: row))
+            lastKeys = try (0..<plan.sortKeys).map { try row.decode(String?.self, column: 9 + $0) }
+        }
+        var next: String?
+        if results[0].count > query.limit, let last = records.last {
+            next = self.cursors.encode(.init(values: lastKeys, id: last.id), context: plan.context)
+        }
+        var count: Int?
+        if let countKind = query.count, results.count > 1 {
+            switch countKind {
+            case .exact: count = try results[1][0].decode(Int.self, column: 0)
+            case .estimated: count = Self.estimatedRows(try results[1][0].decode(String.self, column: 0))
+            }
+        }
+        return RecordPage(records: records, nextCursor: next, count: count, fields: query.fields)
+    }
+
+    struct QueryPlan {
+        let page: PostgresQuery
+        let count: PostgresQuery?
+        let sortKeys: Int
+        /// What a cursor of this list is bound to.
+        let context: String
+    }
+
+    /// The SQL for `query` (the page, and the count if asked). Public for EXPLAIN in tests.
+    public func sql(for query: RecordQuery, collection name: String, principal: Principal) async throws -> PostgresQuery {
+        let collection = try await self.collections.collection(named: name, in: principal.tenant)
+        return try self.plan(query, collection: collection, principal: principal).page
+    }
+
+    func plan(_ query: RecordQuery, collection: StoredCollection, principal: Principal) throws -> QueryPlan {
+        var failures: [AtriumError.FieldFailure] = []
+        let definition = collection.definition
+        var where_ = SQLBuilder()
+        let tenant = where_.bind(principal.tenant.tenantID)
+        let collectionID = where_.bind(collection.id)
+        where_.sql = "r.tenant_id = \(tenant) AND r.collection_id = \(collectionID)"
+        if definition.rules.read.own {
+            where_.sql += " AND r.created_by = \(where_.bind(Actor(principal).id))"
+        }
+        var filterSignature: [String] = []
+        for filter in query.filters {
+            guard let term = QueryTerm.resolve(filter.field, in: definition) else {
+                failures.append(.init(field: filter.parameter, reason: "\(filter.field) is not a field of \(definition.name)"))
+                continue
+            }
+            guard filter.op.applies(to: term.kind, system: term.field == nil) else {
+                failures.append(.init(field: filter.parameter, reason: "\(filter.op.rawValue) does not apply to \(term.field?.type.rawValue ?? "this system field")"))
+                continue
+            }
+            switch self.condition(filter, term: term, tenant: tenant, collection: collectionID, into: &where_) {
+            case .success(let sql): where_.sql += " AND " + sql
+            case .failure(let problem): failures.append(.init(field: filter.parameter, reason: problem.reason))
+            }
+            filterSignature.append("\(filter.field)\u{0}\(filter.op.rawValue)\u{0}\(filter.value)")
+        }
+        if let fields = query.fields {
+            for name in fields.sorted() where definition.field(name) == nil {
+                failures.append(.init(field: "fields", reason: "\(name) is not a field of \(definition.name)"))
+            }
+        }
+        let sort = query.sort.isEmpty ? [(field: "createdAt", descending: true)] : query.sort
+        var terms: [(QueryTerm, Bool)] = []
+        for key in sort {
+            guard let term = QueryTerm.resolve(key.field, in: definition), term.kind != .json, term.kind != .array else {
+                failures.append(.init(field: "sort", reason: "cannot sort by \(key.field)"))
+                continue
+            }
+            terms.append((term, key.descending))
+        }
+        guard failures.isEmpty else { throw AtriumError(.badRequest, "the query is invalid", fields: failures) }
+
+        let context = [
+            principal.tenant.tenantID.lowercasedString, collection.id.lowercasedString,
+            sort.map { ($0.descending ? "-" : "") + $0.field }.joined(separator: ","),
+            Hex.encode(SHA256.hash(filterSignature.sorted().joined(separator: "\u{1}"))),
+        ].joined(separator: "|")
+
+        var count: PostgresQuery?
+        if let kind = query.count {
+            let text = kind == .exact
+                ? "SELECT count(*)::int8 FROM atrium.records r WHERE \(where_.sql)"
+                : "EXPLAIN (FORMAT JSON) SELECT 1 FROM atrium.records r WHERE \(where_.sql)"
+            count = PostgresQuery(unsafeSQL: text, bindings: where_.bindings)
+        }
+
+        var page = where_
+        if let cursor = query.cursor {
+            let position = try self.cursors.decode(cursor, context: context, keys: terms.count)
+            page.sql += " AND " + Self.after(position, terms: terms, index: 0, into: &page)
+        }
+        let keys = terms.map { "(\($0.0.sql))::text" }.joined(separator: ", ")
+        let order = terms.map { "\($0.0.sql) \($0.1 ? "DESC" : "ASC") NULLS LAST" } + ["r.record_id ASC"]
+        let limit = page.bind(query.limit + 1)
+        let columns = StoredRecord.columns.split(separator: ",").map { "r." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+        page.sql = """
+            SELECT \(columns)\(keys.isEmpty ? "" : ", " + keys) FROM atrium.records r
+            WHERE \(page.sql)
+            ORDER BY \(order.joined(separator: ", "))
+            LIMIT \(limit)
+            """
+        return QueryPlan(page: page.query, count: count, sortKeys: terms.count, context: context)
+    }
+
+    /// One filter as SQL. Indexed fields go through `record_values` so their index is used.
+    private func condition(_ filter: RecordQuery.Filter, term: QueryTerm, tenant: String, collection: String, into builder: inout SQLBuilder) -> Result<String, QueryProblem> {
+        if filter.op == .exists {
+            guard filter.value == "true" || filter.value == "false" else { return .failure("must be true or false") }
+            let check = "r.data ? \(builder.bind(term.name))"
+            return .success(filter.value == "true" ? check : "NOT (\(check))")
+        }
+        let values: [String]
+        if filter.op == .in {
+            values = filter.value.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard (1...100).contains(values.count) else { return .failure("must list 1 to 100 comma-separated values") }
+        } else {
+            values = [filter.value]
+        }
+        var literals: [String] = []
+        for value in values {
+            let elementKind = term.kind == .array ? QueryTerm.Kind.text : term.kind
+            let element = QueryTerm(name: term.name, sql: term.sql, type: term.type, kind: elementKind, nullable: term.nullable, field: term.field)
+            switch element.literal(value) {
+            case .success(let literal): literals.append(literal)
+            case .failure(let problem): return .failure(problem)
+            }
+        }
+        if let column = term.indexColumn, filter.op != .ne {
+            let indexValues = literals.map(term.indexLiteral)
+            var test: String
+            switch filter.op {
+            case .in:
+                test = "v.\(column) = ANY(\(builder.bind(indexValues))::\(term.indexType)[])"
+            case .prefix:
+                test = "v.\(column) >= \(builder.bind(indexValues[0]))"
+                if let upper = Self.prefixUpperBound(indexValues[0]) { test += " AND v.\(column) < \(builder.bind(upper))" }
+            default:
+                test = "v.\(column) \(filter.op.comparison) \(builder.bind(indexValues[0]))::\(term.indexType)"
+            }
+            return .success("""
+                r.record_id IN (SELECT v.record_id FROM atrium.record_values v
+                WHERE v.tenant_id = \(tenant) AND v.collection_id = \(collection) AND v.field = \(builder.bind(term.name)) AND \(test))
+                """)
+        }
+        switch filter.op {
+        case .ne:
+            return .success("\(term.sql) IS DISTINCT FROM \(builder.bind(literals[0]))::\(term.type)")
+        case .in:
+            return .success("\(term.sql) = ANY(\(builder.bind(literals))::\(term.type)[])")
+        case .contains:
+            if term.kind == .array { return .success("\(term.sql) ? \(builder.bind(literals[0]))") }
+            return .success("strpos(\(term.sql), \(builder.bind(literals[0]))) > 0")
+        case .prefix:
+            return .success("starts_with(\(term.sql), \(builder.bind(literals[0])))")
+        default:
+            return .success("\(term.sql) \(filter.op.comparison) \(builder.bind(literals[0]))::\(term.type)")
+        }
+    }
+
+    /// The smallest string greater than every string starting with `prefix` (byte order).
+    static func prefixUpperBound(_ prefix: String) -> String? {
+        var scalars = Array(prefix.unicodeScalars)
+        while let last = scalars.popLast() {
+            var next = last.value + 1
+            if next == 0xD800 { next = 0xE000 }
+            if let scalar = Unicode.Scalar(next) {
+                scalars.append(scalar)
+                return String(String.UnicodeScalarView(scalars))
+            }
+        }
+        return nil
+    }
+
+    /// Keyset condition: rows after `position` in the sort order (missing values sort last).
+    private static func after(_ position: CursorCodec.Position, terms: [(QueryTerm, Bool)], index: Int, into builder: inout SQLBuilder) -> String {
+        guard index < terms.count else { return "r.record_id > \(builder.bind(position.id))" }
+        let (term, descending) = terms[index]
+        let comparison = descending ? "<" : ">"
+        let rest = Self.after(position, terms: terms, index: index + 1, into: &builder)
+        guard let value = position.values[index] else {
+            // After a missing value come only other missing values.
+            return "(\(term.sql) IS NULL AND \(rest))"
+        }
+        let bound = "\(builder.bind(value))::\(term.type)"
+        let after = "\(term.sql) \(comparison) \(bound) OR (\(term.sql) = \(bound) AND \(rest))"
+        return term.nullable ? "(\(term.sql) IS NULL OR \(after))" : "(\(after))"
+    }
+
+    static func estimatedRows(_ plan: String) -> Int? {
+        guard case .array(let plans) = try? JSONParser.parse(plan), case .object(let top) = plans.first,
+              case .object(let node) = top["Plan"], case .number(let rows) = node["Plan Rows"]
+        else { return nil }
+        return Int(rows.double)
+    }
+}

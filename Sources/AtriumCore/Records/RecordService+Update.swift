@@ -1,0 +1,119 @@
+import Foundation
+import PostgresPool
+
+extension RecordService {
+    /// How a write replaces the data.
+    public enum UpdateMode: Sendable {
+        /// PUT: the body is the whole new data (defaults fill in what it omits).
+        case replace
+        /// PATCH: the body is an RFC 7396 JSON Merge Patch of the data.
+        case mergePatch
+    }
+
+    /// Replaces or patches a record. With `ifMatch`, fails with 412 unless it matches the
+    /// record's ETag; an update that changes nothing leaves the version as it was.
+    public func update(
+        _ principal: Principal, collection name: String, id: UUID, body: JSONValue, mode: UpdateMode, ifMatch: String?, origin: RequestOrigin
+    ) async throws -> StoredRecord {
+        try await self.withCollection(name, principal) { collection in
+            let rules = collection.definition.rules
+            try principal.require(rules.update.role)
+            let targets = try await self.referenceTargets(of: collection, in: principal.tenant)
+            return try await self.database.withTransaction(in: principal.tenant) { transaction in
+                let current = try await self.lockedRecord(id, collection: collection, principal: principal, in: transaction)
+                if rules.update.own, current.createdBy != Actor(principal) {
+                    throw AtriumError(.forbidden, "only the record's creator may change it")
+                }
+                if let ifMatch, !ETagMatching.strongMatch(ifMatch, current.etag) {
+                    throw AtriumError(.preconditionFailed, "the record has changed (its ETag is \(current.etag))")
+                }
+                let candidate = mode == .replace ? body : MergePatch.apply(body, to: .object(current.data))
+                if mode == .mergePatch, case .object(let patch) = body {
+                    let system = patch.keys.filter { CollectionDefinition.systemFields.contains($0) }
+                    if !system.isEmpty {
+                        throw AtriumError.invalid(system.map { .init(field: "/\($0)", reason: "is a system field and cannot be written") })
+                    }
+                }
+                let (data, failures) = RecordValidator.validate(candidate, against: collection.definition, applyDefaults: mode == .replace)
+                guard failures.isEmpty else { throw AtriumError.invalid(failures) }
+                guard data != current.data else { return current }
+                return try await self.write(data, over: current, collection: collection, targets: targets, principal: principal, origin: origin, in: transaction)
+            }
+        }
+    }
+
+    private func write(
+        _ data: JSONObject, over current: StoredRecord, collection: StoredCollection, targets: [String: StoredCollection],
+        principal: Principal, origin: RequestOrigin, in transaction: PostgresTransaction
+    ) async throws -> StoredRecord {
+        let tenant = principal.tenant.tenantID
+        let actor = Actor(principal)
+        let records = [(id: current.id, data: data, pointer: "")]
+        var plan = WritePlan()
+        plan.addChecks(for: records, collection: collection, targets: targets, tenant: tenant)
+        let update = plan.add("""
+            UPDATE atrium.records SET data = \(JSONSerializer.text(.object(data)))::jsonb, version = version + 1, updated_at = now(),
+                updated_by = \(actor.id), updated_by_kind = \(actor.kind)
+            WHERE tenant_id = \(tenant) AND collection_id = \(collection.id) AND record_id = \(current.id)
+            RETURNING \(unescaped: StoredRecord.columns)
+            """)
+        _ = plan.add("DELETE FROM atrium.record_values WHERE tenant_id = \(tenant) AND collection_id = \(collection.id) AND record_id = \(current.id)")
+        let values = RecordIndexing.rows(RecordIndexing.entries(data, collection.definition), record: current.id)
+        if !values.isEmpty { _ = plan.add(RecordWrites.insertValues(tenant: tenant, collection: collection.id, rows: .array(values))) }
+        _ = plan.add("DELETE FROM atrium.record_unique_values WHERE tenant_id = \(tenant) AND collection_id = \(collection.id) AND record_id = \(current.id)")
+        plan.addUniques(for: records, collection: collection, tenant: tenant)
+        _ = plan.add(RecordWrites.audit(
+            tenant: tenant, collection: collection, actor: actor, origin: origin, operation: "update",
+            entries: [(current.id, RecordChanges.diff(before: current.data, after: data))]
+        ))
+        let results = try await plan.translatingFailures { try await transaction.execute(plan.statements) }
+        return try StoredRecord(row: results[update][0])
+    }
+
+    /// Deletes a record (per the delete rule). Refused (409) while other records reference it.
+    public func delete(_ principal: Principal, collection name: String, id: UUID, ifMatch: String?, origin: RequestOrigin) async throws {
+        let collection = try await self.collections.collection(named: name, in: principal.tenant)
+        let rules = collection.definition.rules
+        try principal.require(rules.delete.role)
+        try await self.database.withTransaction(in: principal.tenant) { transaction in
+            let current = try await self.lockedRecord(id, collection: collection, principal: principal, in: transaction)
+            if rules.delete.own, current.createdBy != Actor(principal) {
+                throw AtriumError(.forbidden, "only the record's creator may delete it")
+            }
+            if let ifMatch, !ETagMatching.strongMatch(ifMatch, current.etag) {
+                throw AtriumError(.preconditionFailed, "the record has changed (its ETag is \(current.etag))")
+            }
+            let referrers = try await transaction.query("SELECT collection, record_id FROM atrium.record_referrers(\(collection.name), \(id))")
+            if !referrers.isEmpty {
+                let list = try referrers.map { row -> String in
+                    let (referrer, record) = try row.decode((String, UUID).self)
+                    return "\(referrer)/\(record.lowercasedString)"
+                }
+                throw AtriumError(.conflict, "other records reference this one: \(list.joined(separator: ", "))", reason: "referenced")
+            }
+            let tenant = principal.tenant.tenantID
+            _ = try await transaction.execute([
+                "DELETE FROM atrium.records WHERE tenant_id = \(tenant) AND collection_id = \(collection.id) AND record_id = \(id)",
+                RecordWrites.audit(
+                    tenant: tenant, collection: collection, actor: Actor(principal), origin: origin, operation: "delete",
+                    entries: [(id, RecordChanges.diff(before: current.data, after: nil))]
+                ),
+            ])
+        }
+    }
+
+    /// The record, locked for this transaction; 404 when missing or not visible to the caller.
+    func lockedRecord(_ id: UUID, collection: StoredCollection, principal: Principal, in transaction: PostgresTransaction) async throws -> StoredRecord {
+        let rows = try await transaction.query("""
+            SELECT \(unescaped: StoredRecord.columns) FROM atrium.records
+            WHERE tenant_id = \(principal.tenant.tenantID) AND collection_id = \(collection.id) AND record_id = \(id)
+            FOR UPDATE
+            """)
+        guard let row = rows.single else { throw AtriumError.notFound("record") }
+        let record = try StoredRecord(row: row)
+        if collection.definition.rules.read.own, record.createdBy != Actor(principal) {
+            throw AtriumError.notFound("record")
+        }
+        return record
+    }
+}

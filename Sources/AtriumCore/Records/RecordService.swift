@@ -1,0 +1,164 @@
+import AtriumCrypto
+import Foundation
+import Logging
+import PostgresPool
+
+/// Records of a tenant's collections: reading, validated writes, queries. Writes are recorded
+/// in the audit log in the same transaction.
+public final class RecordService: Sendable {
+    let database: Database
+    let collections: CollectionService
+    let cursors: CursorCodec
+    let logger: Logger
+
+    /// Most records in one batch.
+    public static let maximumBatch = 100
+
+    public init(database: Database, collections: CollectionService, cursorKey: [UInt8], logger: Logger) {
+        self.database = database
+        self.collections = collections
+        self.cursors = CursorCodec(key: cursorKey)
+        self.logger = logger
+    }
+
+    /// Runs `body` with the collection's definition; if the definition changed underneath
+    /// (another server's cache was newer), reads it again and runs once more.
+    func withCollection<T>(_ name: String, _ principal: Principal, _ body: (StoredCollection) async throws -> T) async throws -> T {
+        let collection = try await self.collections.collection(named: name, in: principal.tenant)
+        do {
+            return try await body(collection)
+        } catch is DefinitionChanged {
+            self.collections.cache.remove(tenant: principal.tenant.tenantID, name: name)
+            let fresh = try await self.collections.collection(named: name, in: principal.tenant)
+            return try await body(fresh)
+        }
+    }
+
+    /// The collections `collection`'s reference fields point at.
+    func referenceTargets(of collection: StoredCollection, in tenant: TenantContext) async throws -> [String: StoredCollection] {
+        var targets: [String: StoredCollection] = [:]
+        for target in Set(collection.definition.fields.compactMap(\.collection)) {
+            targets[target] = target == collection.name ? collection : try await self.collections.collection(named: target, in: tenant)
+        }
+        return targets
+    }
+
+    /// A record by id (per the collection's read rule).
+    public func get(_ principal: Principal, collection name: String, id: UUID) async throws -> StoredRecord {
+        let collection = try await self.collections.collection(named: name, in: principal.tenant)
+        let rule = collection.definition.rules.read
+        try principal.require(rule.role)
+        let own: UUID? = rule.own ? Actor(principal).id : nil
+        let rows = try await self.database.query(in: principal.tenant, """
+            SELECT \(unescaped: StoredRecord.columns) FROM atrium.records
+            WHERE tenant_id = \(principal.tenant.tenantID) AND collection_id = \(collection.id) AND record_id = \(id)
+              AND (\(own)::uuid IS NULL OR created_by = \(own))
+            """)
+        guard let row = rows.single else { throw AtriumError.notFound("record") }
+        return try StoredRecord(row: row)
+    }
+
+    /// Creates a record: 201 with `Location` and `ETag`.
+    public func create(_ principal: Principal, collection name: String, body: JSONValue, idempotency: IdempotencyRequest?, origin: RequestOrigin) async throws -> WriteResponse {
+        try await self.withCollection(name, principal) { collection in
+            try principal.require(collection.definition.rules.create.role)
+            let (data, failures) = RecordValidator.validate(body, against: collection.definition, applyDefaults: true)
+            guard failures.isEmpty else { throw AtriumError.invalid(failures) }
+            let id = UUID()
+            let records = [(id: id, data: data, pointer: "")]
+            let (plan, insert) = try await self.creationPlan(records, collection: collection, principal: principal, origin: origin)
+            return try await self.run(plan, idempotency: idempotency, principal: principal) { results in
+                let record = try StoredRecord(row: results[insert][0])
+                return WriteResponse(
+                    status: 201,
+                    headers: [("Location", "/v1/collections/\(collection.name)/records/\(record.id.lowercasedString)"), ("ETag", record.etag)],
+                    body: JSONSerializer.text(record.json())
+                )
+            }
+        }
+    }
+
+    /// Creates up to 100 records, all or none: 201 with `{"data": [records]}` in request order.
+    public func createBatch(_ principal: Principal, collection name: String, body: JSONValue, idempotency: IdempotencyRequest?, origin: RequestOrigin) async throws -> WriteResponse {
+        guard case .object(let object) = body, object.keys == ["records"], case .array(let items) = object["records"] else {
+            throw AtriumError.invalid([.init(field: "/", reason: "must be {\"records\": [ … ]} and nothing else")])
+        }
+        guard (1...Self.maximumBatch).contains(items.count) else {
+            throw AtriumError.invalid([.init(field: "/records", reason: "must hold 1 to \(Self.maximumBatch) records")])
+        }
+        return try await self.withCollection(name, principal) { collection in
+            try principal.require(collection.definition.rules.create.role)
+            var failures: [AtriumError.FieldFailure] = []
+            var records: [(id: UUID, data: JSONObject, pointer: String)] = []
+            var seen: [String: Int] = [:]
+            for (index, item) in items.enumerated() {
+                let pointer = "/records/\(index)"
+                let (data, problems) = RecordValidator.validate(item, against: collection.definition, applyDefaults: true, at: pointer)
+                failures += problems
+                for (field, key) in RecordIndexing.uniqueKeys(data, collection.definition) {
+                    if let other = seen.updateValue(index, forKey: field + "\u{0}" + key) {
+                        failures.append(.init(field: "\(pointer)/\(field)", reason: "must be unique; record \(other) of this batch has the same value"))
+                    }
+                }
+                records.append((UUID(), data, pointer))
+            }
+            guard failures.isEmpty else { throw AtriumError.invalid(failures) }
+            let (plan, insert) = try await self.creationPlan(records, collection: collection, principal: principal, origin: origin)
+            return try await self.run(plan, idempotency: idempotency, principal: principal) { results in
+                var byID: [UUID: StoredRecord] = [:]
+                for row in results[insert] {
+                    let record = try StoredRecord(row: row)
+                    byID[record.id] = record
+                }
+                let ordered = records.compactMap { byID[$0.id]?.json() }
+                return WriteResponse(status: 201, headers: [], body: JSONSerializer.text(.object(JSONObject([("data", .array(ordered))]))))
+            }
+        }
+    }
+
+    /// Statements that insert `records` with their checks, values, unique keys and audit entries.
+    private func creationPlan(
+        _ records: [(id: UUID, data: JSONObject, pointer: String)], collection: StoredCollection, principal: Principal, origin: RequestOrigin
+    ) async throws -> (WritePlan, insert: Int) {
+        let tenant = principal.tenant.tenantID
+        let actor = Actor(principal)
+        var plan = WritePlan()
+        plan.addChecks(for: records, collection: collection, targets: try await self.referenceTargets(of: collection, in: principal.tenant), tenant: tenant)
+        let rows = JSONValue.array(records.map { .object(JSONObject([("id", .string($0.id.lowercasedString)), ("data", .object($0.data))])) })
+        let insert = plan.add("""
+            INSERT INTO atrium.records (tenant_id, collection_id, record_id, data, created_by, created_by_kind, updated_by, updated_by_kind)
+            SELECT \(tenant), \(collection.id), r.id, r.data, \(actor.id), \(actor.kind), \(actor.id), \(actor.kind)
+            FROM jsonb_to_recordset(\(JSONSerializer.text(rows))::jsonb) AS r(id uuid, data jsonb)
+            RETURNING \(unescaped: StoredRecord.columns)
+            """)
+        let values = records.flatMap { RecordIndexing.rows(RecordIndexing.entries($0.data, collection.definition), record: $0.id) }
+        if !values.isEmpty {
+            _ = plan.add(RecordWrites.insertValues(tenant: tenant, collection: collection.id, rows: .array(values)))
+        }
+        plan.addUniques(for: records, collection: collection, tenant: tenant)
+        _ = plan.add(RecordWrites.audit(
+            tenant: tenant, collection: collection, actor: actor, origin: origin, operation: "create",
+            entries: records.map { ($0.id, RecordChanges.diff(before: nil, after: $0.data)) }
+        ))
+        return (plan, insert)
+    }
+
+    /// Runs a creation plan in one round trip, or under an Idempotency-Key (then the key is
+    /// claimed and the response stored in the same transaction as the write).
+    private func run(
+        _ plan: WritePlan, idempotency: IdempotencyRequest?, principal: Principal, respond: ([PostgresRows]) throws -> WriteResponse
+    ) async throws -> WriteResponse {
+        guard let idempotency else {
+            return try await plan.translatingFailures {
+                try respond(try await self.database.transaction(in: principal.tenant, plan.statements))
+            }
+        }
+        return try await plan.translatingFailures {
+            try await self.database.withTransaction(in: principal.tenant) { transaction in
+                try await Idempotency.perform(idempotency, principal: principal, in: transaction) {
+                    try respond(try await transaction.execute(plan.statements))
+                }
+            }
+        }
+    }
+}

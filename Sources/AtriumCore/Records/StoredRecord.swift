@@ -1,0 +1,106 @@
+import Foundation
+
+/// Who wrote: a user or an API key.
+public struct Actor: Sendable, Hashable {
+    public let id: UUID
+    /// `user` or `apikey`.
+    public let kind: String
+
+    public init(id: UUID, kind: String) {
+        self.id = id
+        self.kind = kind
+    }
+
+    init(_ principal: Principal) {
+        switch principal.credential {
+        case .session(let user, _): self.init(id: user, kind: "user")
+        case .apiKey(let key): self.init(id: key, kind: "apikey")
+        }
+    }
+
+    var json: JSONValue {
+        .object(JSONObject([("type", .string(self.kind)), ("id", .string(self.id.lowercasedString))]))
+    }
+}
+
+/// A record with its system fields.
+public struct StoredRecord: Sendable, Hashable {
+    public let id: UUID
+    public let version: Int64
+    public let createdAt: Date
+    public let createdBy: Actor
+    public let updatedAt: Date
+    public let updatedBy: Actor
+    public let data: JSONObject
+
+    /// The strong ETag: the version, quoted.
+    public var etag: String { "\"\(self.version)\"" }
+
+    /// The API representation; `fields` limits `data` to those fields (sparse fieldsets).
+    public func json(fields: Set<String>? = nil) -> JSONValue {
+        var data = self.data
+        if let fields {
+            data = JSONObject(data.entries.filter { fields.contains($0.key) })
+        }
+        return .object(JSONObject([
+            ("id", .string(self.id.lowercasedString)),
+            ("version", .number(JSONNumber(self.version))),
+            ("createdAt", .string(Self.timestamp(self.createdAt))),
+            ("createdBy", self.createdBy.json),
+            ("updatedAt", .string(Self.timestamp(self.updatedAt))),
+            ("updatedBy", self.updatedBy.json),
+            ("data", .object(data)),
+        ]))
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+
+    /// The columns a query must select, in order, for `init(row:)`.
+    static let columns = "record_id, version, created_at, created_by, created_by_kind, updated_at, updated_by, updated_by_kind, data"
+}
+
+/// The before/after of each field that changed, for the audit log.
+enum RecordChanges {
+    static func diff(before: JSONObject?, after: JSONObject?) -> JSONValue {
+        var changes = JSONObject()
+        var keys: [String] = before?.keys ?? []
+        for key in after?.keys ?? [] where !keys.contains(key) { keys.append(key) }
+        for key in keys {
+            let old = before?[key]
+            let new = after?[key]
+            guard old != new else { continue }
+            var change = JSONObject()
+            if let old { change["before"] = old }
+            if let new { change["after"] = new }
+            changes[key] = .object(change)
+        }
+        return .object(changes)
+    }
+}
+
+/// A write's response as it is sent and, with an Idempotency-Key, stored for replay.
+public struct WriteResponse: Sendable {
+    public let status: Int
+    public let headers: [(name: String, value: String)]
+    public let body: String
+    /// True when this is the stored answer to an earlier request with the same key.
+    public var replayed = false
+}
+
+import PostgresPool
+
+extension StoredRecord {
+    init(row: PostgresRow) throws {
+        let (id, version, createdAt, createdBy, createdKind, updatedAt, updatedBy, updatedKind, text) =
+            try row.decode((UUID, Int64, Date, UUID, String, Date, UUID, String, String).self)
+        guard case .object(let data) = try JSONParser.parse(text) else {
+            throw PostgresError(code: .decoding, message: "record data is not an object")
+        }
+        self.init(
+            id: id, version: version, createdAt: createdAt, createdBy: Actor(id: createdBy, kind: createdKind),
+            updatedAt: updatedAt, updatedBy: Actor(id: updatedBy, kind: updatedKind), data: data
+        )
+    }
+}

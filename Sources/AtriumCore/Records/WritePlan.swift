@@ -1,0 +1,104 @@
+import Foundation
+import PostgresPool
+
+/// Statements of one record write, each tagged with what it is for, so a failure of statement
+/// n can be told to the caller in terms of their request (which field, which record).
+struct WritePlan {
+    enum Purpose {
+        case definitionGuard
+        case reference(field: String, target: String)
+        case unique(field: String, keys: [(record: UUID, key: String)], pointers: [UUID: String])
+        case other
+    }
+
+    private(set) var statements: [PostgresQuery] = []
+    private(set) var purposes: [Purpose] = []
+
+    mutating func add(_ statement: PostgresQuery, _ purpose: Purpose = .other) -> Int {
+        self.statements.append(statement)
+        self.purposes.append(purpose)
+        return self.statements.count - 1
+    }
+
+    /// Guard, reference checks and unique inserts for `records` (`pointer` names each in errors).
+    mutating func addChecks(
+        for records: [(id: UUID, data: JSONObject, pointer: String)],
+        collection: StoredCollection,
+        targets: [String: StoredCollection],
+        tenant: UUID
+    ) {
+        _ = self.add(RecordWrites.versionGuard(collection), .definitionGuard)
+        for field in collection.definition.fields where field.type == .reference {
+            guard let targetName = field.collection, let target = targets[targetName] else { continue }
+            let ids = records.compactMap { $0.data[field.name]?.stringValue.flatMap(UUID.init(uuidString:)) }
+            guard !ids.isEmpty else { continue }
+            _ = self.add("SELECT atrium.require_records(\(target.id), \(ids.map(\.lowercasedString))::uuid[])", .reference(field: field.name, target: targetName))
+        }
+    }
+
+    mutating func addUniques(for records: [(id: UUID, data: JSONObject, pointer: String)], collection: StoredCollection, tenant: UUID) {
+        var byField: [String: [(record: UUID, key: String)]] = [:]
+        var pointers: [UUID: String] = [:]
+        for record in records {
+            pointers[record.id] = record.pointer
+            for (field, key) in RecordIndexing.uniqueKeys(record.data, collection.definition) {
+                byField[field, default: []].append((record.id, key))
+            }
+        }
+        for field in collection.definition.fields where byField[field.name] != nil {
+            let keys = byField[field.name]!
+            _ = self.add(
+                RecordWrites.insertUnique(tenant: tenant, collection: collection.id, field: field.name, keys: keys),
+                .unique(field: field.name, keys: keys, pointers: pointers)
+            )
+        }
+    }
+
+    /// The caller-facing meaning of a failed statement, or nil to rethrow as is.
+    func explain(_ error: PostgresError) -> (any Error)? {
+        guard let index = error.statementIndex, index < self.purposes.count else { return nil }
+        switch (self.purposes[index], error.sqlState) {
+        case (.definitionGuard, "AT003"):
+            return DefinitionChanged()
+        case (.reference(let field, let target), "AT002"):
+            return AtriumError.invalid([.init(field: "/\(field)", reason: "must be the id of a record in \(target)")])
+        case (.unique(let field, let keys, let pointers), PostgresError.SQLState.uniqueViolation):
+            // The detail names the key: …=(tenant, collection, field, value_key) already exists.
+            let clashing = keys.first { error.detail?.contains(", \($0.key))") == true }
+            let pointer = clashing.flatMap { pointers[$0.record] } ?? ""
+            return AtriumError.invalid([.init(field: "\(pointer)/\(field)", reason: "must be unique; another record has this value")])
+        default:
+            return nil
+        }
+    }
+
+    /// Runs `body`, translating a failed statement through `explain`.
+    func translatingFailures<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PostgresError {
+            throw self.explain(error) ?? error
+        }
+    }
+}
+
+/// The collection changed between reading its definition and writing: read it again and retry.
+struct DefinitionChanged: Error {}
+
+/// `If-Match` / `If-None-Match` comparisons (RFC 9110): a list of entity tags or `*`.
+public enum ETagMatching {
+    /// Strong comparison, as `If-Match` requires.
+    public static func strongMatch(_ header: String, _ etag: String) -> Bool {
+        self.tags(header).contains { $0 == "*" || (!$0.hasPrefix("W/") && $0 == etag) }
+    }
+
+    /// Weak comparison, as `If-None-Match` uses.
+    public static func weakMatch(_ header: String, _ etag: String) -> Bool {
+        let bare = etag.hasPrefix("W/") ? String(etag.dropFirst(2)) : etag
+        return self.tags(header).contains { $0 == "*" || ($0.hasPrefix("W/") ? String($0.dropFirst(2)) : $0) == bare }
+    }
+
+    static func tags(_ header: String) -> [String] {
+        header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+}

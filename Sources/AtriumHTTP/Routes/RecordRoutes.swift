@@ -1,0 +1,142 @@
+import AtriumCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// `/v1/collections/{name}/records`, `/v1/audit`, `/v1/tenant/export`: tenant data.
+struct RecordRoutes {
+    let records: RecordService
+
+    func register(on router: Router<AtriumRequestContext>) {
+        let base = "v1/collections/:name/records"
+        router.get(RouterPath(base)) { request, context in
+            let principal = try context.authenticated()
+            let query = try RecordQuery.parse(QueryString.pairs(request.uri.query))
+            let page = try await self.records.list(principal, collection: try context.parameters.require("name"), query: query)
+            var body = JSONObject()
+            body["data"] = .array(page.records.map { $0.json(fields: page.fields) })
+            body["nextCursor"] = page.nextCursor.map(JSONValue.string) ?? .null
+            if let count = page.count { body["count"] = .number(JSONNumber(Int64(count))) }
+            return Response.json(value: .object(body))
+        }
+        router.post(RouterPath(base)) { request, context in
+            let principal = try context.authenticated()
+            let name = try context.parameters.require("name")
+            let body = try await JSONBody.value(from: request, context: context).value
+            let response = try await self.records.create(
+                principal, collection: name, body: body,
+                idempotency: try Self.idempotency(request, body: body), origin: context.origin
+            )
+            return Self.response(response)
+        }
+        router.post(RouterPath(base + "/batch")) { request, context in
+            let principal = try context.authenticated()
+            let name = try context.parameters.require("name")
+            let body = try await JSONBody.value(from: request, context: context).value
+            let response = try await self.records.createBatch(
+                principal, collection: name, body: body,
+                idempotency: try Self.idempotency(request, body: body), origin: context.origin
+            )
+            return Self.response(response)
+        }
+        router.get(RouterPath(base + "/:id")) { request, context in
+            let principal = try context.authenticated()
+            let record = try await self.records.get(principal, collection: try context.parameters.require("name"), id: try context.uuidParameter("id", naming: "record"))
+            if let condition = request.headers[.ifNoneMatch], ETagMatching.weakMatch(condition, record.etag) {
+                return Response(status: .notModified, headers: [.eTag: record.etag])
+            }
+            return Response.json(value: record.json(), headers: [.eTag: record.etag])
+        }
+        router.put(RouterPath(base + "/:id")) { request, context in
+            try await self.update(request, context, mode: .replace, mediaTypes: ["application/json"])
+        }
+        router.patch(RouterPath(base + "/:id")) { request, context in
+            try await self.update(request, context, mode: .mergePatch, mediaTypes: ["application/merge-patch+json", "application/json"])
+        }
+        router.delete(RouterPath(base + "/:id")) { request, context in
+            let principal = try context.authenticated()
+            try await self.records.delete(
+                principal, collection: try context.parameters.require("name"), id: try context.uuidParameter("id", naming: "record"),
+                ifMatch: request.headers[.ifMatch], origin: context.origin
+            )
+            return Response.noContent
+        }
+
+        router.get("v1/audit") { request, context in
+            let principal = try context.require(.admin)
+            let query = try AuditQuery.parse(QueryString.pairs(request.uri.query))
+            let (entries, next) = try await self.records.audit(principal, query: query)
+            return Response.json(value: .object(JSONObject([
+                ("data", .array(entries.map(\.json))), ("nextCursor", next.map(JSONValue.string) ?? .null),
+            ])))
+        }
+        router.get("v1/tenant/export") { _, context in
+            let principal = try context.require(.admin)
+            let records = self.records
+            return Response(
+                status: .ok,
+                headers: [.contentType: "application/x-ndjson", .contentDisposition: "attachment; filename=\"export.ndjson\"", .cacheControl: "no-store"],
+                body: ResponseBody { writer in
+                    var sink = BodyChunkWriter(writer: writer)
+                    try await records.export(principal, into: &sink)
+                    try await sink.writer.finish(nil)
+                }
+            )
+        }
+    }
+
+    private func update(_ request: Request, _ context: AtriumRequestContext, mode: RecordService.UpdateMode, mediaTypes: Set<String>) async throws -> Response {
+        let principal = try context.authenticated()
+        let body = try await JSONBody.value(from: request, context: context, mediaTypes: mediaTypes).value
+        let record = try await self.records.update(
+            principal, collection: try context.parameters.require("name"), id: try context.uuidParameter("id", naming: "record"),
+            body: body, mode: mode, ifMatch: request.headers[.ifMatch], origin: context.origin
+        )
+        return Response.json(value: record.json(), headers: [.eTag: record.etag])
+    }
+
+    static func idempotency(_ request: Request, body: JSONValue) throws -> IdempotencyRequest? {
+        guard let key = request.headers[HTTPField.Name("Idempotency-Key")!] else { return nil }
+        guard let idempotency = IdempotencyRequest(key: key, method: request.method.rawValue, path: request.uri.path, body: body) else {
+            throw AtriumError(.badRequest, "Idempotency-Key must be 1 to 255 visible ASCII characters", fields: [.init(field: "Idempotency-Key", reason: "is malformed")])
+        }
+        return idempotency
+    }
+
+    static func response(_ write: WriteResponse) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        for (name, value) in write.headers {
+            if let field = HTTPField.Name(name) { headers[field] = value }
+        }
+        if write.replayed { headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
+        return Response(
+            status: HTTPResponse.Status(code: write.status),
+            headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(string: write.body))
+        )
+    }
+}
+
+/// Sends export chunks straight to the response body as they are produced.
+struct BodyChunkWriter: ChunkWriter {
+    var writer: any ResponseBodyWriter
+
+    mutating func write(_ chunk: String) async throws {
+        try await self.writer.write(ByteBuffer(string: chunk))
+    }
+}
+
+/// Query strings as ordered name/value pairs, percent-decoded (and `+` as a space).
+enum QueryString {
+    static func pairs(_ query: String?) -> [(name: String, value: String)] {
+        guard let query, !query.isEmpty else { return [] }
+        return query.split(separator: "&", omittingEmptySubsequences: true).map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) -> String {
+                let spaced = text.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
+            }
+            return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")
+        }
+    }
+}
