@@ -185,7 +185,7 @@ END
 $$;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON atrium.collections, atrium.records, atrium.record_values, atrium.record_unique_values TO atrium_app;
-GRANT SELECT, INSERT, DELETE ON atrium.idempotency_keys TO atrium_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON atrium.idempotency_keys TO atrium_app;
 GRANT SELECT, INSERT ON atrium.record_audit TO atrium_app;
 
 -- Definitions change rarely and are read on every request: servers cache them and drop an
@@ -265,5 +265,34 @@ AS $$
 $$;
 COMMENT ON FUNCTION atrium.record_referrers(text, uuid) IS 'Up to 10 records (of the current tenant) whose reference fields point at p_record of collection p_collection_name.';
 
+CREATE FUNCTION atrium.claim_unique_values(p_tenant uuid, p_collection uuid, p_field text, p_rows jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    clashing uuid;
+BEGIN
+    -- ON CONFLICT DO NOTHING waits for a concurrent writer of the same value and skips the row
+    -- if that writer commits; a skipped row is a clash, reported with the record that wanted it
+    -- (PostgreSQL's own key detail is withheld from a role under row-level security).
+    WITH wanted AS (
+        SELECT u.record_id, u.value_key FROM jsonb_to_recordset(p_rows) AS u(record_id uuid, value_key text)
+    ), claimed AS (
+        INSERT INTO atrium.record_unique_values (tenant_id, collection_id, field, value_key, record_id)
+        SELECT p_tenant, p_collection, p_field, w.value_key, w.record_id FROM wanted w
+        ON CONFLICT ON CONSTRAINT record_unique_values_pkey DO NOTHING
+        RETURNING record_id
+    )
+    SELECT w.record_id INTO clashing FROM wanted w
+    WHERE w.record_id NOT IN (SELECT c.record_id FROM claimed c)
+    LIMIT 1;
+    IF clashing IS NOT NULL THEN
+        RAISE EXCEPTION 'duplicate value for unique field %', p_field
+            USING ERRCODE = 'unique_violation', DETAIL = clashing::text;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION atrium.claim_unique_values(uuid, uuid, text, jsonb) IS 'Inside a record write: records each {record_id, value_key} of a unique field; fails (23505, detail = the record id) if another record holds one of the values.';
+
 GRANT EXECUTE ON FUNCTION atrium.require_collection_version(uuid, bigint), atrium.require_records(uuid, uuid[]),
-    atrium.record_referrers(text, uuid) TO atrium_app;
+    atrium.claim_unique_values(uuid, uuid, text, jsonb), atrium.record_referrers(text, uuid) TO atrium_app;

@@ -65,12 +65,18 @@ public struct FieldDefinition: Sendable, Hashable {
 public struct AccessRule: Sendable, Hashable {
     /// The least role.
     public var role: Role
-    /// Only on records the caller created.
+    /// Only on records the caller created (for callers below admin).
     public var own: Bool
 
     public init(role: Role, own: Bool = false) {
         self.role = role
         self.own = own
+    }
+
+    /// Whether `principal` is held to its own records: admins and owners look after the whole
+    /// tenant's data, so "own" binds members, viewers and keys of those roles only.
+    public func restrictsToOwn(_ principal: Principal) -> Bool {
+        self.own && principal.role < .admin
     }
 }
 

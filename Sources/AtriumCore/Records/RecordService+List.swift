@@ -62,10 +62,13 @@ extension RecordService {
         let tenant = where_.bind(principal.tenant.tenantID)
         let collectionID = where_.bind(collection.id)
         where_.sql = "r.tenant_id = \(tenant) AND r.collection_id = \(collectionID)"
-        if definition.rules.read.own {
+        if definition.rules.read.restrictsToOwn(principal) {
             where_.sql += " AND r.created_by = \(where_.bind(Actor(principal).id))"
         }
         var filterSignature: [String] = []
+        // Tests on one indexed scalar field share a subquery, so a range (gte and lt) is one
+        // index range scan and the planner estimates the pair together.
+        var indexedTests: [(term: QueryTerm, tests: [String])] = []
         for filter in query.filters {
             guard let term = QueryTerm.resolve(filter.field, in: definition) else {
                 failures.append(.init(field: filter.parameter, reason: "\(filter.field) is not a field of \(definition.name)"))
@@ -75,11 +78,25 @@ extension RecordService {
                 failures.append(.init(field: filter.parameter, reason: "\(filter.op.rawValue) does not apply to \(term.field?.type.rawValue ?? "this system field")"))
                 continue
             }
-            switch self.condition(filter, term: term, tenant: tenant, collection: collectionID, into: &where_) {
-            case .success(let sql): where_.sql += " AND " + sql
-            case .failure(let problem): failures.append(.init(field: filter.parameter, reason: problem.reason))
+            switch self.condition(filter, term: term, into: &where_) {
+            case .success(.plain(let sql)):
+                where_.sql += " AND " + sql
+            case .success(.indexed(let test)):
+                if term.kind != .array, let index = indexedTests.firstIndex(where: { $0.term.name == term.name }) {
+                    indexedTests[index].tests.append(test)
+                } else {
+                    indexedTests.append((term, [test]))
+                }
+            case .failure(let problem):
+                failures.append(.init(field: filter.parameter, reason: problem.reason))
             }
             filterSignature.append("\(filter.field)\u{0}\(filter.op.rawValue)\u{0}\(filter.value)")
+        }
+        for (term, tests) in indexedTests {
+            where_.sql += """
+                 AND r.record_id IN (SELECT v.record_id FROM atrium.record_values v
+                WHERE v.tenant_id = \(tenant) AND v.collection_id = \(collectionID) AND v.field = \(where_.bind(term.name)) AND \(tests.joined(separator: " AND ")))
+                """
         }
         if let fields = query.fields {
             for name in fields.sorted() where definition.field(name) == nil {
@@ -111,13 +128,18 @@ extension RecordService {
             count = PostgresQuery(unsafeSQL: text, bindings: where_.bindings)
         }
 
+        // The id breaks ties in the direction of the last key, so that sorting by a system
+        // field walks its (…, field, record_id) index in one direction.
+        let tieDescending = terms.last?.1 ?? false
         var page = where_
         if let cursor = query.cursor {
             let position = try self.cursors.decode(cursor, context: context, keys: terms.count)
-            page.sql += " AND " + Self.after(position, terms: terms, index: 0, into: &page)
+            page.sql += " AND " + Self.after(position, terms: terms, tieDescending: tieDescending, into: &page)
         }
         let keys = terms.map { "(\($0.0.sql))::text" }.joined(separator: ", ")
-        let order = terms.map { "\($0.0.sql) \($0.1 ? "DESC" : "ASC") NULLS LAST" } + ["r.record_id ASC"]
+        let order = terms.map { term, descending in
+            "\(term.sql) \(descending ? "DESC" : "ASC")\(term.nullable ? " NULLS LAST" : "")"
+        } + ["r.record_id \(tieDescending ? "DESC" : "ASC")"]
         let limit = page.bind(query.limit + 1)
         let columns = StoredRecord.columns.split(separator: ",").map { "r." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
         page.sql = """
@@ -129,12 +151,19 @@ extension RecordService {
         return QueryPlan(page: page.query, count: count, sortKeys: terms.count, context: context)
     }
 
+    /// A filter as SQL: a condition on the record, or (for indexed fields) a test on the
+    /// field's `record_values` rows, which have an index.
+    enum Condition {
+        case plain(String)
+        case indexed(String)
+    }
+
     /// One filter as SQL. Indexed fields go through `record_values` so their index is used.
-    private func condition(_ filter: RecordQuery.Filter, term: QueryTerm, tenant: String, collection: String, into builder: inout SQLBuilder) -> Result<String, QueryProblem> {
+    private func condition(_ filter: RecordQuery.Filter, term: QueryTerm, into builder: inout SQLBuilder) -> Result<Condition, QueryProblem> {
         if filter.op == .exists {
             guard filter.value == "true" || filter.value == "false" else { return .failure("must be true or false") }
             let check = "r.data ? \(builder.bind(term.name))"
-            return .success(filter.value == "true" ? check : "NOT (\(check))")
+            return .success(.plain(filter.value == "true" ? check : "NOT (\(check))"))
         }
         let values: [String]
         if filter.op == .in {
@@ -164,23 +193,20 @@ extension RecordService {
             default:
                 test = "v.\(column) \(filter.op.comparison) \(builder.bind(indexValues[0]))::\(term.indexType)"
             }
-            return .success("""
-                r.record_id IN (SELECT v.record_id FROM atrium.record_values v
-                WHERE v.tenant_id = \(tenant) AND v.collection_id = \(collection) AND v.field = \(builder.bind(term.name)) AND \(test))
-                """)
+            return .success(.indexed("(\(test))"))
         }
         switch filter.op {
         case .ne:
-            return .success("\(term.sql) IS DISTINCT FROM \(builder.bind(literals[0]))::\(term.type)")
+            return .success(.plain("\(term.sql) IS DISTINCT FROM \(builder.bind(literals[0]))::\(term.type)"))
         case .in:
-            return .success("\(term.sql) = ANY(\(builder.bind(literals))::\(term.type)[])")
+            return .success(.plain("\(term.sql) = ANY(\(builder.bind(literals))::\(term.type)[])"))
         case .contains:
-            if term.kind == .array { return .success("\(term.sql) ? \(builder.bind(literals[0]))") }
-            return .success("strpos(\(term.sql), \(builder.bind(literals[0]))) > 0")
+            if term.kind == .array { return .success(.plain("\(term.sql) ? \(builder.bind(literals[0]))")) }
+            return .success(.plain("strpos(\(term.sql), \(builder.bind(literals[0]))) > 0"))
         case .prefix:
-            return .success("starts_with(\(term.sql), \(builder.bind(literals[0])))")
+            return .success(.plain("starts_with(\(term.sql), \(builder.bind(literals[0])))"))
         default:
-            return .success("\(term.sql) \(filter.op.comparison) \(builder.bind(literals[0]))::\(term.type)")
+            return .success(.plain("\(term.sql) \(filter.op.comparison) \(builder.bind(literals[0]))::\(term.type)"))
         }
     }
 
@@ -199,11 +225,27 @@ extension RecordService {
     }
 
     /// Keyset condition: rows after `position` in the sort order (missing values sort last).
-    private static func after(_ position: CursorCodec.Position, terms: [(QueryTerm, Bool)], index: Int, into builder: inout SQLBuilder) -> String {
-        guard index < terms.count else { return "r.record_id > \(builder.bind(position.id))" }
+    private static func after(
+        _ position: CursorCodec.Position, terms: [(QueryTerm, Bool)], tieDescending: Bool, into builder: inout SQLBuilder
+    ) -> String {
+        let id = builder.bind(position.id)
+        // Keys that are never missing and all run one way compare as a row, which a btree
+        // index on those columns answers with a range scan.
+        if terms.allSatisfy({ !$0.0.nullable && $0.1 == tieDescending }), position.values.allSatisfy({ $0 != nil }) {
+            var left = terms.map(\.0.sql)
+            var right = zip(terms, position.values).map { "\(builder.bind($1!))::\($0.0.type)" }
+            left.append("r.record_id")
+            right.append("\(id)::uuid")
+            return "(\(left.joined(separator: ", "))) \(tieDescending ? "<" : ">") (\(right.joined(separator: ", ")))"
+        }
+        return Self.after(position, terms: terms, index: 0, tie: "r.record_id \(tieDescending ? "<" : ">") \(id)::uuid", into: &builder)
+    }
+
+    private static func after(_ position: CursorCodec.Position, terms: [(QueryTerm, Bool)], index: Int, tie: String, into builder: inout SQLBuilder) -> String {
+        guard index < terms.count else { return tie }
         let (term, descending) = terms[index]
         let comparison = descending ? "<" : ">"
-        let rest = Self.after(position, terms: terms, index: index + 1, into: &builder)
+        let rest = Self.after(position, terms: terms, index: index + 1, tie: tie, into: &builder)
         guard let value = position.values[index] else {
             // After a missing value come only other missing values.
             return "(\(term.sql) IS NULL AND \(rest))"

@@ -21,7 +21,7 @@ extension RecordService {
             let targets = try await self.referenceTargets(of: collection, in: principal.tenant)
             return try await self.database.withTransaction(in: principal.tenant) { transaction in
                 let current = try await self.lockedRecord(id, collection: collection, principal: principal, in: transaction)
-                if rules.update.own, current.createdBy != Actor(principal) {
+                if rules.update.restrictsToOwn(principal), current.createdBy != Actor(principal) {
                     throw AtriumError(.forbidden, "only the record's creator may change it")
                 }
                 if let ifMatch, !ETagMatching.strongMatch(ifMatch, current.etag) {
@@ -77,7 +77,7 @@ extension RecordService {
         try principal.require(rules.delete.role)
         try await self.database.withTransaction(in: principal.tenant) { transaction in
             let current = try await self.lockedRecord(id, collection: collection, principal: principal, in: transaction)
-            if rules.delete.own, current.createdBy != Actor(principal) {
+            if rules.delete.restrictsToOwn(principal), current.createdBy != Actor(principal) {
                 throw AtriumError(.forbidden, "only the record's creator may delete it")
             }
             if let ifMatch, !ETagMatching.strongMatch(ifMatch, current.etag) {
@@ -111,7 +111,7 @@ extension RecordService {
             """)
         guard let row = rows.single else { throw AtriumError.notFound("record") }
         let record = try StoredRecord(row: row)
-        if collection.definition.rules.read.own, record.createdBy != Actor(principal) {
+        if collection.definition.rules.read.restrictsToOwn(principal), record.createdBy != Actor(principal) {
             throw AtriumError.notFound("record")
         }
         return record

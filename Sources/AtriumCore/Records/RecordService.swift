@@ -48,7 +48,7 @@ public final class RecordService: Sendable {
         let collection = try await self.collections.collection(named: name, in: principal.tenant)
         let rule = collection.definition.rules.read
         try principal.require(rule.role)
-        let own: UUID? = rule.own ? Actor(principal).id : nil
+        let own: UUID? = rule.restrictsToOwn(principal) ? Actor(principal).id : nil
         let rows = try await self.database.query(in: principal.tenant, """
             SELECT \(unescaped: StoredRecord.columns) FROM atrium.records
             WHERE tenant_id = \(principal.tenant.tenantID) AND collection_id = \(collection.id) AND record_id = \(id)

@@ -17,11 +17,7 @@ enum RecordWrites {
         let rows = JSONValue.array(keys.map {
             .object(JSONObject([("record_id", .string($0.record.lowercasedString)), ("value_key", .string($0.key))]))
         })
-        return """
-            INSERT INTO atrium.record_unique_values (tenant_id, collection_id, field, value_key, record_id)
-            SELECT \(tenant), \(collection), \(field), u.value_key, u.record_id
-            FROM jsonb_to_recordset(\(JSONSerializer.text(rows))::jsonb) AS u(record_id uuid, value_key text)
-            """
+        return "SELECT atrium.claim_unique_values(\(tenant), \(collection), \(field), \(JSONSerializer.text(rows))::jsonb)"
     }
 
     static func audit(

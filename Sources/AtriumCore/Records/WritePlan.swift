@@ -7,7 +7,7 @@ struct WritePlan {
     enum Purpose {
         case definitionGuard
         case reference(field: String, target: String)
-        case unique(field: String, keys: [(record: UUID, key: String)], pointers: [UUID: String])
+        case unique(field: String, pointers: [UUID: String])
         case other
     }
 
@@ -49,7 +49,7 @@ struct WritePlan {
             let keys = byField[field.name]!
             _ = self.add(
                 RecordWrites.insertUnique(tenant: tenant, collection: collection.id, field: field.name, keys: keys),
-                .unique(field: field.name, keys: keys, pointers: pointers)
+                .unique(field: field.name, pointers: pointers)
             )
         }
     }
@@ -62,10 +62,9 @@ struct WritePlan {
             return DefinitionChanged()
         case (.reference(let field, let target), "AT002"):
             return AtriumError.invalid([.init(field: "/\(field)", reason: "must be the id of a record in \(target)")])
-        case (.unique(let field, let keys, let pointers), PostgresError.SQLState.uniqueViolation):
-            // The detail names the key: …=(tenant, collection, field, value_key) already exists.
-            let clashing = keys.first { error.detail?.contains(", \($0.key))") == true }
-            let pointer = clashing.flatMap { pointers[$0.record] } ?? ""
+        case (.unique(let field, let pointers), PostgresError.SQLState.uniqueViolation):
+            // atrium.claim_unique_values puts the record that wanted the value in the detail.
+            let pointer = error.detail.flatMap(UUID.init(uuidString:)).flatMap { pointers[$0] } ?? ""
             return AtriumError.invalid([.init(field: "\(pointer)/\(field)", reason: "must be unique; another record has this value")])
         default:
             return nil
