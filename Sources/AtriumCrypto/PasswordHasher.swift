@@ -4,7 +4,7 @@ import Synchronization
 public final class PasswordHasher: Sendable {
     /// Parameters for new hashes; older hashes still verify and report that they need rehashing.
     public let parameters: Scrypt.Parameters
-    let executor: BoundedExecutor
+    public let executor: BoundedExecutor
     private let dummy: Mutex<String?> = Mutex(nil)
 
     public static let minimumLength = 8

@@ -1,6 +1,9 @@
 import AtriumCore
 import AtriumCrypto
 import Hummingbird
+import HummingbirdCore
+import HummingbirdHTTP2
+import NIOCore
 import Logging
 import ServiceLifecycle
 
@@ -30,7 +33,14 @@ public struct AtriumServices: Sendable {
     }
 }
 
-/// Builds the Atrium HTTP application.
+/// The router, the table of its routes and the metrics it records into.
+public struct AtriumRouter {
+    public let router: Router<AtriumRequestContext>
+    public let routes: RouteTable
+    public let metrics: AtriumMetrics?
+}
+
+/// Builds the Atrium HTTP application: HTTP/1.1, or with `server.tls` HTTPS with HTTP/2 by ALPN.
 ///
 /// `services` (the database pool, the revocation watcher, …) run in the application's service
 /// group after the server, so on shutdown the server stops taking connections and finishes
@@ -38,32 +48,75 @@ public struct AtriumServices: Sendable {
 public func buildApplication(
     server: ServerConfiguration,
     services: AtriumServices,
+    tls: TLSSetup? = nil,
     backgroundServices: [any Service] = [],
     logger: Logger
-) -> some ApplicationProtocol {
-    Application(
-        router: buildRouter(services: services, server: server),
+) throws -> some ApplicationProtocol {
+    let built = buildRouter(services: services, server: server)
+    let limits = server.limits
+    let headerTimeout = TimeAmount.nanoseconds(Int64(limits.headerTimeout.components.seconds) * 1_000_000_000 + limits.headerTimeout.components.attoseconds / 1_000_000_000)
+    let idleTimeout = TimeAmount.nanoseconds(Int64(limits.idleTimeout.components.seconds) * 1_000_000_000 + limits.idleTimeout.components.attoseconds / 1_000_000_000)
+    let http1 = HTTP1Channel.Configuration(
+        additionalChannelHandlers: [HeaderTimeoutHandler(timeout: headerTimeout)],
+        idleTimeout: idleTimeout,
+        httpDecoderConfiguration: .init(
+            maxHeaderFieldSize: limits.maximumHeaderSize,
+            maxHeaderListSize: limits.maximumHeaderSize,
+            maxHeaderFieldCount: 200
+        )
+    )
+    let builder: HTTPServerBuilder
+    if let tls {
+        builder = try .http2Upgrade(
+            tlsConfiguration: tls.configuration,
+            configuration: HTTP2ChannelConfiguration(idleTimeout: limits.idleTimeout, gracefulCloseTimeout: .seconds(5), streamConfiguration: http1)
+        )
+    } else {
+        builder = .http1(configuration: http1)
+    }
+    var background: [any Service] = [services.database] + backgroundServices
+    if case .port(let port) = server.metrics, let metrics = built.metrics {
+        background.append(MetricsServer(host: server.host, port: port, metrics: metrics, logger: logger))
+    }
+    return Application(
+        router: built.router,
+        server: builder,
         configuration: ApplicationConfiguration(
             address: .hostname(server.host, port: server.port),
-            serverName: nil
+            serverName: nil,
+            availableConnectionsDelegate: MaximumAvailableConnections(limits.maximumConnections)
         ),
-        services: [services.database] + backgroundServices,
+        services: background,
         logger: logger
     )
 }
 
 /// The router with every route and middleware; tests use it directly.
-public func buildRouter(services: AtriumServices, server: ServerConfiguration = ServerConfiguration()) -> Router<AtriumRequestContext> {
+public func buildRouter(services: AtriumServices, server: ServerConfiguration = ServerConfiguration()) -> AtriumRouter {
     let router = Router(context: AtriumRequestContext.self)
+    let metrics = server.metrics == .off ? nil : AtriumMetrics(services: services)
+    let table = RouteTableReference()
     router.add(middleware: RequestIDMiddleware())
-    router.add(middleware: ProblemMiddleware())
     router.add(middleware: ClientAddressMiddleware(hops: server.proxyHops))
+    router.add(middleware: ObservabilityMiddleware(metrics: metrics, accessLog: server.accessLog))
+    if server.tls != nil {
+        router.add(middleware: StrictTransportSecurityMiddleware())
+    }
+    router.add(middleware: CORSPolicyMiddleware(policy: server.cors))
+    router.add(middleware: ProblemMiddleware(routes: table))
+    router.add(middleware: LimitsMiddleware(limits: server.limits))
     router.add(middleware: AuthenticationMiddleware(auth: services.auth))
-    HealthRoutes(database: services.database).register(on: router)
-    AuthRoutes(auth: services.auth).register(on: router)
-    AccountRoutes(auth: services.auth).register(on: router)
-    MemberRoutes(auth: services.auth).register(on: router)
-    CollectionRoutes(collections: services.collections).register(on: router)
-    RecordRoutes(records: services.records).register(on: router)
-    return router
+    router.add(middleware: RateLimitMiddleware(policy: server.rateLimits, metrics: metrics))
+    let recorder = RouteRecorder(router: router)
+    HealthRoutes(database: services.database).register(on: recorder)
+    if server.metrics == .sameServer, let metrics {
+        MetricsRoutes(metrics: metrics).register(on: recorder)
+    }
+    AuthRoutes(auth: services.auth).register(on: recorder)
+    AccountRoutes(auth: services.auth).register(on: recorder)
+    MemberRoutes(auth: services.auth).register(on: recorder)
+    CollectionRoutes(collections: services.collections).register(on: recorder)
+    RecordRoutes(records: services.records).register(on: recorder)
+    table.table = recorder.table
+    return AtriumRouter(router: router, routes: recorder.table, metrics: metrics)
 }

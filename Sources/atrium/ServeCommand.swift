@@ -4,6 +4,7 @@ import AtriumHTTP
 import Hummingbird
 import Logging
 import PostgresPool
+import ServiceLifecycle
 
 /// `atrium serve`: migrates (unless told not to) and serves HTTP until SIGINT/SIGTERM.
 struct ServeCommand: AsyncParsableCommand {
@@ -23,8 +24,20 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Do not apply pending migrations at start (env ATRIUM_NO_MIGRATE=1).")
     var noMigrate = false
 
+    @Option(help: "PEM certificate chain: serve HTTPS with HTTP/2 (env ATRIUM_TLS_CERT; needs --tls-key). SIGHUP re-reads it.")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key of --tls-cert (env ATRIUM_TLS_KEY).")
+    var tlsKey: String?
+
+    @Flag(help: "Serve HTTPS with a certificate for localhost made at start, for development (env ATRIUM_TLS_SELF_SIGNED=1).")
+    var tlsSelfSigned = false
+
     func run() async throws {
-        let settings = try Settings.resolve(database: self.database, host: self.host, port: self.port, noMigrate: self.noMigrate)
+        let settings = try Settings.resolve(
+            database: self.database, host: self.host, port: self.port, noMigrate: self.noMigrate,
+            tls: TLSOptions(certificate: self.tlsCert, key: self.tlsKey, selfSigned: self.tlsSelfSigned)
+        )
         let logger = LogSetup.bootstrap(settings)
         let endpoint = try await DatabaseEndpoint.open(settings, logger: logger)
         do {
@@ -53,13 +66,26 @@ struct ServeCommand: AsyncParsableCommand {
             )
             // Known revocations must be in memory before the first request is served.
             try await watcher.reload()
-            let app = buildApplication(
+            var background: [any Service] = [watcher]
+            var tls: TLSSetup?
+            if let settings = settings.server.tls {
+                let setup = try TLSSetup(settings)
+                tls = setup
+                if case .selfSigned = settings.source {
+                    logger.notice("self-signed certificate for localhost (development only)", metadata: ["sha256": "\(setup.fingerprint)"])
+                } else {
+                    background.append(CertificateReloader(store: setup.store, logger: logger))
+                }
+            }
+            let app = try buildApplication(
                 server: settings.server,
                 services: services,
-                backgroundServices: [watcher],
+                tls: tls,
+                backgroundServices: background,
                 logger: logger
             )
-            logger.info("serving", metadata: ["url": "http://\(settings.server.host):\(settings.server.port)"])
+            let scheme = tls == nil ? "http" : "https"
+            logger.info("serving", metadata: ["url": "\(scheme)://\(settings.server.host):\(settings.server.port)"])
             try await app.runService()
         } catch {
             await endpoint.close()

@@ -15,7 +15,7 @@ import Testing
             database: database, auth: configuration, revocations: RevocationSet(retention: configuration.accessTokenLifetime),
             cache: CollectionCache(), logger: TestLogger.make("services")
         )
-        return buildApplication(server: ServerConfiguration(), services: services, logger: TestLogger.make("http"))
+        return try! buildApplication(server: ServerConfiguration(accessLog: false), services: services, logger: TestLogger.make("http"))
     }
 
     @Test func healthAndReadinessWithADatabase() async throws {

@@ -20,6 +20,13 @@ struct TestApp {
     let revocations: RevocationSet
     let pool: ConnectionPool
     let watcher: ChangeWatcher
+    /// The server settings; rate limits are off unless a test turns them on (suites sign up
+    /// many users from one address), the access log too (it would drown the test output).
+    var server = ServerConfiguration(
+        proxyHops: 1,
+        rateLimits: RateLimitPolicy(tenantRate: 0, addressRate: 0),
+        accessLog: false
+    )
 
     static let keyText = "test:" + Base64.encode(Array(repeating: UInt8(42), count: 32))
 
@@ -55,8 +62,8 @@ struct TestApp {
     }
 
     var application: some ApplicationProtocol {
-        buildApplication(
-            server: ServerConfiguration(proxyHops: 1),
+        try! buildApplication(
+            server: self.server,
             services: self.services,
             backgroundServices: [self.watcher],
             logger: TestLogger.make("http")

@@ -15,6 +15,8 @@ public struct AtriumRequestContext: RequestContext {
     public var principal: Principal?
     /// The User-Agent header, for session records.
     public var userAgent: String?
+    /// The largest request body this request may send (set from the server's limits).
+    public var maximumBodySize = 1 << 20
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

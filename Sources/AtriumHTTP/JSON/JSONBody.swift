@@ -16,8 +16,6 @@ protocol StrictDecodable: Decodable {
 }
 
 enum JSONBody {
-    static let maximumSize = 1 << 20
-
     /// Reads a JSON request body strictly: 415 unless it is JSON, 413 above the limit, 400
     /// saying where it broke (also for duplicate keys, NUL, unpaired surrogates, depth).
     static func value(from request: Request, context: AtriumRequestContext, mediaTypes: Set<String> = ["application/json"]) async throws -> (value: JSONValue, bytes: [UInt8]) {
@@ -25,7 +23,12 @@ enum JSONBody {
         guard let contentType, mediaTypes.contains(contentType) else {
             throw Problem(.unsupportedMediaType, detail: "send the body as \(mediaTypes.sorted().joined(separator: " or "))")
         }
-        let buffer = try await request.body.collect(upTo: Self.maximumSize)
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: context.maximumBodySize)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw Problem(.contentTooLarge, detail: "the body is larger than the limit of \(context.maximumBodySize) bytes", headers: [.connection: "close"])
+        }
         let bytes = Array(buffer.readableBytesView)
         do {
             return (try JSONParser.parse(bytes), bytes)

@@ -8,10 +8,19 @@ import PostgresPool
 /// anything not mapped here is a 500 whose body says nothing internal and whose log line says all.
 struct ProblemMiddleware: RouterMiddleware {
     typealias Context = AtriumRequestContext
+    let routes: RouteTableReference
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound && context.endpointPath == nil {
+            // No route took the request: a path some route has with other methods is a 405.
+            if let allowed = self.routes.table.allowedMethods(for: request.uri.path) {
+                let allow = allowed.map(\.rawValue).joined(separator: ", ")
+                return try Problem(.methodNotAllowed, detail: "\(request.method.rawValue) is not allowed here; use \(allow)", headers: [.allow: allow])
+                    .response(requestID: context.requestID)
+            }
+            return try Problem(.notFound, detail: "no route matches \(request.uri.path)").response(requestID: context.requestID)
         } catch {
             let problem = Self.problem(for: error, context: context)
             return try problem.response(requestID: context.requestID)
@@ -57,7 +66,7 @@ struct ProblemMiddleware: RouterMiddleware {
         case let error as AtriumError:
             return Self.problem(for: error)
         case let error as any HTTPResponseError where error.status == .contentTooLarge:
-            return Problem(.contentTooLarge, detail: "the body is larger than the limit of \(JSONBody.maximumSize) bytes")
+            return Problem(.contentTooLarge, detail: "the body is larger than the limit of \(context.maximumBodySize) bytes", headers: [.connection: "close"])
         case let error as HTTPError where error.status == .notFound:
             return Problem(.notFound, detail: "no route matches this path")
         case let error as PostgresError where error.code == .acquireTimeout:

@@ -60,6 +60,7 @@ public struct Problem: Error, Sendable, Encodable {
         public static let internalError = Kind(slug: "internal-error", title: "Internal server error", status: .internalServerError)
         public static let unavailable = Kind(slug: "service-unavailable", title: "Service unavailable", status: .serviceUnavailable)
         public static let overloaded = Kind(slug: "overloaded", title: "Too busy", status: .serviceUnavailable)
+        public static let methodNotAllowed = Kind(slug: "method-not-allowed", title: "Method not allowed", status: .methodNotAllowed)
         public static let badRequest = Kind(slug: "bad-request", title: "Bad request", status: .badRequest)
         public static let malformedJSON = Kind(slug: "malformed-json", title: "Malformed JSON", status: .badRequest)
         public static let unsupportedMediaType = Kind(slug: "unsupported-media-type", title: "Unsupported media type", status: .unsupportedMediaType)

@@ -12,7 +12,7 @@ struct AccountRoutes {
         let tenants: [MembershipJSON]
     }
 
-    func register(on router: Router<AtriumRequestContext>) {
+    func register(on router: RouteRecorder) {
         router.get("v1/me") { _, context in
             let principal = try context.authenticated()
             let me = try await self.auth.me(principal)

@@ -6,7 +6,7 @@ import Hummingbird
 struct AuthRoutes {
     let auth: AuthService
 
-    func register(on router: Router<AtriumRequestContext>) {
+    func register(on router: RouteRecorder) {
         let group = router.group("v1/auth")
         // Public.
         group.post("signup") { request, context in

@@ -16,7 +16,7 @@ struct CollectionRoutes {
         return .object(object)
     }
 
-    func register(on router: Router<AtriumRequestContext>) {
+    func register(on router: RouteRecorder) {
         router.get("v1/collections") { _, context in
             let list = try await self.collections.list(try context.require(.viewer))
             return Response.json(value: .object(JSONObject([("data", .array(list.map(Self.json)))])))

@@ -6,7 +6,7 @@ import Hummingbird
 struct HealthRoutes {
     let database: Database
 
-    func register(on router: Router<AtriumRequestContext>) {
+    func register(on router: RouteRecorder) {
         router.get("/healthz") { _, _ in
             Self.status("ok")
         }

@@ -6,7 +6,7 @@ import Hummingbird
 struct MemberRoutes {
     let auth: AuthService
 
-    func register(on router: Router<AtriumRequestContext>) {
+    func register(on router: RouteRecorder) {
         router.get("v1/members") { _, context in
             let members = try await self.auth.members(try context.require(.viewer))
             return try Response.json(ListJSON(data: members.map(MemberJSON.init)))

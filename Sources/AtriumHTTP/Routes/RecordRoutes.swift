@@ -7,7 +7,7 @@ import Hummingbird
 struct RecordRoutes {
     let records: RecordService
 
-    func register(on router: Router<AtriumRequestContext>) {
+    func register(on router: RouteRecorder) {
         let base = "v1/collections/:name/records"
         router.get(RouterPath(base)) { request, context in
             let principal = try context.authenticated()

@@ -1,0 +1,54 @@
+import AtriumCore
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// The per-request limits: a body announced larger than the limit is refused before a byte of
+/// it is read (a chunked body is cut off while reading, in `JSONBody`), and a handler that runs
+/// past the request timeout is cancelled — its database work with it — and answered 503.
+struct LimitsMiddleware: RouterMiddleware {
+    typealias Context = AtriumRequestContext
+    let limits: ServerConfiguration.Limits
+
+    struct Timeout: Error {}
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        context.maximumBodySize = self.limits.maximumBodySize
+        if let length = request.headers[.contentLength], let size = Int(length), size > self.limits.maximumBodySize {
+            throw Problem(
+                .contentTooLarge,
+                detail: "the body of \(size) bytes is larger than the limit of \(self.limits.maximumBodySize) bytes",
+                headers: [.connection: "close"]
+            )
+        }
+        let deadline = self.limits.requestTimeout
+        // The handler runs in a child task so the deadline can cancel it; the group ends before
+        // this function returns, so `next` does not outlive the call.
+        let timedOut = try await withoutActuallyEscaping(next) { next in
+            let handler = UncheckedSendable(next)
+            let context = context
+            return try await withThrowingTaskGroup(of: Response?.self) { group in
+                group.addTask { try await handler.value(request, context) }
+                group.addTask {
+                    try await Task.sleep(for: deadline)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next() else { throw Timeout() }
+                return first
+            }
+        }
+        guard let response = timedOut else {
+            context.logger.warning("request timed out", metadata: ["timeout_s": "\(deadline.components.seconds)"])
+            throw Problem(.unavailable, detail: "the request took longer than \(deadline.components.seconds) seconds", reason: "request_timeout", headers: [.retryAfter: "1"])
+        }
+        return response
+    }
+}
+
+/// Carries a value the compiler cannot prove sendable across a boundary known to be safe.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

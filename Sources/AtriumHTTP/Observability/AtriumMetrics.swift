@@ -1,0 +1,108 @@
+import AtriumCore
+import AtriumCrypto
+import CoreMetrics
+import Foundation
+import HTTPTypes
+import PostgresPool
+import Prometheus
+import Synchronization
+
+/// The service's metrics, recorded through swift-metrics into a Prometheus registry of the
+/// application's own (not the process-wide bootstrap, so several applications in one process —
+/// tests, the benchmark — each count only their own requests).
+public final class AtriumMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let factory: PrometheusMetricsFactory
+    private let requests = Mutex<[RequestKey: RequestMetrics]>([:])
+    let authFailures: CoreMetrics.Counter
+    let rateLimited: Mutex<[String: CoreMetrics.Counter]> = Mutex([:])
+    private let gauges: Gauges
+    private let services: AtriumServices
+
+    struct RequestKey: Hashable {
+        let route: String
+        let method: String
+        let status: Int
+    }
+
+    struct RequestMetrics: Sendable {
+        let count: CoreMetrics.Counter
+        let duration: CoreMetrics.Timer
+    }
+
+    private struct Gauges: Sendable {
+        let poolOpen, poolIdle, poolInUse, poolWaiting, poolAcquired, poolTimedOut: Prometheus.Gauge
+        let hashRunning, hashWaiting: Prometheus.Gauge
+    }
+
+    public init(services: AtriumServices) {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+        ]
+        self.registry = registry
+        self.factory = factory
+        self.services = services
+        self.authFailures = CoreMetrics.Counter(label: "atrium_auth_failures_total", factory: factory)
+        func gauge(_ name: String, _ help: String) -> Prometheus.Gauge { registry.makeGauge(name: name, help: help) }
+        self.gauges = Gauges(
+            poolOpen: gauge("atrium_db_pool_connections_open", "PostgreSQL connections established"),
+            poolIdle: gauge("atrium_db_pool_connections_idle", "PostgreSQL connections idle in the pool"),
+            poolInUse: gauge("atrium_db_pool_connections_in_use", "PostgreSQL connections lent to requests"),
+            poolWaiting: gauge("atrium_db_pool_waiters", "Requests waiting for a PostgreSQL connection"),
+            poolAcquired: gauge("atrium_db_pool_acquired", "Connections handed out since start"),
+            poolTimedOut: gauge("atrium_db_pool_acquire_timeouts", "Requests that gave up waiting for a connection since start"),
+            hashRunning: gauge("atrium_password_hashes_running", "Password hashes being computed"),
+            hashWaiting: gauge("atrium_password_hash_queue_depth", "Password hashes waiting for a thread")
+        )
+    }
+
+    /// Counts a finished request under its route template, method and status.
+    func recordRequest(route: String, method: HTTPRequest.Method, status: HTTPResponse.Status, duration: Duration) {
+        let key = RequestKey(route: route, method: method.rawValue, status: Int(status.code))
+        let metrics = self.requests.withLock { cache in
+            if let existing = cache[key] { return existing }
+            let dimensions = [("route", key.route), ("method", key.method), ("status", String(key.status))]
+            let created = RequestMetrics(
+                count: CoreMetrics.Counter(label: "atrium_http_requests_total", dimensions: dimensions, factory: self.factory),
+                duration: CoreMetrics.Timer(label: "atrium_http_request_duration_seconds", dimensions: [("route", key.route), ("method", key.method)], factory: self.factory)
+            )
+            cache[key] = created
+            return created
+        }
+        metrics.count.increment()
+        metrics.duration.recordNanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        if status == .unauthorized { self.authFailures.increment() }
+    }
+
+    /// Counts a request refused by a rate limit (`scope`: tenant or address).
+    func recordRateLimited(scope: String) {
+        let counter = self.rateLimited.withLock { counters in
+            if let existing = counters[scope] { return existing }
+            let created = CoreMetrics.Counter(label: "atrium_rate_limited_total", dimensions: [("scope", scope)], factory: self.factory)
+            counters[scope] = created
+            return created
+        }
+        counter.increment()
+    }
+
+    /// The Prometheus text exposition, with the gauges read now.
+    public func exposition() -> [UInt8] {
+        let pool = self.services.database.pool.statistics
+        self.gauges.poolOpen.set(Double(pool.open))
+        self.gauges.poolIdle.set(Double(pool.idle))
+        self.gauges.poolInUse.set(Double(pool.inUse))
+        self.gauges.poolWaiting.set(Double(pool.waiting))
+        self.gauges.poolAcquired.set(Double(pool.acquired))
+        self.gauges.poolTimedOut.set(Double(pool.timedOut))
+        let hashing = self.services.auth.hasher.executor.depth
+        self.gauges.hashRunning.set(Double(hashing.running))
+        self.gauges.hashWaiting.set(Double(hashing.waiting))
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 * 1024)
+        self.registry.emit(into: &buffer)
+        return buffer
+    }
+}

@@ -1,0 +1,51 @@
+import AtriumCore
+import Foundation
+import Hummingbird
+import HTTPTypes
+import Logging
+
+/// The outermost handling of every request after its id: one access-log line and the request
+/// metrics, under the route template (`/v1/collections/{name}`), never the concrete path, so
+/// ids stay out of metric labels and secrets in paths (invitation tokens) stay out of logs.
+struct ObservabilityMiddleware: RouterMiddleware {
+    typealias Context = AtriumRequestContext
+    let metrics: AtriumMetrics?
+    let accessLog: Bool
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            // Problems are turned into responses further in; what reaches here is a failure to
+            // produce any response (the connection is gone).
+            self.finish(request, context, status: .internalServerError, start: start)
+            throw error
+        }
+        self.finish(request, context, status: response.status, start: start)
+        return response
+    }
+
+    private func finish(_ request: Request, _ context: Context, status: HTTPResponse.Status, start: ContinuousClock.Instant) {
+        let duration = ContinuousClock.now - start
+        let route = context.endpointPath ?? "unmatched"
+        self.metrics?.recordRequest(route: route, method: request.method, status: status, duration: duration)
+        guard self.accessLog, context.logger.logLevel <= .info else { return }
+        var metadata: Logger.Metadata = [
+            "http.method": .string(request.method.rawValue),
+            "http.route": .string(route),
+            "http.status": .stringConvertible(status.code),
+            "duration_ms": .string(String(format: "%.3f", Double(duration.components.attoseconds) / 1e15 + Double(duration.components.seconds) * 1000)),
+            "client.address": .string(context.clientAddress),
+        ]
+        if let principal = context.principal {
+            metadata["tenant.id"] = .string(principal.tenant.tenantID.uuidString.lowercased())
+            switch principal.credential {
+            case .session(let userID, _): metadata["user.id"] = .string(userID.uuidString.lowercased())
+            case .apiKey(let keyID): metadata["apikey.id"] = .string(keyID.uuidString.lowercased())
+            }
+        }
+        context.logger.info("request", metadata: metadata)
+    }
+}
