@@ -52,7 +52,7 @@ public func buildApplication(
     backgroundServices: [any Service] = [],
     logger: Logger
 ) throws -> some ApplicationProtocol {
-    let built = buildRouter(services: services, server: server)
+    let built = buildRouter(services: services, server: server, servesTLS: tls != nil)
     let limits = server.limits
     let headerTimeout = TimeAmount.nanoseconds(Int64(limits.headerTimeout.components.seconds) * 1_000_000_000 + limits.headerTimeout.components.attoseconds / 1_000_000_000)
     let idleTimeout = TimeAmount.nanoseconds(Int64(limits.idleTimeout.components.seconds) * 1_000_000_000 + limits.idleTimeout.components.attoseconds / 1_000_000_000)
@@ -92,14 +92,14 @@ public func buildApplication(
 }
 
 /// The router with every route and middleware; tests use it directly.
-public func buildRouter(services: AtriumServices, server: ServerConfiguration = ServerConfiguration()) -> AtriumRouter {
+public func buildRouter(services: AtriumServices, server: ServerConfiguration = ServerConfiguration(), servesTLS: Bool = false) -> AtriumRouter {
     let router = Router(context: AtriumRequestContext.self)
     let metrics = server.metrics == .off ? nil : AtriumMetrics(services: services)
     let table = RouteTableReference()
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: ClientAddressMiddleware(hops: server.proxyHops))
     router.add(middleware: ObservabilityMiddleware(metrics: metrics, accessLog: server.accessLog))
-    if server.tls != nil {
+    if servesTLS {
         router.add(middleware: StrictTransportSecurityMiddleware())
     }
     router.add(middleware: CORSPolicyMiddleware(policy: server.cors))

@@ -27,6 +27,8 @@ struct TestApp {
         rateLimits: RateLimitPolicy(tenantRate: 0, addressRate: 0),
         accessLog: false
     )
+    /// HTTPS for live tests.
+    var tls: TLSSetup?
 
     static let keyText = "test:" + Base64.encode(Array(repeating: UInt8(42), count: 32))
 
@@ -65,13 +67,14 @@ struct TestApp {
         try! buildApplication(
             server: self.server,
             services: self.services,
+            tls: self.tls,
             backgroundServices: [self.watcher],
             logger: TestLogger.make("http")
         )
     }
 
-    func test(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        try await self.application.test(.router) { client in
+    func test(_ setup: TestingSetup = .router, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        try await self.application.test(setup) { client in
             try await body(client)
         }
     }

@@ -31,11 +31,15 @@ import Testing
         // Hold the only connection until every caller is queued, so they go out in rounds.
         let holder = Task {
             try await pool.withConnection { _ in
-                while pool.statistics.waiting < callers {
+                let deadline = ContinuousClock.now + .seconds(60)
+                while pool.statistics.waiting < callers, ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(5))
                 }
             }
         }
+        // The callers may only queue once the holder has the connection (on a loaded machine
+        // the holder's task can start after them).
+        while pool.statistics.inUse == 0 { try await Task.sleep(for: .milliseconds(5)) }
         let outcomes = try await withThrowingTaskGroup(of: (Int, Outcome).self) { group in
             for id in 1...callers {
                 group.addTask {

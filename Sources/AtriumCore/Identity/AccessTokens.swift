@@ -1,11 +1,13 @@
 import AtriumCrypto
 import Foundation
+import Synchronization
 
 /// Issues and checks access tokens: compact JWS (HS256) carrying issuer, subject (user),
 /// tenant, role, session id, issued-at and expiry.
 public struct AccessTokens: Sendable {
     let configuration: AuthConfiguration
     let revocations: RevocationSet
+    let verified = VerifiedTokens()
 
     public init(configuration: AuthConfiguration, revocations: RevocationSet) {
         self.configuration = configuration
@@ -51,6 +53,14 @@ public struct AccessTokens: Sendable {
     /// The principal of a valid token. The signature is checked before any claim is read, and
     /// nothing here touches the database.
     public func verify(_ token: String, now: Date = Date()) -> Result<Principal, Rejection> {
+        let seconds = Int64(now.timeIntervalSince1970)
+        // A client sends the same token with every request for its 15 minutes: once its
+        // signature and claims have been checked, only expiry and revocation can change.
+        if let known = self.verified.lookup(token) {
+            guard known.expiresAt > seconds else { return .failure(.expired) }
+            guard !self.revocations.contains(known.session) else { return .failure(.revoked) }
+            return .success(known.principal)
+        }
         let payload: [UInt8]
         switch CompactJWS.verify(token, with: self.configuration.keyRing) {
         case .success(let verified): payload = verified
@@ -62,17 +72,42 @@ public struct AccessTokens: Sendable {
             return .failure(.invalidClaims)
         }
         guard claims.iss == self.configuration.issuer else { return .failure(.wrongIssuer) }
-        let seconds = Int64(now.timeIntervalSince1970)
         guard claims.exp > seconds else { return .failure(.expired) }
         // Allow a minute of clock skew between servers.
         guard claims.iat <= seconds + 60, claims.exp - claims.iat <= Int64(self.configuration.accessTokenLifetime.seconds) + 1 else {
             return .failure(.notYetValid)
         }
         guard !self.revocations.contains(session) else { return .failure(.revoked) }
-        return .success(Principal(
+        let principal = Principal(
             tenant: TenantContext(tenantID: tenant),
             role: claims.role,
             credential: .session(userID: user, sessionID: session)
-        ))
+        )
+        self.verified.store(token, VerifiedTokens.Entry(principal: principal, session: session, expiresAt: claims.exp))
+        return .success(principal)
+    }
+}
+
+/// Tokens whose signature and claims were checked, by their exact text. Bounded: when full it
+/// starts over, which costs one signature check per token in use.
+final class VerifiedTokens: Sendable {
+    struct Entry: Sendable {
+        let principal: Principal
+        let session: UUID
+        let expiresAt: Int64
+    }
+
+    static let capacity = 50_000
+    private let entries = Mutex<[String: Entry]>([:])
+
+    func lookup(_ token: String) -> Entry? {
+        self.entries.withLock { $0[token] }
+    }
+
+    func store(_ token: String, _ entry: Entry) {
+        self.entries.withLock { entries in
+            if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
+            entries[token] = entry
+        }
     }
 }

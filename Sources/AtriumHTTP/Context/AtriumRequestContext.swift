@@ -19,8 +19,11 @@ public struct AtriumRequestContext: RequestContext {
     public var maximumBodySize = 1 << 20
 
     public init(source: ApplicationRequestContextSource) {
-        self.coreContext = .init(source: source)
-        self.requestID = RequestIdentifier.generate()
+        let core = CoreRequestContextStorage(source: source)
+        self.coreContext = core
+        // Hummingbird has already given the request an id (process-random prefix, counter) and
+        // put it in the logger's metadata; using it costs no random bytes and no metadata update.
+        self.requestID = source.logger[metadataKey: RequestIdentifier.metadataKey]?.description ?? RequestIdentifier.generate()
         self.clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
     }
 

@@ -22,7 +22,6 @@ struct AuthenticationMiddleware: RouterMiddleware {
         var context = context
         let principal = try await self.auth.authenticate(bearer: String(parts[1]))
         context.principal = principal
-        context.logger[metadataKey: "tenant.id"] = .string(principal.tenant.tenantID.uuidString.lowercased())
         return try await next(request, context)
     }
 }

@@ -22,7 +22,8 @@ struct LimitsMiddleware: RouterMiddleware {
                 headers: [.connection: "close"]
             )
         }
-        let deadline = self.limits.requestTimeout
+        let timeout = self.limits.requestTimeout
+        let deadline = ContinuousClock.now + timeout
         // The handler runs in a child task so the deadline can cancel it; the group ends before
         // this function returns, so `next` does not outlive the call.
         let timedOut = try await withoutActuallyEscaping(next) { next in
@@ -31,7 +32,7 @@ struct LimitsMiddleware: RouterMiddleware {
             return try await withThrowingTaskGroup(of: Response?.self) { group in
                 group.addTask { try await handler.value(request, context) }
                 group.addTask {
-                    try await Task.sleep(for: deadline)
+                    _ = await DeadlineTicker.shared.wait(until: deadline)
                     return nil
                 }
                 defer { group.cancelAll() }
@@ -40,8 +41,8 @@ struct LimitsMiddleware: RouterMiddleware {
             }
         }
         guard let response = timedOut else {
-            context.logger.warning("request timed out", metadata: ["timeout_s": "\(deadline.components.seconds)"])
-            throw Problem(.unavailable, detail: "the request took longer than \(deadline.components.seconds) seconds", reason: "request_timeout", headers: [.retryAfter: "1"])
+            context.logger.warning("request timed out", metadata: ["timeout": "\(timeout)"])
+            throw Problem(.unavailable, detail: "the request took longer than \(timeout)", reason: "request_timeout", headers: [.retryAfter: "1"])
         }
         return response
     }

@@ -1,4 +1,5 @@
 import AtriumCore
+import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -13,7 +14,7 @@ struct ProblemMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as HTTPError where error.status == .notFound && context.endpointPath == nil {
+        } catch let error as HTTPError where error.status == .notFound && (context.endpointPath ?? "NotFound") == "NotFound" {
             // No route took the request: a path some route has with other methods is a 405.
             if let allowed = self.routes.table.allowedMethods(for: request.uri.path) {
                 let allow = allowed.map(\.rawValue).joined(separator: ", ")
@@ -73,7 +74,11 @@ struct ProblemMiddleware: RouterMiddleware {
             context.logger.warning("database pool exhausted", metadata: ["error": "\(error.message)"])
             return Problem(.unavailable, detail: "the service is busy; retry shortly", headers: [.retryAfter: "1"])
         default:
-            context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
+            var metadata: Logger.Metadata = ["error": "\(String(reflecting: error))"]
+            if let principal = context.principal {
+                metadata["tenant.id"] = .string(principal.tenant.tenantID.uuidString.lowercased())
+            }
+            context.logger.error("unhandled error", metadata: metadata)
             return Problem(.internalError, detail: "an unexpected error occurred; quote the request id when reporting it")
         }
     }

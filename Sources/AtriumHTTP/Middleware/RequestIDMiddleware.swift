@@ -14,8 +14,8 @@ struct RequestIDMiddleware: RouterMiddleware {
         var context = context
         if let incoming = request.headers[.requestID], RequestIdentifier.isWellFormed(Substring(incoming)) {
             context.requestID = incoming
+            context.logger[metadataKey: RequestIdentifier.metadataKey] = .string(incoming)
         }
-        context.logger[metadataKey: "request.id"] = .string(context.requestID)
         var response = try await next(request, context)
         response.headers[.requestID] = context.requestID
         return response

@@ -2,6 +2,9 @@ import AtriumCrypto
 
 /// Request ids: the client's `X-Request-ID` when it is well formed, otherwise a new random one.
 enum RequestIdentifier {
+    /// The logger metadata key holding the request id (Hummingbird's own).
+    static let metadataKey = "hb.request.id"
+
     /// 16 random bytes as hex: unique without coordination, and nothing to guess from.
     static func generate() -> String {
         Hex.encode(SecureRandom.bytes(16))

@@ -29,7 +29,8 @@ struct ObservabilityMiddleware: RouterMiddleware {
 
     private func finish(_ request: Request, _ context: Context, status: HTTPResponse.Status, start: ContinuousClock.Instant) {
         let duration = ContinuousClock.now - start
-        let route = context.endpointPath ?? "unmatched"
+        // Requests no route took share one label, so scanners cannot mint series.
+        let route = context.endpointPath.flatMap { $0 == "NotFound" ? nil : $0 } ?? "unmatched"
         self.metrics?.recordRequest(route: route, method: request.method, status: status, duration: duration)
         guard self.accessLog, context.logger.logLevel <= .info else { return }
         var metadata: Logger.Metadata = [

@@ -1,0 +1,209 @@
+import AtriumHTTP
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+@Suite struct CORSTests {
+    static func app() async throws -> TestApp {
+        var app = try await TestApp.make()
+        app.server.cors = CORSPolicy(allowedOrigins: ["https://app.example.com"], maxAge: 900)
+        return app
+    }
+
+    @Test func preflightFromAnAllowedOriginNeedsNoCredentials() async throws {
+        try await Self.app().test { client in
+            let response = try await client.call(.options, "/v1/collections/tasks/records", headers: [
+                .origin: "https://app.example.com",
+                .init("Access-Control-Request-Method")!: "PATCH",
+                .init("Access-Control-Request-Headers")!: "authorization, content-type, if-match",
+            ])
+            #expect(response.status == .noContent)
+            #expect(response.headers[.init("Access-Control-Allow-Origin")!] == "https://app.example.com")
+            #expect(response.headers[.init("Access-Control-Allow-Methods")!]?.contains("PATCH") == true)
+            let allowedHeaders = response.headers[.init("Access-Control-Allow-Headers")!]?.lowercased() ?? ""
+            for header in ["authorization", "content-type", "if-match", "idempotency-key"] {
+                #expect(allowedHeaders.contains(header), "\(header)")
+            }
+            #expect(response.headers[.init("Access-Control-Max-Age")!] == "900")
+            #expect(response.headers[.init("Vary")!] == "Origin")
+        }
+    }
+
+    @Test func preflightFromAnotherOriginIsRefused() async throws {
+        try await Self.app().test { client in
+            let response = try await client.call(.options, "/v1/me", headers: [
+                .origin: "https://evil.example.net",
+                .init("Access-Control-Request-Method")!: "GET",
+            ])
+            #expect(response.status == .forbidden)
+            #expect(response.headers[.init("Access-Control-Allow-Origin")!] == nil)
+            #expect(response.string("reason") == "origin_not_allowed")
+            // Near misses are other origins too.
+            for origin in ["http://app.example.com", "https://app.example.com:8443", "https://app.example.com.evil.net"] {
+                let near = try await client.call(.options, "/v1/me", headers: [.origin: origin, .init("Access-Control-Request-Method")!: "GET"])
+                #expect(near.status == .forbidden, "\(origin)")
+            }
+        }
+    }
+
+    @Test func actualResponsesExposeTheHeadersClientsNeed() async throws {
+        try await Self.app().test { client in
+            let allowed = try await client.call(.get, "/v1/me", headers: [.origin: "https://app.example.com"])
+            #expect(allowed.status == .unauthorized)
+            #expect(allowed.headers[.init("Access-Control-Allow-Origin")!] == "https://app.example.com")
+            let exposed = allowed.headers[.init("Access-Control-Expose-Headers")!] ?? ""
+            for header in ["ETag", "Location", "X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
+                #expect(exposed.contains(header), "\(header)")
+            }
+            let other = try await client.call(.get, "/v1/me", headers: [.origin: "https://evil.example.net"])
+            #expect(other.headers[.init("Access-Control-Allow-Origin")!] == nil)
+        }
+    }
+
+    @Test func anyOriginWithoutCredentials() async throws {
+        var app = try await TestApp.make()
+        app.server.cors = CORSPolicy(allowedOrigins: ["*"])
+        try await app.test { client in
+            let response = try await client.call(.get, "/healthz", headers: [.origin: "https://anywhere.example"])
+            #expect(response.headers[.init("Access-Control-Allow-Origin")!] == "*")
+            #expect(response.headers[.init("Access-Control-Allow-Credentials")!] == nil)
+        }
+    }
+}
+
+@Suite struct RateLimitTests {
+    @Test func aTenantOverItsBurstGets429WithHeaders() async throws {
+        var app = try await TestApp.make()
+        app.server.rateLimits = RateLimitPolicy(tenantRate: 0.5, tenantBurst: 5, addressRate: 0, addressBurst: 1)
+        try await app.test { client in
+            let busy = try await client.signUp("busy@example.com", tenant: "Busy")
+            let calm = try await client.signUp("calm@example.com", tenant: "Calm")
+            var remaining: [Int] = []
+            for _ in 0..<5 {
+                let response = try await client.call(.get, "/v1/tenant", token: busy.accessToken)
+                #expect(response.status == .ok)
+                #expect(response.headers[.init("RateLimit-Limit")!] == "5")
+                remaining.append(Int(response.headers[.init("RateLimit-Remaining")!] ?? "") ?? -1)
+            }
+            #expect(remaining == [4, 3, 2, 1, 0])
+            let refused = try await client.call(.get, "/v1/tenant", token: busy.accessToken)
+            ErrorAndLimitTests.expectProblem(refused, .tooManyRequests, type: "too-many-requests")
+            #expect(refused.string("reason") == "rate_limited")
+            let retryAfter = try #require(Int(refused.headers[.retryAfter] ?? ""))
+            #expect((1...2).contains(retryAfter))
+            #expect(refused.headers[.init("RateLimit-Remaining")!] == "0")
+            #expect(Int(refused.headers[.init("RateLimit-Reset")!] ?? "") == retryAfter)
+            // Another tenant has its own bucket; health checks are never limited.
+            do {
+                let response = try await client.call(.get, "/v1/tenant", token: calm.accessToken)
+                #expect(response.status == .ok)
+            }
+            do {
+                let response = try await client.call(.get, "/healthz")
+                #expect(response.status == .ok)
+            }
+        }
+    }
+
+    @Test func unauthenticatedRequestsAreLimitedPerAddress() async throws {
+        var app = try await TestApp.make()
+        app.server.rateLimits = RateLimitPolicy(tenantRate: 0, tenantBurst: 1, addressRate: 0.5, addressBurst: 3)
+        try await app.test { client in
+            for _ in 0..<3 {
+                do {
+                    let response = try await client.call(.post, "/v1/auth/refresh", json: ["refreshToken": "nope"], from: "198.51.100.7")
+                    #expect(response.status == .unauthorized)
+                }
+            }
+            let refused = try await client.call(.post, "/v1/auth/refresh", json: ["refreshToken": "nope"], from: "198.51.100.7")
+            ErrorAndLimitTests.expectProblem(refused, .tooManyRequests, type: "too-many-requests")
+            #expect(refused.headers[.retryAfter] != nil)
+            do {
+                let response = try await client.call(.post, "/v1/auth/refresh", json: ["refreshToken": "nope"], from: "198.51.100.8")
+                #expect(response.status == .unauthorized)
+            }
+        }
+    }
+}
+
+@Suite struct MetricsTests {
+    /// Prometheus text format: comments, or `name{labels} value`.
+    static func parse(_ text: String) throws -> [(name: String, labels: [String: String], value: Double)] {
+        var samples: [(String, [String: String], Double)] = []
+        let pattern = try Regex(#"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.eE+-]+|\+Inf|-Inf|NaN)$"#)
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("# HELP ") || line.hasPrefix("# TYPE ") { continue }
+            guard let match = try pattern.wholeMatch(in: String(line)) else { throw TestFailure("not Prometheus text: \(line)") }
+            let name = String(match.output[1].substring ?? "")
+            var labels: [String: String] = [:]
+            if let body = match.output[3].substring {
+                for pair in body.split(separator: ",") {
+                    let parts = pair.split(separator: "=", maxSplits: 1)
+                    guard parts.count == 2, parts[1].hasPrefix("\""), parts[1].hasSuffix("\"") else { throw TestFailure("bad label in \(line)") }
+                    labels[String(parts[0])] = String(parts[1].dropFirst().dropLast())
+                }
+            }
+            let valueText = String(match.output[4].substring ?? "")
+            guard let value = Double(valueText) ?? (valueText == "+Inf" ? .infinity : nil) else { throw TestFailure("bad value in \(line)") }
+            samples.append((name, labels, value))
+        }
+        return samples
+    }
+
+    @Test func metricsCountTheRequestJustMade() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            let owner = try await client.signUp("metrics@example.com", tenant: "Metrics")
+            func count(_ samples: [(name: String, labels: [String: String], value: Double)], route: String, status: String) -> Double {
+                samples.first { $0.name == "atrium_http_requests_total" && $0.labels["route"] == route && $0.labels["status"] == status && $0.labels["method"] == "GET" }?.value ?? 0
+            }
+            let before = try Self.parse(try await client.call(.get, "/metrics").body)
+            _ = try await client.call(.get, "/v1/collections", token: owner.accessToken)
+            _ = try await client.call(.get, "/v1/collections", token: "not-a-token")
+            let response = try await client.call(.get, "/metrics")
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
+            let after = try Self.parse(response.body)
+            #expect(count(after, route: "/v1/collections", status: "200") == count(before, route: "/v1/collections", status: "200") + 1)
+            #expect(count(after, route: "/v1/collections", status: "401") == count(before, route: "/v1/collections", status: "401") + 1)
+            // Route templates, never concrete ids, label the series.
+            #expect(!after.contains { $0.labels["route"]?.contains(owner.tenantID) == true })
+            let names = Set(after.map(\.name))
+            for name in [
+                "atrium_http_request_duration_seconds_bucket", "atrium_db_pool_connections_open", "atrium_db_pool_waiters",
+                "atrium_password_hash_queue_depth", "atrium_auth_failures_total",
+            ] {
+                #expect(names.contains(name), "\(name)")
+            }
+            #expect((after.first { $0.name == "atrium_auth_failures_total" }?.value ?? 0) >= 1)
+        }
+    }
+
+    @Test func rateLimitRejectionsAreCounted() async throws {
+        var app = try await TestApp.make()
+        app.server.rateLimits = RateLimitPolicy(tenantRate: 0, tenantBurst: 1, addressRate: 0.1, addressBurst: 1)
+        try await app.test { client in
+            _ = try await client.call(.get, "/v1/me", from: "203.0.113.9")
+            do {
+                let response = try await client.call(.get, "/v1/me", from: "203.0.113.9")
+                #expect(response.status == .tooManyRequests)
+            }
+            let samples = try Self.parse(try await client.call(.get, "/metrics").body)
+            #expect(samples.first { $0.name == "atrium_rate_limited_total" && $0.labels["scope"] == "address" }?.value == 1)
+        }
+    }
+
+    @Test func metricsCanBeTurnedOff() async throws {
+        var app = try await TestApp.make()
+        app.server.metrics = .off
+        try await app.test { client in
+            do {
+                let response = try await client.call(.get, "/metrics")
+                #expect(response.status == .notFound)
+            }
+        }
+    }
+}

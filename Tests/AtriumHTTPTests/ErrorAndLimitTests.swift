@@ -1,0 +1,123 @@
+import AtriumCore
+import AtriumHTTP
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+/// Every kind of error is an RFC 9457 problem document with the right status and headers.
+@Suite struct ErrorAndLimitTests {
+    static func expectProblem(_ response: JSONResponse, _ status: HTTPResponse.Status, type: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(response.status == status, "\(response.body)", sourceLocation: sourceLocation)
+        #expect(response.headers[.contentType] == "application/problem+json", sourceLocation: sourceLocation)
+        #expect(response.string("type") == "/problems/\(type)", sourceLocation: sourceLocation)
+        #expect(response["status"] as? Int == Int(status.code), sourceLocation: sourceLocation)
+        #expect(response.string("title")?.isEmpty == false, sourceLocation: sourceLocation)
+        #expect(response.string("detail")?.isEmpty == false, sourceLocation: sourceLocation)
+        #expect(response.string("requestId") == response.headers[.init("X-Request-ID")!], sourceLocation: sourceLocation)
+    }
+
+    @Test func unknownRoutesAndWrongMethods() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            Self.expectProblem(try await client.call(.get, "/v1/nothing-here"), .notFound, type: "not-found")
+            Self.expectProblem(try await client.call(.get, "/v1/collections/a/records/b/c"), .notFound, type: "not-found")
+
+            let wrong = try await client.call(.delete, "/v1/auth/login")
+            Self.expectProblem(wrong, .methodNotAllowed, type: "method-not-allowed")
+            #expect(wrong.headers[.allow] == "POST")
+
+            let record = try await client.call(.post, "/v1/collections/tasks/records/0b5a4a52-5d2e-4b43-8f5e-3c1f54b0a7a1")
+            Self.expectProblem(record, .methodNotAllowed, type: "method-not-allowed")
+            let allowed = Set((record.headers[.allow] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            #expect(allowed == ["GET", "PUT", "PATCH", "DELETE"])
+        }
+    }
+
+    @Test func badBodies() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            let owner = try await client.signUp("errors@example.com", tenant: "Errors")
+            let broken = try await client.execute(
+                uri: "/v1/collections", method: .post,
+                headers: [.authorization: "Bearer \(owner.accessToken)", .contentType: "application/json", .init("X-Request-ID")!: "req-1"],
+                body: ByteBuffer(string: "{\"name\": \"tasks\",\n \"fields\": {,}}")
+            ) { JSONResponse(status: $0.status, headers: $0.headers, body: String(buffer: $0.body)) }
+            Self.expectProblem(broken, .badRequest, type: "malformed-json")
+            let reason = ((broken["errors"] as? [[String: Any]])?.first?["reason"] as? String) ?? ""
+            #expect(reason.contains("line 2"), "\(reason)")
+
+            let text = try await client.execute(
+                uri: "/v1/collections", method: .post,
+                headers: [.authorization: "Bearer \(owner.accessToken)", .contentType: "text/plain"],
+                body: ByteBuffer(string: "{}")
+            ) { JSONResponse(status: $0.status, headers: $0.headers, body: String(buffer: $0.body)) }
+            Self.expectProblem(text, .unsupportedMediaType, type: "unsupported-media-type")
+
+            let invalid = try await client.call(.post, "/v1/collections", token: owner.accessToken, json: ["name": "Not A Slug"])
+            Self.expectProblem(invalid, .unprocessableContent, type: "validation-failed")
+            #expect((invalid["errors"] as? [[String: Any]])?.first?["field"] as? String == "/name")
+
+            let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+            let tooDeep = try await client.execute(
+                uri: "/v1/collections", method: .post,
+                headers: [.authorization: "Bearer \(owner.accessToken)", .contentType: "application/json"],
+                body: ByteBuffer(string: deep)
+            ) { JSONResponse(status: $0.status, headers: $0.headers, body: String(buffer: $0.body)) }
+            Self.expectProblem(tooDeep, .badRequest, type: "malformed-json")
+        }
+    }
+
+    @Test func bodiesOverTheLimitAre413() async throws {
+        var app = try await TestApp.make()
+        app.server.limits.maximumBodySize = 4096
+        try await app.test { client in
+            let owner = try await client.signUp("limits@example.com", tenant: "Limits")
+            let big = "{\"name\": \"" + String(repeating: "a", count: 8000) + "\"}"
+            // Announced by Content-Length: refused before reading.
+            let announced = try await client.execute(
+                uri: "/v1/collections", method: .post,
+                headers: [.authorization: "Bearer \(owner.accessToken)", .contentType: "application/json", .contentLength: String(big.utf8.count)],
+                body: ByteBuffer(string: big)
+            ) { JSONResponse(status: $0.status, headers: $0.headers, body: String(buffer: $0.body)) }
+            Self.expectProblem(announced, .contentTooLarge, type: "content-too-large")
+            #expect(announced.string("detail")?.contains("4096") == true)
+            // Without a length (as if chunked): cut off while reading.
+            let streamed = try await client.execute(
+                uri: "/v1/collections", method: .post,
+                headers: [.authorization: "Bearer \(owner.accessToken)", .contentType: "application/json"],
+                body: ByteBuffer(string: big)
+            ) { JSONResponse(status: $0.status, headers: $0.headers, body: String(buffer: $0.body)) }
+            Self.expectProblem(streamed, .contentTooLarge, type: "content-too-large")
+            // Under the limit still works.
+            let small = try await client.call(.post, "/v1/collections", token: owner.accessToken, json: ["name": "small"])
+            #expect(small.status == .created, "\(small.body)")
+        }
+    }
+
+    @Test func requestsRunningPastTheTimeoutAre503() async throws {
+        var app = try await TestApp.make()
+        app.server.limits.requestTimeout = .milliseconds(500)
+        let pool = app.pool
+        // Signed up directly, not through the (deliberately impatient) server.
+        let signedUp = try await app.services.auth.signUp(
+            email: "slow@example.com", password: "correct horse battery", tenantName: "Slow", tenantSlug: nil,
+            origin: RequestOrigin(clientAddress: "192.0.2.1", requestID: "setup")
+        )
+        let token = signedUp.tokens.accessToken
+        try await app.test { client in
+            // Hold every connection of the pool, so the next request waits past its deadline.
+            let holders = (0..<4).map { _ in
+                Task { try await pool.withConnection { connection in _ = try await connection.query("SELECT pg_sleep(3)") } }
+            }
+            while pool.statistics.inUse < 4 { try await Task.sleep(for: .milliseconds(10)) }
+            let response = try await client.call(.get, "/v1/collections", token: token)
+            Self.expectProblem(response, .serviceUnavailable, type: "service-unavailable")
+            #expect(response.string("reason") == "request_timeout")
+            #expect(response.headers[.retryAfter] != nil)
+            for holder in holders { _ = try? await holder.value }
+        }
+    }
+}

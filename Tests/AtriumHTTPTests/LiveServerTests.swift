@@ -1,0 +1,214 @@
+import AsyncHTTPClient
+import AtriumHTTP
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import Testing
+
+/// Tests against a real listening server: TLS versions and ALPN, HSTS, a slow-header client,
+/// an oversized body refused before it is sent.
+@Suite struct LiveServerTests {
+    /// Completes with the negotiated ALPN protocol once the TLS handshake is done, or fails.
+    final class HandshakeWatcher: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let promise: EventLoopPromise<String?>
+
+        init(promise: EventLoopPromise<String?>) {
+            self.promise = promise
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if case TLSUserEvent.handshakeCompleted(let negotiated) = event {
+                self.promise.succeed(negotiated)
+            }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            self.promise.fail(error)
+            context.close(promise: nil)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            self.promise.fail(ChannelError.ioOnClosedChannel)
+            context.fireChannelInactive()
+        }
+    }
+
+    /// Handshakes with the server restricted to `version`; returns (version, ALPN) or throws.
+    static func handshake(port: Int, version: TLSVersion, alpn: [String] = ["h2", "http/1.1"]) async throws -> (TLSVersion?, String?) {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        configuration.minimumTLSVersion = version
+        configuration.maximumTLSVersion = version
+        configuration.applicationProtocols = alpn
+        let context = try NIOSSLContext(configuration: configuration)
+        let group = MultiThreadedEventLoopGroup.singleton
+        let promise = group.next().makePromise(of: String?.self)
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: "localhost"))
+                    try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(promise: promise))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        defer { channel.close(promise: nil) }
+        let negotiated = try await promise.futureResult.get()
+        let tlsVersion = try await channel.nioSSL_tlsVersion().get()
+        return (tlsVersion, negotiated)
+    }
+
+    @Test func tlsVersionsAndALPN() async throws {
+        var app = try await TestApp.make()
+        app.server.port = 0
+        app.tls = try TLSSetup(TLSSettings(.selfSigned))
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            await #expect(throws: (any Error).self) {
+                _ = try await Self.handshake(port: port, version: .tlsv11)
+            }
+            await #expect(throws: (any Error).self) {
+                _ = try await Self.handshake(port: port, version: .tlsv1)
+            }
+            let tls12 = try await Self.handshake(port: port, version: .tlsv12)
+            #expect(tls12.0 == .tlsv12)
+            #expect(tls12.1 == "h2")
+            let tls13 = try await Self.handshake(port: port, version: .tlsv13)
+            #expect(tls13.0 == .tlsv13)
+            #expect(tls13.1 == "h2")
+            let http1 = try await Self.handshake(port: port, version: .tlsv13, alpn: ["http/1.1"])
+            #expect(http1.1 == "http/1.1")
+
+            // A real request over HTTP/2 carries HSTS and the request id.
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.certificateVerification = .none
+            let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+            do {
+                let response = try await httpClient.execute(HTTPClientRequest(url: "https://localhost:\(port)/healthz"), timeout: .seconds(10))
+                #expect(response.status == .ok)
+                #expect(response.version == .http2)
+                #expect(response.headers.first(name: "Strict-Transport-Security") == "max-age=31536000")
+                #expect(response.headers.first(name: "X-Request-ID") != nil)
+            } catch {
+                try await httpClient.shutdown()
+                throw error
+            }
+            try await httpClient.shutdown()
+        }
+    }
+
+    @Test func tls12OffersOnlyForwardSecretAEADSuites() async throws {
+        var app = try await TestApp.make()
+        app.server.port = 0
+        app.tls = try TLSSetup(TLSSettings(.selfSigned))
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            configuration.maximumTLSVersion = .tlsv12
+            // A client offering only CBC or static-RSA suites finds nothing in common.
+            configuration.cipherSuites = "AES128-SHA:AES256-SHA:AES128-GCM-SHA256:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA"
+            let context = try NIOSSLContext(configuration: configuration)
+            let group = MultiThreadedEventLoopGroup.singleton
+            let promise = group.next().makePromise(of: String?.self)
+            let channel = try await ClientBootstrap(group: group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: "localhost"))
+                        try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(promise: promise))
+                    }
+                }
+                .connect(host: "127.0.0.1", port: port).get()
+            await #expect(throws: (any Error).self) { _ = try await promise.futureResult.get() }
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Opens a plain TCP connection; `body` gets the inbound stream and outbound writer.
+    static func raw(port: Int, _ body: (NIOAsyncChannelInboundStream<ByteBuffer>, NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws -> Void) async throws {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        try await channel.executeThenClose { inbound, outbound in
+            try await body(inbound, outbound)
+        }
+    }
+
+    @Test func aSlowHeaderClientIsDisconnected() async throws {
+        var app = try await TestApp.make()
+        app.server.port = 0
+        app.server.limits.headerTimeout = .seconds(1)
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let started = ContinuousClock.now
+            try await Self.raw(port: port) { inbound, outbound in
+                try await outbound.write(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: localhost\r\n"))
+                // Trickle a header byte every 200 ms: 20 s worth, far past the header timeout.
+                let trickle = Task {
+                    for _ in 0..<100 {
+                        try await Task.sleep(for: .milliseconds(200))
+                        try await outbound.write(ByteBuffer(string: "X"))
+                    }
+                }
+                var received = 0
+                for try await chunk in inbound { received += chunk.readableBytes }
+                trickle.cancel()
+                #expect(received == 0)
+            }
+            // Closed by the server long before the trickle would have finished.
+            #expect(ContinuousClock.now - started < .seconds(10))
+        }
+    }
+
+    @Test func aKeepAliveConnectionServesRequestsWithinTheHeaderTimeout() async throws {
+        var app = try await TestApp.make()
+        app.server.port = 0
+        app.server.limits.headerTimeout = .seconds(2)
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            try await Self.raw(port: port) { inbound, outbound in
+                var iterator = inbound.makeAsyncIterator()
+                for _ in 0..<3 {
+                    try await outbound.write(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"))
+                    var text = ""
+                    while !text.contains("{\"status\":\"ok\"}") {
+                        guard let chunk = try await iterator.next() else { throw TestFailure("closed early") }
+                        text += String(buffer: chunk)
+                    }
+                    #expect(text.hasPrefix("HTTP/1.1 200"))
+                    try await Task.sleep(for: .milliseconds(500))
+                }
+            }
+        }
+    }
+
+    @Test func anOversizedBodyIsRefusedBeforeItIsSent() async throws {
+        var app = try await TestApp.make()
+        app.server.port = 0
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            try await Self.raw(port: port) { inbound, outbound in
+                // Announce 100 MiB, send 1 KiB, then wait: the answer must come without the rest.
+                try await outbound.write(ByteBuffer(string: "POST /v1/auth/signup HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n"))
+                try await outbound.write(ByteBuffer(repeating: UInt8(ascii: " "), count: 1024))
+                var text = ""
+                for try await chunk in inbound {
+                    text += String(buffer: chunk)
+                    if text.contains("\r\n\r\n"), text.contains("}") { break }
+                }
+                #expect(text.hasPrefix("HTTP/1.1 413"), "\(text)")
+                #expect(text.lowercased().contains("content-type: application/problem+json"))
+                #expect(text.contains("/problems/content-too-large"))
+            }
+        }
+    }
+}
