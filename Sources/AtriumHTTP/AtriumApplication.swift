@@ -109,6 +109,7 @@ public func buildRouter(services: AtriumServices, server: ServerConfiguration = 
     router.add(middleware: RateLimitMiddleware(policy: server.rateLimits, metrics: metrics))
     let recorder = RouteRecorder(router: router)
     HealthRoutes(database: services.database).register(on: recorder)
+    OpenAPIRoutes().register(on: recorder)
     if server.metrics == .sameServer, let metrics {
         MetricsRoutes(metrics: metrics).register(on: recorder)
     }

@@ -12,16 +12,18 @@ struct ProblemMiddleware: RouterMiddleware {
     let routes: RouteTableReference
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        // Unknown paths and methods are answered before anything else (authentication, limits):
+        // a 404 or 405 does not depend on who asks.
+        guard let allowed = self.routes.table.allowedMethods(for: request.uri.path) else {
+            return try Problem(.notFound, detail: "no route matches this path").response(requestID: context.requestID)
+        }
+        guard allowed.contains(request.method) else {
+            let allow = allowed.map(\.rawValue).joined(separator: ", ")
+            return try Problem(.methodNotAllowed, detail: "\(request.method.rawValue) is not allowed here; use \(allow)", headers: [.allow: allow])
+                .response(requestID: context.requestID)
+        }
         do {
             return try await next(request, context)
-        } catch let error as HTTPError where error.status == .notFound && (context.endpointPath ?? "NotFound") == "NotFound" {
-            // No route took the request: a path some route has with other methods is a 405.
-            if let allowed = self.routes.table.allowedMethods(for: request.uri.path) {
-                let allow = allowed.map(\.rawValue).joined(separator: ", ")
-                return try Problem(.methodNotAllowed, detail: "\(request.method.rawValue) is not allowed here; use \(allow)", headers: [.allow: allow])
-                    .response(requestID: context.requestID)
-            }
-            return try Problem(.notFound, detail: "no route matches \(request.uri.path)").response(requestID: context.requestID)
         } catch {
             let problem = Self.problem(for: error, context: context)
             return try problem.response(requestID: context.requestID)

@@ -39,7 +39,12 @@ struct CollectionRoutes {
         }
         router.delete("v1/collections/:name") { request, context in
             let principal = try context.require(.admin)
-            let force = request.uri.queryParameters.get("force") == "true"
+            let force: Bool
+            switch request.uri.queryParameters.get("force") {
+            case nil, "false": force = false
+            case "true": force = true
+            default: throw AtriumError(.badRequest, "force must be true or false", fields: [.init(field: "force", reason: "must be true or false")])
+            }
             try await self.collections.delete(principal, name: try context.parameters.require("name"), force: force)
             return Response.noContent
         }

@@ -14,26 +14,41 @@ public struct RouteTable: Sendable {
     }
 
     public private(set) var routes: [Route] = []
+    /// Templates split into segments (nil for a `{parameter}`), by segment count.
+    private var templates: [Int: [(segments: [Substring?], method: HTTPRequest.Method)]] = [:]
 
     mutating func add(_ method: HTTPRequest.Method, _ path: RouterPath) {
-        self.routes.append(Route(method: method, path: path.description))
+        let route = Route(method: method, path: path.description)
+        self.routes.append(route)
+        let segments: [Substring?] = route.path.split(separator: "/").map { $0.hasPrefix("{") ? nil : $0 }
+        self.templates[segments.count, default: []].append((segments, method))
     }
 
-    /// The methods some route allows on this concrete path, or nil when no template matches it.
+    /// The methods the route serving this concrete path allows, or nil when no template
+    /// matches it. As in the router, a literal segment beats a parameter: `/v1/invitations/accept`
+    /// is the accept route (POST), not `/v1/invitations/{id}` (DELETE).
     public func allowedMethods(for path: String) -> [HTTPRequest.Method]? {
-        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        let segments = path.split(separator: "/")
+        guard let candidates = self.templates[segments.count] else { return nil }
+        var best: [Bool] = []
         var methods: [HTTPRequest.Method] = []
-        for route in self.routes where Self.matches(route.path, segments) && !methods.contains(route.method) {
-            methods.append(route.method)
+        for candidate in candidates {
+            guard zip(candidate.segments, segments).allSatisfy({ template, segment in template == nil || template == segment }) else { continue }
+            let literals = candidate.segments.map { $0 != nil }
+            if methods.isEmpty || Self.moreSpecific(literals, than: best) {
+                best = literals
+                methods = [candidate.method]
+            } else if literals == best, !methods.contains(candidate.method) {
+                methods.append(candidate.method)
+            }
         }
         return methods.isEmpty ? nil : methods
     }
 
-    /// The template a concrete path matches, for metrics and logs of requests no route served.
-    static func matches(_ template: String, _ segments: [Substring]) -> Bool {
-        let parts = template.split(separator: "/", omittingEmptySubsequences: true)
-        guard parts.count == segments.count else { return false }
-        return zip(parts, segments).allSatisfy { part, segment in part.hasPrefix("{") || part == segment }
+    /// Whether `a` has a literal where `b` first differs from it (segments compared left to right).
+    static func moreSpecific(_ a: [Bool], than b: [Bool]) -> Bool {
+        for (x, y) in zip(a, b) where x != y { return x }
+        return false
     }
 }
 
