@@ -8,8 +8,9 @@ WORKDIR /src
 # Resolve dependencies first so source edits do not refetch them.
 COPY Package.swift ./
 COPY Plugins ./Plugins
-RUN mkdir -p Sources Tests && swift package resolve
+RUN swift package resolve
 COPY Sources ./Sources
+COPY Tests ./Tests
 COPY sql ./sql
 RUN swift build -c release --product atrium --static-swift-stdlib \
  && install -D "$(swift build -c release --show-bin-path)/atrium" /out/atrium

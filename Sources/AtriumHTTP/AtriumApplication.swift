@@ -93,7 +93,8 @@ public func buildApplication(
 
 /// The router with every route and middleware; tests use it directly.
 public func buildRouter(services: AtriumServices, server: ServerConfiguration = ServerConfiguration(), servesTLS: Bool = false) -> AtriumRouter {
-    let router = Router(context: AtriumRequestContext.self)
+    // HEAD is answered wherever GET is, without a body.
+    let router = Router(context: AtriumRequestContext.self, options: .autoGenerateHeadEndpoints)
     let metrics = server.metrics == .off ? nil : AtriumMetrics(services: services)
     let table = RouteTableReference()
     router.add(middleware: RequestIDMiddleware())

@@ -32,7 +32,18 @@ import Testing
             let record = try await client.call(.post, "/v1/collections/tasks/records/0b5a4a52-5d2e-4b43-8f5e-3c1f54b0a7a1")
             Self.expectProblem(record, .methodNotAllowed, type: "method-not-allowed")
             let allowed = Set((record.headers[.allow] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-            #expect(allowed == ["GET", "PUT", "PATCH", "DELETE"])
+            #expect(allowed == ["GET", "HEAD", "PUT", "PATCH", "DELETE"])
+
+            // A literal segment beats a parameter, as in the router.
+            let accept = try await client.call(.delete, "/v1/invitations/accept")
+            #expect(accept.status == .methodNotAllowed)
+            #expect(accept.headers[.allow] == "POST")
+            let batch = try await client.call(.get, "/v1/collections/tasks/records/batch")
+            #expect(batch.status == .methodNotAllowed)
+            #expect(batch.headers[.allow] == "POST")
+            // Decided before authentication: a bad token does not turn a 404 or 405 into a 401.
+            #expect(try await client.call(.get, "/v1/nothing-here", token: "garbage").status == .notFound)
+            #expect(try await client.call(.put, "/v1/me", token: "garbage").status == .methodNotAllowed)
         }
     }
 

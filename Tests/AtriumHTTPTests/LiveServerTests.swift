@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import AtriumCrypto
 import AtriumHTTP
 import Foundation
 import HTTPTypes
@@ -127,6 +128,69 @@ import Testing
                 .connect(host: "127.0.0.1", port: port).get()
             await #expect(throws: (any Error).self) { _ = try await promise.futureResult.get() }
             channel.close(promise: nil)
+        }
+    }
+
+    /// The SHA-256 fingerprint of the certificate the server presents now.
+    static func presentedFingerprint(port: Int) async throws -> String {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        let context = try NIOSSLContext(configuration: configuration)
+        let group = MultiThreadedEventLoopGroup.singleton
+        let promise = group.next().makePromise(of: String?.self)
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: "localhost"))
+                    try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(promise: promise))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        defer { channel.close(promise: nil) }
+        _ = try await promise.futureResult.get()
+        let certificate = try #require(try await channel.nioSSL_peerCertificate().get())
+        return SHA256.hash(try certificate.toDERBytes()).map { String(format: "%02X", $0) }.joined(separator: ":")
+    }
+
+    @Test func certificatesAreReloadedWithoutDroppingConnections() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("atrium-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let certificatePath = directory.appendingPathComponent("cert.pem").path
+        let keyPath = directory.appendingPathComponent("key.pem").path
+        let first = try SelfSignedCertificate.make()
+        try first.certificatePEM.write(toFile: certificatePath, atomically: true, encoding: .utf8)
+        try first.keyPEM.write(toFile: keyPath, atomically: true, encoding: .utf8)
+        var app = try await TestApp.make()
+        app.server.port = 0
+        let setup = try TLSSetup(TLSSettings(.files(certificate: certificatePath, key: keyPath)))
+        app.tls = setup
+        #expect(setup.fingerprint == first.fingerprint)
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            #expect(try await Self.presentedFingerprint(port: port) == first.fingerprint)
+
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.certificateVerification = .none
+            let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+            let before = try await httpClient.execute(HTTPClientRequest(url: "https://localhost:\(port)/healthz"), timeout: .seconds(10))
+            #expect(before.status == .ok)
+
+            // A broken file is refused and the certificate in use stays.
+            try "not a certificate".write(toFile: certificatePath, atomically: true, encoding: .utf8)
+            #expect(throws: (any Error).self) { try setup.store.reload() }
+            #expect(try await Self.presentedFingerprint(port: port) == first.fingerprint)
+
+            let second = try SelfSignedCertificate.make()
+            try second.certificatePEM.write(toFile: certificatePath, atomically: true, encoding: .utf8)
+            try second.keyPEM.write(toFile: keyPath, atomically: true, encoding: .utf8)
+            try setup.store.reload()
+            #expect(setup.fingerprint == second.fingerprint)
+            #expect(try await Self.presentedFingerprint(port: port) == second.fingerprint)
+            // The client's pooled connection from before the reload still serves.
+            let after = try await httpClient.execute(HTTPClientRequest(url: "https://localhost:\(port)/healthz"), timeout: .seconds(10))
+            #expect(after.status == .ok)
+            try await httpClient.shutdown()
         }
     }
 

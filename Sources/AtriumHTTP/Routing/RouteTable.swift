@@ -42,6 +42,7 @@ public struct RouteTable: Sendable {
                 methods.append(candidate.method)
             }
         }
+        if methods.contains(.get) { methods.append(.head) }
         return methods.isEmpty ? nil : methods
     }
 

@@ -77,21 +77,12 @@ public final class CertificateStore: Sendable {
     }
 
     init(selfSigned: Void) throws {
-        var certificatePEM: UnsafeMutablePointer<CChar>?
-        var keyPEM: UnsafeMutablePointer<CChar>?
-        var digest = [UInt8](repeating: 0, count: 32)
-        guard atrium_make_self_signed(30, &certificatePEM, &keyPEM, &digest) == 1, let certificatePEM, let keyPEM else {
-            throw TLSSetupError.selfSignedFailed
-        }
-        defer {
-            free(certificatePEM)
-            free(keyPEM)
-        }
-        let certificates = try NIOSSLCertificate.fromPEMBytes(Array(String(cString: certificatePEM).utf8))
-        let key = try NIOSSLPrivateKey(bytes: Array(String(cString: keyPEM).utf8), format: .pem)
+        let made = try SelfSignedCertificate.make()
+        let certificates = try NIOSSLCertificate.fromPEMBytes(Array(made.certificatePEM.utf8))
+        let key = try NIOSSLPrivateKey(bytes: Array(made.keyPEM.utf8), format: .pem)
         self.certificatePath = nil
         self.keyPath = nil
-        self.state = Mutex((certificates.map { .certificate($0) }, .privateKey(key), Self.format(digest)))
+        self.state = Mutex((certificates.map { .certificate($0) }, .privateKey(key), made.fingerprint))
     }
 
     var current: Material {
@@ -169,5 +160,23 @@ public struct CertificateReloader: Service {
         source.resume()
         try? await gracefulShutdown()
         source.cancel()
+    }
+}
+
+/// A certificate for localhost (EC P-256, SAN localhost, 127.0.0.1 and ::1, 30 days) made with
+/// OpenSSL, for `--tls-self-signed` and tests.
+public enum SelfSignedCertificate {
+    public static func make(days: Int = 30) throws -> (certificatePEM: String, keyPEM: String, fingerprint: String) {
+        var certificatePEM: UnsafeMutablePointer<CChar>?
+        var keyPEM: UnsafeMutablePointer<CChar>?
+        var digest = [UInt8](repeating: 0, count: 32)
+        guard atrium_make_self_signed(Int32(days), &certificatePEM, &keyPEM, &digest) == 1, let certificatePEM, let keyPEM else {
+            throw TLSSetupError.selfSignedFailed
+        }
+        defer {
+            free(certificatePEM)
+            free(keyPEM)
+        }
+        return (String(cString: certificatePEM), String(cString: keyPEM), CertificateStore.format(digest))
     }
 }
