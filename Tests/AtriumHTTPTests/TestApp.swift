@@ -9,6 +9,10 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import PostgresPool
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An Atrium application on a database of its own, driven through Hummingbird's router
 /// tester. Password hashing is cheap here (scrypt ln=10) so tests can sign in often; one
@@ -29,6 +33,8 @@ struct TestApp {
     )
     /// HTTPS for live tests.
     var tls: TLSSetup?
+    /// The server's logger (quiet unless ATRIUM_TEST_LOG is set).
+    var logger = TestLogger.make("http")
 
     static let keyText = "test:" + Base64.encode(Array(repeating: UInt8(42), count: 32))
 
@@ -69,8 +75,33 @@ struct TestApp {
             services: self.services,
             tls: self.tls,
             backgroundServices: [self.watcher],
-            logger: TestLogger.make("http")
+            logger: self.logger
         )
+    }
+
+    /// Runs the application as `atrium serve` would (HummingbirdTesting's live mode rebuilds the
+    /// server configuration and drops some settings, such as the connection cap), on a free port.
+    func serve(_ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+        var app = self
+        app.server.port = try FreePort.find()
+        let port = app.server.port
+        let serviceGroup = ServiceGroup(configuration: .init(services: [app.application], logger: TestLogger.make("serve")))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await serviceGroup.run() }
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !FreePort.accepts(port) {
+                guard ContinuousClock.now < deadline else { throw TestFailure("the server did not start") }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            do {
+                try await body(port)
+            } catch {
+                await serviceGroup.triggerGracefulShutdown()
+                throw error
+            }
+            await serviceGroup.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
     }
 
     func test(_ setup: TestingSetup = .router, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
@@ -185,4 +216,36 @@ struct SignedIn: Sendable {
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Ports for servers started by tests.
+enum FreePort {
+    static func find() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestFailure("socket() failed") }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+        }
+        guard bound else { throw TestFailure("no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Whether something accepts TCP connections on the port.
+    static func accepts(_ port: Int) -> Bool {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
 }

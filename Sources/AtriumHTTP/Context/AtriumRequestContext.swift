@@ -2,6 +2,7 @@ import AtriumCore
 import Hummingbird
 import Logging
 import NIOCore
+import Synchronization
 
 /// Per-request state: Hummingbird's core context plus the request id, the client's address
 /// and, once authenticated, the principal.
@@ -17,6 +18,9 @@ public struct AtriumRequestContext: RequestContext {
     public var userAgent: String?
     /// The largest request body this request may send (set from the server's limits).
     public var maximumBodySize = 1 << 20
+    /// Who the request turned out to be, for the access log. The context is a value handed
+    /// inwards through the middleware; this box carries the answer back out.
+    let outcome = RequestOutcome()
 
     public init(source: ApplicationRequestContextSource) {
         let core = CoreRequestContextStorage(source: source)
@@ -43,5 +47,15 @@ public struct AtriumRequestContext: RequestContext {
         let principal = try self.authenticated()
         try principal.require(role)
         return principal
+    }
+}
+
+/// What inner middleware learned about a request that outer middleware logs.
+final class RequestOutcome: Sendable {
+    private let storage = Mutex<Principal?>(nil)
+
+    var principal: Principal? {
+        get { self.storage.withLock { $0 } }
+        set { self.storage.withLock { $0 = newValue } }
     }
 }

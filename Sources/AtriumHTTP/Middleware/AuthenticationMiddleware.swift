@@ -22,6 +22,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
         var context = context
         let principal = try await self.auth.authenticate(bearer: String(parts[1]))
         context.principal = principal
+        context.outcome.principal = principal
         return try await next(request, context)
     }
 }

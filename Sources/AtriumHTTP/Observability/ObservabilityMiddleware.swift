@@ -40,7 +40,7 @@ struct ObservabilityMiddleware: RouterMiddleware {
             "duration_ms": .string(String(format: "%.3f", Double(duration.components.attoseconds) / 1e15 + Double(duration.components.seconds) * 1000)),
             "client.address": .string(context.clientAddress),
         ]
-        if let principal = context.principal {
+        if let principal = context.outcome.principal {
             metadata["tenant.id"] = .string(principal.tenant.tenantID.uuidString.lowercased())
             switch principal.credential {
             case .session(let userID, _): metadata["user.id"] = .string(userID.uuidString.lowercased())

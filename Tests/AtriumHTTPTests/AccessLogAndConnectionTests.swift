@@ -1,0 +1,134 @@
+import AtriumHTTP
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+/// Keeps every log record, for tests that read the log.
+final class CapturedLog: Sendable {
+    struct Record: Sendable {
+        let message: String
+        let metadata: [String: String]
+    }
+
+    private let records = Mutex<[Record]>([])
+
+    var all: [Record] { self.records.withLock { $0 } }
+
+    func logger() -> Logger {
+        var logger = Logger(label: "captured") { _ in Handler(log: self) }
+        logger.logLevel = .info
+        return logger
+    }
+
+    struct Handler: LogHandler {
+        let log: CapturedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .info
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { self.metadata[key] }
+            set { self.metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            var merged = self.metadata
+            for (key, value) in event.metadata ?? [:] { merged[key] = value }
+            let record = Record(message: "\(event.message)", metadata: merged.mapValues { "\($0)" })
+            self.log.records.withLock { $0.append(record) }
+        }
+    }
+}
+
+@Suite struct AccessLogTests {
+    @Test func oneStructuredLinePerRequestWithTheRouteTemplateAndNoSecrets() async throws {
+        let log = CapturedLog()
+        var app = try await TestApp.make()
+        app.server.accessLog = true
+        app.logger = log.logger()
+        try await app.test { client in
+            let owner = try await client.signUp("logged@example.com", tenant: "Logged")
+            let created = try await client.call(.post, "/v1/collections", token: owner.accessToken, json: ["name": "notes", "fields": ["body": ["type": "text"]]])
+            #expect(created.status == .created)
+            let record = try await client.call(.post, "/v1/collections/notes/records", token: owner.accessToken, json: ["body": "hello"])
+            let id = try #require(record.string("id"))
+            _ = try await client.call(.get, "/v1/collections/notes/records/\(id)", token: owner.accessToken, headers: [.init("X-Request-ID")!: "trace-me-42"])
+
+            let lines = log.all.filter { $0.message == "request" }
+            #expect(lines.count == 4)
+            let get = try #require(lines.first { $0.metadata["hb.request.id"] == "trace-me-42" })
+            #expect(get.metadata["http.method"] == "GET")
+            #expect(get.metadata["http.route"] == "/v1/collections/{name}/records/{id}")
+            #expect(get.metadata["http.status"] == "200")
+            #expect(get.metadata["tenant.id"] == owner.tenantID)
+            #expect(get.metadata["user.id"] == owner.userID)
+            #expect(Double(get.metadata["duration_ms"] ?? "") != nil)
+            #expect(get.metadata["client.address"] == "192.0.2.1")
+            // Neither the password, nor tokens, nor record ids in paths reach the log.
+            let everything = log.all.map { "\($0.message) \($0.metadata)" }.joined(separator: "\n")
+            #expect(!everything.contains("correct horse battery"))
+            #expect(!everything.contains(owner.accessToken))
+            #expect(!everything.contains(owner.refreshToken))
+            #expect(!everything.contains(id))
+        }
+    }
+}
+
+@Suite struct ConnectionLimitTests {
+    @Test func connectionsBeyondTheCapWaitUntilOneCloses() async throws {
+        var app = try await TestApp.make()
+        app.server.limits.maximumConnections = 2
+        try await app.serve { port in
+            let group = MultiThreadedEventLoopGroup.singleton
+            func connect() async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+                try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+                }
+            }
+            func request(_ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
+                try await outbound.write(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"))
+            }
+            // Two keep-alive connections that have been served hold both slots.
+            let first = try await connect()
+            let second = try await connect()
+            try await first.executeThenClose { inbound1, outbound1 in
+                var iterator1 = inbound1.makeAsyncIterator()
+                try await request(outbound1)
+                #expect(try await iterator1.next() != nil)
+                try await second.executeThenClose { inbound2, outbound2 in
+                    var iterator2 = inbound2.makeAsyncIterator()
+                    try await request(outbound2)
+                    #expect(try await iterator2.next() != nil)
+
+                    let third = try await connect()
+                    try await third.executeThenClose { inbound3, outbound3 in
+                        try await request(outbound3)
+                        let answered = Mutex(false)
+                        let reader = Task {
+                            for try await _ in inbound3 {
+                                answered.withLock { $0 = true }
+                                return
+                            }
+                        }
+                        try await Task.sleep(for: .milliseconds(700))
+                        #expect(answered.withLock { $0 } == false, "a third connection was served past the cap of 2")
+                        // Freeing a slot lets it in.
+                        outbound2.finish()
+                        while try await iterator2.next() != nil {}
+                        let deadline = ContinuousClock.now + .seconds(15)
+                        while !answered.withLock({ $0 }), ContinuousClock.now < deadline {
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                        #expect(answered.withLock { $0 })
+                        reader.cancel()
+                    }
+                }
+            }
+        }
+    }
+}
