@@ -57,7 +57,7 @@ public func buildApplication(
     let headerTimeout = TimeAmount.nanoseconds(Int64(limits.headerTimeout.components.seconds) * 1_000_000_000 + limits.headerTimeout.components.attoseconds / 1_000_000_000)
     let idleTimeout = TimeAmount.nanoseconds(Int64(limits.idleTimeout.components.seconds) * 1_000_000_000 + limits.idleTimeout.components.attoseconds / 1_000_000_000)
     let http1 = HTTP1Channel.Configuration(
-        additionalChannelHandlers: [HeaderTimeoutHandler(timeout: headerTimeout)],
+        additionalChannelHandlers: [ProtocolErrorHandler(), HeaderTimeoutHandler(timeout: headerTimeout)],
         idleTimeout: idleTimeout,
         httpDecoderConfiguration: .init(
             maxHeaderFieldSize: limits.maximumHeaderSize,

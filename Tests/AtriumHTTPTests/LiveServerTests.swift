@@ -255,6 +255,35 @@ import Testing
         }
     }
 
+    /// Sends raw bytes and returns everything the server answers until it closes.
+    static func exchange(port: Int, _ bytes: String) async throws -> String {
+        var text = ""
+        try await Self.raw(port: port) { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: bytes))
+            for try await chunk in inbound { text += String(buffer: chunk) }
+        }
+        return text
+    }
+
+    @Test func unparsableRequestsGetProblemDocumentsToo() async throws {
+        var app = try await TestApp.make()
+        app.server.port = 0
+        app.server.limits.maximumHeaderSize = 8 * 1024
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let big = try await Self.exchange(port: port, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: \(String(repeating: "a", count: 10_000))\r\n\r\n")
+            #expect(big.hasPrefix("HTTP/1.1 431"), "\(big)")
+            #expect(big.lowercased().contains("content-type: application/problem+json"))
+            #expect(big.contains("/problems/header-fields-too-large"))
+            let garbage = try await Self.exchange(port: port, "BLAH\u{1}/ nonsense\r\n\r\n")
+            #expect(garbage.hasPrefix("HTTP/1.1 400"), "\(garbage)")
+            #expect(garbage.contains("/problems/malformed-request"))
+            // Under the limit, the same server answers normally.
+            let fine = try await Self.exchange(port: port, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Small: \(String(repeating: "a", count: 1_000))\r\n\r\n")
+            #expect(fine.hasPrefix("HTTP/1.1 200"), "\(fine)")
+        }
+    }
+
     @Test func anOversizedBodyIsRefusedBeforeItIsSent() async throws {
         var app = try await TestApp.make()
         app.server.port = 0

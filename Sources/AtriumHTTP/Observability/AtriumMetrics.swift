@@ -46,7 +46,7 @@ public final class AtriumMetrics: Sendable {
         self.factory = factory
         self.services = services
         self.authFailures = CoreMetrics.Counter(label: "atrium_auth_failures_total", factory: factory)
-        func gauge(_ name: String, _ help: String) -> Prometheus.Gauge { registry.makeGauge(name: name, help: help) }
+        func gauge(_ name: String, _ help: String) -> Prometheus.Gauge { registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help)) }
         self.gauges = Gauges(
             poolOpen: gauge("atrium_db_pool_connections_open", "PostgreSQL connections established"),
             poolIdle: gauge("atrium_db_pool_connections_idle", "PostgreSQL connections idle in the pool"),

@@ -62,6 +62,8 @@ public struct Problem: Error, Sendable, Encodable {
         public static let overloaded = Kind(slug: "overloaded", title: "Too busy", status: .serviceUnavailable)
         public static let methodNotAllowed = Kind(slug: "method-not-allowed", title: "Method not allowed", status: .methodNotAllowed)
         public static let badRequest = Kind(slug: "bad-request", title: "Bad request", status: .badRequest)
+        public static let malformedRequest = Kind(slug: "malformed-request", title: "Malformed request", status: .badRequest)
+        public static let headerFieldsTooLarge = Kind(slug: "header-fields-too-large", title: "Request header fields too large", status: .requestHeaderFieldsTooLarge)
         public static let malformedJSON = Kind(slug: "malformed-json", title: "Malformed JSON", status: .badRequest)
         public static let unsupportedMediaType = Kind(slug: "unsupported-media-type", title: "Unsupported media type", status: .unsupportedMediaType)
         public static let contentTooLarge = Kind(slug: "content-too-large", title: "Content too large", status: .contentTooLarge)
@@ -79,17 +81,22 @@ public struct Problem: Error, Sendable, Encodable {
 extension Problem {
     /// The response for this problem.
     func response(requestID: String) throws -> Response {
-        var problem = self
-        problem.requestId = requestID
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let body = try encoder.encode(problem)
         var headers = self.headers
         headers[.contentType] = "application/problem+json"
         return Response(
             status: HTTPResponse.Status(code: self.status),
             headers: headers,
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body))
+            body: ResponseBody(byteBuffer: self.body(requestID: requestID))
         )
+    }
+
+    /// The JSON document.
+    func body(requestID: String) -> ByteBuffer {
+        var problem = self
+        problem.requestId = requestID
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Strings and integers only: encoding cannot fail.
+        return ByteBuffer(bytes: (try? encoder.encode(problem)) ?? Data("{}".utf8))
     }
 }
