@@ -132,3 +132,31 @@ final class CapturedLog: Sendable {
         }
     }
 }
+
+@Suite struct UnexpectedErrorTests {
+    @Test func anUnexpectedFailureIsAGeneric500WithTheDetailInTheLog() async throws {
+        let log = CapturedLog()
+        var app = try await TestApp.make()
+        app.logger = log.logger()
+        app.server.accessLog = false
+        let database = app.database
+        try await app.test { client in
+            let owner = try await client.signUp("broken@example.com", tenant: "Broken")
+            // An administrator's mistake the service cannot plan for.
+            try await database.withSuperuser { admin in
+                try await admin.simpleQuery("REVOKE SELECT ON atrium.collections FROM atrium_app")
+            }
+            let response = try await client.call(.get, "/v1/collections", token: owner.accessToken)
+            ErrorAndLimitTests.expectProblem(response, .internalServerError, type: "internal-error")
+            #expect(!response.body.contains("permission"), "\(response.body)")
+            #expect(!response.body.contains("collections"), "\(response.body)")
+            let requestID = try #require(response.string("requestId"))
+            let logged = try #require(log.all.first { $0.message == "unhandled error" })
+            #expect(logged.metadata["hb.request.id"] == requestID)
+            #expect(logged.metadata["error"]?.contains("permission denied") == true)
+            try await database.withSuperuser { admin in
+                try await admin.simpleQuery("GRANT SELECT ON atrium.collections TO atrium_app")
+            }
+        }
+    }
+}

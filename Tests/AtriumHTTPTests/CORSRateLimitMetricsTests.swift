@@ -207,3 +207,25 @@ import Testing
         }
     }
 }
+
+@Suite struct MetricsPortTests {
+    @Test func metricsCanLiveOnAPortOfTheirOwn() async throws {
+        var app = try await TestApp.make()
+        let metricsPort = try FreePort.find()
+        app.server.metrics = .port(metricsPort)
+        try await app.serve { port in
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !FreePort.accepts(metricsPort), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let onAPI = try await LiveServerTests.exchange(port: port, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            #expect(onAPI.hasPrefix("HTTP/1.1 404"), "\(onAPI)")
+            _ = try await LiveServerTests.exchange(port: port, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            let own = try await LiveServerTests.exchange(port: metricsPort, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            #expect(own.hasPrefix("HTTP/1.1 200"), "\(own)")
+            let body = String(own[own.range(of: "\r\n\r\n")!.upperBound...])
+            let samples = try MetricsTests.parse(body)
+            #expect(samples.contains { $0.name == "atrium_http_requests_total" && $0.labels["route"] == "/healthz" && $0.value >= 1 })
+        }
+    }
+}

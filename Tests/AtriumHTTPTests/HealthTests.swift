@@ -55,6 +55,15 @@ import Testing
                 #expect(problem?["status"] as? Int == 503)
                 #expect(problem?["type"] as? String == "/problems/service-unavailable")
             }
+            // A request that needs the database gets the same 503, not a 500.
+            let configuration = AuthConfiguration(keyRing: try TokenKeyRing(parsing: TestApp.keyText), hashingPermits: 1)
+            let token = AccessTokens(configuration: configuration, revocations: RevocationSet(retention: .seconds(900)))
+                .issue(user: UUID(), tenant: UUID(), role: .owner, session: UUID()).token
+            try await client.execute(uri: "/v1/collections", method: .get, headers: [.authorization: "Bearer \(token)"]) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(response.headers[.retryAfter] != nil)
+                #expect(response.headers[.contentType] == "application/problem+json")
+            }
         }
     }
 

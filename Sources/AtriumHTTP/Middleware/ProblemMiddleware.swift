@@ -75,6 +75,9 @@ struct ProblemMiddleware: RouterMiddleware {
         case let error as PostgresError where error.code == .acquireTimeout:
             context.logger.warning("database pool exhausted", metadata: ["error": "\(error.message)"])
             return Problem(.unavailable, detail: "the service is busy; retry shortly", headers: [.retryAfter: "1"])
+        case let error as PostgresError where [.connectionFailed, .connectionClosed, .poolClosed].contains(error.code):
+            context.logger.error("database unreachable", metadata: ["error": "\(error.message)"])
+            return Problem(.unavailable, detail: "the database cannot be reached; retry shortly", headers: [.retryAfter: "5"])
         default:
             var metadata: Logger.Metadata = ["error": "\(String(reflecting: error))"]
             if let principal = context.principal {
