@@ -9,9 +9,19 @@ import Testing
         let database = try await TestCluster.shared.makeDatabase()
         let applicationName = "terminate-\(UUID().uuidString.prefix(8))"
         let pool = database.appPool(maxConnections: 4, applicationName: applicationName)
-        // Open all four connections.
+        // Open all four connections: four callers each hold one until all four are out (queries
+        // alone might share connections, since a busy connection takes several in one round).
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<8 { group.addTask { _ = try await pool.query("SELECT pg_sleep(0.05)") } }
+            for _ in 0..<4 {
+                group.addTask {
+                    try await pool.withConnection { _ in
+                        let deadline = ContinuousClock.now + .seconds(30)
+                        while pool.statistics.inUse < 4, ContinuousClock.now < deadline {
+                            try await Task.sleep(for: .milliseconds(5))
+                        }
+                    }
+                }
+            }
             try await group.waitForAll()
         }
         #expect(pool.statistics.open == 4)
