@@ -54,8 +54,8 @@ public func buildApplication(
 ) throws -> some ApplicationProtocol {
     let built = buildRouter(services: services, server: server, servesTLS: tls != nil)
     let limits = server.limits
-    let headerTimeout = TimeAmount.nanoseconds(Int64(limits.headerTimeout.components.seconds) * 1_000_000_000 + limits.headerTimeout.components.attoseconds / 1_000_000_000)
-    let idleTimeout = TimeAmount.nanoseconds(Int64(limits.idleTimeout.components.seconds) * 1_000_000_000 + limits.idleTimeout.components.attoseconds / 1_000_000_000)
+    let headerTimeout = TimeAmount.nanoseconds(limits.headerTimeout.nanoseconds)
+    let idleTimeout = TimeAmount.nanoseconds(limits.idleTimeout.nanoseconds)
     let http1 = HTTP1Channel.Configuration(
         additionalChannelHandlers: [ProtocolErrorHandler(), HeaderTimeoutHandler(timeout: headerTimeout)],
         idleTimeout: idleTimeout,

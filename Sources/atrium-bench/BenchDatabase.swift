@@ -6,6 +6,20 @@ import PostgresPool
 
 /// Creating and seeding the benchmark database.
 enum BenchDatabase {
+    /// Runs `body` against a temporary embedded cluster, stopped afterwards whatever happens.
+    static func withTemporaryCluster(_ body: (EmbeddedPostgres, Logger) async throws -> Void) async throws {
+        var logger = Logger(label: "atrium-bench")
+        logger.logLevel = .warning
+        let cluster = try await EmbeddedPostgres.start(.temporary, logger: logger)
+        do {
+            try await body(cluster, logger)
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+        await cluster.stop()
+    }
+
     static func create(_ name: String, on cluster: EmbeddedPostgres, logger: Logger) async throws {
         let admin = try await PostgresConnection.connect(
             configuration: PostgresConfiguration(connectionString: cluster.connectionString()),

@@ -29,16 +29,9 @@ struct HTTPBenchmark: AsyncParsableCommand {
     @Flag(help: "Use the built-in client even when wrk is installed.") var ownClient = false
 
     func run() async throws {
-        var logger = Logger(label: "atrium-bench")
-        logger.logLevel = .warning
-        let cluster = try await EmbeddedPostgres.start(.temporary, logger: logger)
-        do {
+        try await BenchDatabase.withTemporaryCluster { cluster, logger in
             try await self.measure(cluster: cluster, logger: logger)
-        } catch {
-            await cluster.stop()
-            throw error
         }
-        await cluster.stop()
     }
 
     private func measure(cluster: EmbeddedPostgres, logger: Logger) async throws {
@@ -258,12 +251,6 @@ struct LoadResult: Sendable {
     var failures: Int
 }
 
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = self.components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}
 
 /// A TCP port nothing listens on right now.
 enum FreePort {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import AtriumCore
 import EmbeddedPostgres
 import Foundation
 import NIOCore

@@ -23,16 +23,9 @@ struct PoolBenchmark: AsyncParsableCommand {
     @Option(help: "Most queued transactions one connection sends in one write.") var pipelineDepth: Int = 8
 
     func run() async throws {
-        var logger = Logger(label: "atrium-bench")
-        logger.logLevel = .warning
-        let cluster = try await EmbeddedPostgres.start(.temporary, logger: logger)
-        do {
+        try await BenchDatabase.withTemporaryCluster { cluster, logger in
             try await self.measure(cluster: cluster, logger: logger)
-        } catch {
-            await cluster.stop()
-            throw error
         }
-        await cluster.stop()
     }
 
     private func measure(cluster: EmbeddedPostgres, logger: Logger) async throws {

@@ -42,8 +42,15 @@ public struct AuthConfiguration: Sendable {
 }
 
 extension Duration {
-    var seconds: Double {
+    /// The duration in seconds, fractions included.
+    public var seconds: Double {
         let (seconds, attoseconds) = self.components
         return Double(seconds) + Double(attoseconds) / 1e18
+    }
+
+    /// The duration in whole nanoseconds (for APIs that take them).
+    public var nanoseconds: Int64 {
+        let (seconds, attoseconds) = self.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

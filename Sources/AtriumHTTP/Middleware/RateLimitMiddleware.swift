@@ -42,8 +42,7 @@ final class TokenBuckets: Sendable {
             if buckets.count > Self.pruneThreshold { self.prune(&buckets, now: now) }
             var bucket = buckets[key] ?? Bucket(tokens: Double(self.burst), updated: now)
             let elapsed = now - bucket.updated
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            bucket.tokens = min(Double(self.burst), bucket.tokens + seconds * self.rate)
+            bucket.tokens = min(Double(self.burst), bucket.tokens + elapsed.seconds * self.rate)
             bucket.updated = now
             let allowed = bucket.tokens >= 1
             if allowed { bucket.tokens -= 1 }
@@ -60,7 +59,7 @@ final class TokenBuckets: Sendable {
         let full = Double(self.burst) / self.rate
         buckets = buckets.filter { _, bucket in
             let idle = now - bucket.updated
-            return Double(idle.components.seconds) < full
+            return idle.seconds < full
         }
     }
 }

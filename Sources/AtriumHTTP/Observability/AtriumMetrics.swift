@@ -73,7 +73,7 @@ public final class AtriumMetrics: Sendable {
             return created
         }
         metrics.count.increment()
-        metrics.duration.recordNanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        metrics.duration.recordNanoseconds(duration.nanoseconds)
         if status == .unauthorized { self.authFailures.increment() }
     }
 

@@ -37,7 +37,7 @@ struct ObservabilityMiddleware: RouterMiddleware {
             "http.method": .string(request.method.rawValue),
             "http.route": .string(route),
             "http.status": .stringConvertible(status.code),
-            "duration_ms": .string(String(format: "%.3f", Double(duration.components.attoseconds) / 1e15 + Double(duration.components.seconds) * 1000)),
+            "duration_ms": .string(String(format: "%.3f", duration.seconds * 1000)),
             "client.address": .string(context.clientAddress),
         ]
         if let principal = context.outcome.principal {

@@ -50,8 +50,9 @@ final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler 
         ])
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         context.write(self.wrapOutboundOut(.body(body)), promise: nil)
+        let channel = context.channel
         context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
-            context.close(promise: nil)
+            channel.close(promise: nil)
         }
     }
 }
