@@ -18,9 +18,9 @@ import Testing
         }
         struct Abort: Error {}
 
-        for round in 0..<60 {
+        for round in 0..<70 {
             let tenant = tenants[round % tenants.count]
-            switch round % 5 {
+            switch round % 7 {
             case 0:
                 // Committed pipelined transaction.
                 let rows = try await pool.transaction(["SELECT tenant_id FROM atrium.tenants"], prelude: [Self.setTenant(tenant)])
@@ -44,6 +44,16 @@ import Testing
                 try await pool.withTransaction(prelude: [Self.setTenant(tenant)]) { transaction in
                     let rows = try await transaction.query("SELECT count(*)::int8 FROM atrium.tenants")
                     #expect(try rows[0].decode(Int.self, column: 0) == 1)
+                }
+            case 5:
+                // No BEGIN: the tenant and the statement share the implicit transaction that
+                // lasts until the batch's sync.
+                let rows = try await pool.execute(PipelineBatch(statements: ["SELECT tenant_id FROM atrium.tenants"], prelude: [Self.setTenant(tenant)]))
+                #expect(try rows[0].map { try $0.decode(UUID.self, column: 0) } == [tenant])
+            case 6:
+                // The same, failing after the tenant was set.
+                await #expect(throws: PostgresError.self) {
+                    try await pool.execute(PipelineBatch(statements: ["SELECT 1/0"], prelude: [Self.setTenant(tenant)]))
                 }
             default:
                 // Interactive transaction broken by a failing statement.
