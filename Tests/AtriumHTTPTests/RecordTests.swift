@@ -114,6 +114,32 @@ import Testing
         }
     }
 
+    /// GET sends the stored JSON text without parsing it; the bytes must be exactly what the
+    /// create answered with (serialized from the parsed row), whatever the data holds.
+    @Test func readSendsTheSameBytesAsTheWriteAnswered() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            try await client.createTasks(owner.accessToken)
+            let bodies = [
+                #"{"title": "quotes \" and \\ back\/slash", "notes": "tab\tnew\nline\rcr \b\f \u0001\u001f <b>&amp;</b>"}"#,
+                #"{"title": "unicode é 漢字 🎉 \u2028 \u00e9", "score": 1.50, "tags": ["a b", " lead", "trail ", ""]}"#,
+                #"{"title": "numbers", "score": -0.000120, "priority": 5, "meta": {"z": [1e3, -2E-2, 0, true, false, null], "a": {"": " : , "}, "long key name": "x"}}"#,
+                #"{"title": "   spaced   ", "meta": [ ]}"#,
+            ]
+            for body in bodies {
+                let created = try await client.raw(.post, "/v1/collections/tasks/records", token: owner.accessToken, body: body)
+                #expect(created.status == .created, "\(created.body)")
+                let path = try #require(created.headers[.location])
+                let read = try await client.call(.get, path, token: owner.accessToken)
+                #expect(read.status == .ok)
+                #expect(read.headers[.contentType] == "application/json")
+                #expect(read.headers[.eTag] == created.headers[.eTag])
+                #expect(read.body == created.body)
+            }
+        }
+    }
+
     @Test func batchesAreAllOrNothing() async throws {
         let app = try await TestApp.make()
         try await app.test { client in

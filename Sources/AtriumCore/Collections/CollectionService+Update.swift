@@ -146,8 +146,3 @@ extension CollectionService {
         }
     }
 }
-
-extension UUID {
-    /// The lower-case form PostgreSQL prints.
-    public var lowercasedString: String { self.uuidString.lowercased() }
-}

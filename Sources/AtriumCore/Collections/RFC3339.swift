@@ -1,7 +1,8 @@
 import Foundation
+import PostgresPool
 
 /// Strict RFC 3339 date-times (`2030-01-02T03:04:05.678+02:00`) and full dates (`2030-01-02`).
-enum RFC3339 {
+public enum RFC3339 {
     static func dateTime(_ text: String) -> Date? {
         let bytes = Array(text.utf8)
         var index = 0
@@ -71,11 +72,52 @@ enum RFC3339 {
     }
 
     static func daysSinceEpoch(year: Int, month: Int, day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
+        Int(CivilDate.days(year: Int64(year), month: Int64(month), day: Int64(day)))
+    }
+
+    /// `2030-01-02T03:04:05.678Z`: UTC, milliseconds truncated. The date is first rounded to
+    /// microseconds (PostgreSQL's precision), so a stored `.123` never prints as `.122` through
+    /// binary floating point, as Foundation's ISO 8601 style does.
+    public static func string(_ date: Date) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        self.write(date, into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func write(_ date: Date, into output: inout [UInt8]) {
+        let micros = (date.timeIntervalSince1970 * 1_000_000).rounded()
+        // Outside years 1-9999 (not produced by PostgreSQL timestamps Atrium writes) fall back.
+        guard micros.isFinite, micros >= -62_135_596_800_000_000, micros < 253_402_300_800_000_000 else {
+            output.append(contentsOf: date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)).utf8)
+            return
+        }
+        let (days, microsOfDay) = CivilDate.floorDivide(Int64(micros), 86_400_000_000)
+        let (year, month, day) = CivilDate.civil(fromDays: days)
+        let milliseconds = microsOfDay / 1000
+        func digits(_ value: Int64, _ count: Int) {
+            var divisor: Int64 = 1
+            for _ in 1..<count { divisor *= 10 }
+            var rest = value
+            while divisor > 0 {
+                output.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+                rest %= divisor
+                divisor /= 10
+            }
+        }
+        digits(year, 4)
+        output.append(UInt8(ascii: "-"))
+        digits(month, 2)
+        output.append(UInt8(ascii: "-"))
+        digits(day, 2)
+        output.append(UInt8(ascii: "T"))
+        digits(milliseconds / 3_600_000, 2)
+        output.append(UInt8(ascii: ":"))
+        digits(milliseconds / 60_000 % 60, 2)
+        output.append(UInt8(ascii: ":"))
+        digits(milliseconds / 1000 % 60, 2)
+        output.append(UInt8(ascii: "."))
+        digits(milliseconds % 1000, 3)
+        output.append(UInt8(ascii: "Z"))
     }
 }

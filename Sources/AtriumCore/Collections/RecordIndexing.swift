@@ -1,4 +1,5 @@
 import Foundation
+import PostgresPool
 
 /// What a record contributes to `record_values` (typed copies for indexed filters) and
 /// `record_unique_values` (uniqueness).
@@ -48,7 +49,7 @@ enum RecordIndexing {
             object["position"] = .number(JSONNumber(Int64(entry.position)))
             if let text = entry.text { object["text_value"] = .string(text) }
             if let number = entry.number { object["num_value"] = .number(JSONNumber(text: number, double: Double(number) ?? 0)) }
-            if let time = entry.time { object["time_value"] = .string(time.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))) }
+            if let time = entry.time { object["time_value"] = .string(RFC3339.string(time)) }
             return .object(object)
         }
     }

@@ -51,12 +51,17 @@ public enum JSONSerializer {
             case UInt8(ascii: "\r"): output.append(contentsOf: "\\r".utf8)
             case UInt8(ascii: "\t"): output.append(contentsOf: "\\t".utf8)
             case 0x00...0x1F, UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "&"):
-                output.append(contentsOf: "\\u00".utf8)
-                output.append(self.hex[Int(byte >> 4)])
-                output.append(self.hex[Int(byte & 0x0F)])
+                self.appendUnicodeEscape(byte, into: &output)
             default: output.append(byte)
             }
         }
         output.append(UInt8(ascii: "\""))
+    }
+
+    /// `\u00xx` for a byte below 0x80.
+    static func appendUnicodeEscape(_ byte: UInt8, into output: inout [UInt8]) {
+        output.append(contentsOf: "\\u00".utf8)
+        output.append(self.hex[Int(byte >> 4)])
+        output.append(self.hex[Int(byte & 0x0F)])
     }
 }

@@ -1,5 +1,6 @@
 import AtriumCrypto
 import Foundation
+import PostgresPool
 
 /// Opaque, signed list cursors. A cursor carries the sort key values and id of the last record
 /// of a page, and is bound (by its MAC) to the tenant, the collection, the sort and the filters

@@ -81,7 +81,7 @@ struct QueryTerm {
             return .success(value)
         case .datetime:
             guard let date = RFC3339.dateTime(value) else { return .failure("must be an RFC 3339 date-time") }
-            return .success(date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+            return .success(RFC3339.string(date))
         case .date:
             guard RFC3339.date(value) != nil else { return .failure("must be a date like 2030-01-02") }
             return .success(value)

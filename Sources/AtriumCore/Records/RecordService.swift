@@ -43,8 +43,8 @@ public final class RecordService: Sendable {
         return targets
     }
 
-    /// A record by id (per the collection's read rule).
-    public func get(_ principal: Principal, collection name: String, id: UUID) async throws -> StoredRecord {
+    /// A record by id (per the collection's read rule), ready to send.
+    public func get(_ principal: Principal, collection name: String, id: UUID) async throws -> RecordDocument {
         let collection = try await self.collections.collection(named: name, in: principal.tenant)
         let rule = collection.definition.rules.read
         try principal.require(rule.role)
@@ -55,7 +55,7 @@ public final class RecordService: Sendable {
               AND (\(own)::uuid IS NULL OR created_by = \(own))
             """)
         guard let row = rows.single else { throw AtriumError.notFound("record") }
-        return try StoredRecord(row: row)
+        return try RecordDocument(row: row)
     }
 
     /// Creates a record: 201 with `Location` and `ETag`.

@@ -54,11 +54,22 @@ public struct StoredRecord: Sendable, Hashable {
     }
 
     static func timestamp(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        RFC3339.string(date)
     }
 
     /// The columns a query must select, in order, for `init(row:)`.
     static let columns = "record_id, version, created_at, created_by, created_by_kind, updated_at, updated_by, updated_by_kind, data"
+}
+
+/// A record ready to send: the same JSON as `StoredRecord.json()`, written straight from the
+/// row with the data passed on as PostgreSQL printed it (see `JSONText`), never parsed. Reading
+/// one record is the busiest route, and this is what keeps it cheap.
+public struct RecordDocument: Sendable {
+    public let version: Int64
+    public let json: [UInt8]
+
+    /// The strong ETag: the version, quoted.
+    public var etag: String { "\"\(self.version)\"" }
 }
 
 /// The before/after of each field that changed, for the audit log.
@@ -90,6 +101,37 @@ public struct WriteResponse: Sendable {
 }
 
 import PostgresPool
+
+extension RecordDocument {
+    /// From a row of `StoredRecord.columns`.
+    init(row: PostgresRow) throws {
+        let (id, version, createdAt, createdBy, createdKind, updatedAt, updatedBy, updatedKind) =
+            try row.decode((UUID, Int64, Date, UUID, String, Date, UUID, String).self)
+        var json: [UInt8] = []
+        json.reserveCapacity(512)
+        json.append(contentsOf: #"{"id":""#.utf8)
+        id.appendLowercased(to: &json)
+        json.append(contentsOf: #"","version":"#.utf8)
+        json.append(contentsOf: String(version).utf8)
+        let stamps = [("createdAt", "createdBy", createdAt, createdBy, createdKind), ("updatedAt", "updatedBy", updatedAt, updatedBy, updatedKind)]
+        for (timeKey, actorKey, time, actor, kind) in stamps {
+            json.append(contentsOf: #","\#(timeKey)":""#.utf8)
+            RFC3339.write(time, into: &json)
+            json.append(contentsOf: #"","\#(actorKey)":{"type":"#.utf8)
+            JSONSerializer.write(kind, into: &json)
+            json.append(contentsOf: #","id":""#.utf8)
+            actor.appendLowercased(to: &json)
+            json.append(contentsOf: #""}"#.utf8)
+        }
+        json.append(contentsOf: #","data":"#.utf8)
+        let data: Void? = try row.withUnsafeBytes(column: 8) { bytes in
+            bytes.map { JSONText.appendCompact($0, to: &json) }
+        }
+        guard data != nil else { throw PostgresError(code: .decoding, message: "record data is NULL") }
+        json.append(UInt8(ascii: "}"))
+        self.init(version: version, json: json)
+    }
+}
 
 extension StoredRecord {
     init(row: PostgresRow) throws {

@@ -2,6 +2,7 @@ import AtriumCore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import PostgresPool
 
 /// `/v1/collections`: collection definitions.
 struct CollectionRoutes {
@@ -11,8 +12,8 @@ struct CollectionRoutes {
         guard case .object(var object) = collection.definition.json else { return .null }
         object["id"] = .string(collection.id.lowercasedString)
         object["version"] = .number(JSONNumber(collection.version))
-        object["createdAt"] = .string(collection.createdAt.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
-        object["updatedAt"] = .string(collection.updatedAt.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+        object["createdAt"] = .string(RFC3339.string(collection.createdAt))
+        object["updatedAt"] = .string(RFC3339.string(collection.updatedAt))
         return .object(object)
     }
 

@@ -1,6 +1,7 @@
 import AtriumCore
 import Foundation
 import Hummingbird
+import PostgresPool
 
 /// `/v1/members`, `/v1/invitations`, `/v1/api-keys`: who may act in the tenant.
 struct MemberRoutes {
@@ -69,7 +70,7 @@ struct MemberRoutes {
 extension AtriumRequestContext {
     /// A UUID path parameter; anything else cannot name an existing resource, so it is a 404.
     func uuidParameter(_ name: String, naming what: String) throws -> UUID {
-        guard let text = self.parameters.get(name), let id = UUID(uuidString: text) else {
+        guard let text = self.parameters.get(name), let id = UUID(canonical: text) else {
             throw AtriumError.notFound(what)
         }
         return id

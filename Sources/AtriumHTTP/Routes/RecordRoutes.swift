@@ -45,7 +45,11 @@ struct RecordRoutes {
             if let condition = request.headers[.ifNoneMatch], ETagMatching.weakMatch(condition, record.etag) {
                 return Response(status: .notModified, headers: [.eTag: record.etag])
             }
-            return Response.json(value: record.json(), headers: [.eTag: record.etag])
+            return Response(
+                status: .ok,
+                headers: [.contentType: "application/json", .eTag: record.etag],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: record.json))
+            )
         }
         router.put(RouterPath(base + "/:id")) { request, context in
             try await self.update(request, context, mode: .replace, mediaTypes: ["application/json"])

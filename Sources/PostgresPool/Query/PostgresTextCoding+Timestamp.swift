@@ -61,7 +61,7 @@ extension PostgresTextCoding {
             era = 1 - year
         }
         guard cursor.isAtEnd else { return nil }
-        let days = Self.days(year: era, month: month, day: day)
+        let days = CivilDate.days(year: era, month: month, day: day)
         let totalMicros = days * 86_400_000_000 + micros
         return Date(timeIntervalSince1970: Double(totalMicros) / 1_000_000)
     }

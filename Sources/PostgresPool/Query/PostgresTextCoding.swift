@@ -48,8 +48,8 @@ enum PostgresTextCoding {
             return
         }
         let total = Int64(micros)
-        let (days, microsOfDay) = Self.floorDivide(total, 86_400_000_000)
-        var (year, month, day) = Self.civil(fromDays: days)
+        let (days, microsOfDay) = CivilDate.floorDivide(total, 86_400_000_000)
+        var (year, month, day) = CivilDate.civil(fromDays: days)
         let bc = year <= 0
         if bc { year = 1 - year }
         Self.appendPadded(year, width: 4, to: &buffer)
@@ -81,40 +81,6 @@ enum PostgresTextCoding {
             buffer.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width - digits.count))
         }
         buffer.append(contentsOf: digits.reversed())
-    }
-
-    static func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
-        var quotient = value / divisor
-        var remainder = value % divisor
-        if remainder < 0 {
-            quotient -= 1
-            remainder += divisor
-        }
-        return (quotient, remainder)
-    }
-
-    /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-    static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return (year, month, day)
-    }
-
-    /// A proleptic Gregorian date to days since 1970-01-01.
-    static func days(year: Int64, month: Int64, day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
     }
 }
 

@@ -30,6 +30,15 @@ public struct PostgresRow: Sendable {
         return (repeat try next((each T).self))
     }
 
+    /// Calls `body` with the column's text as PostgreSQL sent it (nil for SQL NULL), valid only
+    /// during the call: for passing a value on without decoding it.
+    public func withUnsafeBytes<T>(column: Int, _ body: (UnsafeRawBufferPointer?) throws -> T) throws -> T {
+        guard column >= 0, column < self.result.columnCount else {
+            throw PostgresError(code: .decoding, message: "column \(column) requested but the result has \(self.result.columnCount)")
+        }
+        return try self.result.withCell(row: self.index, column: column, body)
+    }
+
     /// Whether the column holds SQL NULL.
     public func isNull(column: Int) -> Bool {
         self.result.withCell(row: self.index, column: column) { $0 == nil }

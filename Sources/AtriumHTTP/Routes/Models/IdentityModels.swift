@@ -1,5 +1,6 @@
 import AtriumCore
 import Foundation
+import PostgresPool
 
 /// JSON shapes of identity resources (camelCase), kept apart from the domain types.
 struct UserJSON: Encodable {

@@ -1,0 +1,74 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Proleptic Gregorian calendar arithmetic on days since 1970-01-01 (Howard Hinnant's
+/// algorithms), for formatting and parsing dates without Foundation's calendars.
+public enum CivilDate {
+    /// Days since 1970-01-01 to a date.
+    public static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        return (year, month, day)
+    }
+
+    /// A date to days since 1970-01-01.
+    public static func days(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    /// Division rounding towards negative infinity, with a non-negative remainder.
+    public static func floorDivide(_ value: Int64, _ divisor: Int64) -> (quotient: Int64, remainder: Int64) {
+        var quotient = value / divisor
+        var remainder = value % divisor
+        if remainder < 0 {
+            quotient -= 1
+            remainder += divisor
+        }
+        return (quotient, remainder)
+    }
+}
+
+extension UUID {
+    /// The lower-case form PostgreSQL prints, formatted without Foundation (whose
+    /// `uuidString` goes through `snprintf`).
+    public var lowercasedString: String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(36)
+        PostgresTextCoding.appendUUID(self, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the lower-case form to `buffer`.
+    public func appendLowercased(to buffer: inout [UInt8]) {
+        PostgresTextCoding.appendUUID(self, to: &buffer)
+    }
+
+    /// Parses the canonical 8-4-4-4-12 hexadecimal form, either case, without Foundation
+    /// (whose `UUID(uuidString:)` goes through `sscanf`).
+    public init?(canonical text: some StringProtocol) {
+        var text = String(text)
+        let parsed: UUID? = text.withUTF8 { bytes in
+            guard bytes.count == 36, bytes[8] == UInt8(ascii: "-"), bytes[13] == UInt8(ascii: "-"),
+                  bytes[18] == UInt8(ascii: "-"), bytes[23] == UInt8(ascii: "-")
+            else { return nil }
+            return PostgresTextCoding.parseUUID(UnsafeRawBufferPointer(bytes))
+        }
+        guard let parsed else { return nil }
+        self = parsed
+    }
+}
