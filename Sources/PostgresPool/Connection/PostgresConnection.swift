@@ -50,6 +50,22 @@ public final class PostgresConnection: @unchecked Sendable {
         logger[metadataKey: "db.connection.id"] = "\(id)"
         self.logger = logger
         self.queue = DispatchQueue(label: "atrium.postgres.connection.\(id)")
+        self.queue.setSpecific(key: Self.queueKey, value: id)
+    }
+
+    /// Set on every connection's queue, to tell whether code runs on one.
+    private static let queueKey = DispatchSpecificKey<Int>()
+
+    /// Runs `body` on the connection's queue: right here on the calling thread when it is on
+    /// no connection's queue (one thread switch fewer on the way to PostgreSQL; the queue is
+    /// only ever busy for the microseconds a libpq call takes), asynchronously otherwise, so
+    /// two connections can never wait for each other.
+    func performSoon(_ body: @escaping @Sendable () -> Void) {
+        if DispatchQueue.getSpecific(key: Self.queueKey) == nil {
+            self.queue.sync(execute: body)
+        } else {
+            self.queue.async(execute: body)
+        }
     }
 
     deinit {

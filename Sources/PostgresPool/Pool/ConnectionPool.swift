@@ -187,7 +187,7 @@ public final class ConnectionPool: Service, Sendable {
                 requests.forEach(self.requeue)
             }
         }
-        if onQueue { start() } else { connection.queue.async(execute: start) }
+        if onQueue { start() } else { connection.performSoon(start) }
     }
 
     private func openConnection(_ key: Int) {
