@@ -61,6 +61,14 @@ import Testing
 
             let malformedHeader = try await client.call(.get, "/v1/me", headers: [.authorization: "Basic YW5uOnB3"])
             #expect(malformedHeader.status == .unauthorized)
+            // The scheme is case-insensitive and may be followed by several spaces; anything
+            // else is not a bearer credential.
+            for accepted in ["Bearer \(ann.accessToken)", "bearer \(ann.accessToken)", "BEARER   \(ann.accessToken)"] {
+                #expect(try await client.call(.get, "/v1/me", headers: [.authorization: accepted]).status == .ok, "\(accepted.prefix(10))")
+            }
+            for refused in ["Bearer", "Bearer ", "Bearer\(ann.accessToken)", "Bearerx \(ann.accessToken)", "Token \(ann.accessToken)", "Bearer \(ann.accessToken)x"] {
+                #expect(try await client.call(.get, "/v1/me", headers: [.authorization: refused]).status == .unauthorized, "\(refused.prefix(10))")
+            }
         }
     }
 }

@@ -14,7 +14,7 @@ struct ProblemMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         // Unknown paths and methods are answered before anything else (authentication, limits):
         // a 404 or 405 does not depend on who asks.
-        guard let allowed = self.routes.table.allowedMethods(for: request.uri.path) else {
+        guard let allowed = self.routes.allowedMethods(for: request.uri.path) else {
             return try Problem(.notFound, detail: "no route matches this path").response(requestID: context.requestID)
         }
         guard allowed.contains(request.method) else {

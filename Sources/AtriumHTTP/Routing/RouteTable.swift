@@ -14,42 +14,48 @@ public struct RouteTable: Sendable {
     }
 
     public private(set) var routes: [Route] = []
-    /// Templates split into segments (nil for a `{parameter}`), by segment count.
-    private var templates: [Int: [(segments: [Substring?], method: HTTPRequest.Method)]] = [:]
+    /// Templates by segment count: each segment's bytes (nil for a `{parameter}`), and a mask
+    /// with a bit per literal segment, the first segment highest, so that comparing masks
+    /// compares specificity left to right.
+    private var templates: [Int: [Template]] = [:]
+
+    private struct Template {
+        let segments: [[UInt8]?]
+        let literals: UInt64
+        let method: HTTPRequest.Method
+    }
 
     mutating func add(_ method: HTTPRequest.Method, _ path: RouterPath) {
         let route = Route(method: method, path: path.description)
         self.routes.append(route)
-        let segments: [Substring?] = route.path.split(separator: "/").map { $0.hasPrefix("{") ? nil : $0 }
-        self.templates[segments.count, default: []].append((segments, method))
+        let segments: [[UInt8]?] = route.path.utf8.split(separator: UInt8(ascii: "/")).map { $0.first == UInt8(ascii: "{") ? nil : Array($0) }
+        precondition(segments.count <= 64, "route templates have at most 64 segments")
+        var literals: UInt64 = 0
+        for (index, segment) in segments.enumerated() where segment != nil {
+            literals |= 1 << UInt64(63 - index)
+        }
+        self.templates[segments.count, default: []].append(Template(segments: segments, literals: literals, method: method))
     }
 
     /// The methods the route serving this concrete path allows, or nil when no template
     /// matches it. As in the router, a literal segment beats a parameter: `/v1/invitations/accept`
     /// is the accept route (POST), not `/v1/invitations/{id}` (DELETE).
     public func allowedMethods(for path: String) -> [HTTPRequest.Method]? {
-        let segments = path.split(separator: "/")
+        let segments = path.utf8.split(separator: UInt8(ascii: "/"))
         guard let candidates = self.templates[segments.count] else { return nil }
-        var best: [Bool] = []
+        var best: UInt64 = 0
         var methods: [HTTPRequest.Method] = []
         for candidate in candidates {
-            guard zip(candidate.segments, segments).allSatisfy({ template, segment in template == nil || template == segment }) else { continue }
-            let literals = candidate.segments.map { $0 != nil }
-            if methods.isEmpty || Self.moreSpecific(literals, than: best) {
-                best = literals
+            guard zip(candidate.segments, segments).allSatisfy({ template, segment in template.map { $0.elementsEqual(segment) } ?? true }) else { continue }
+            if methods.isEmpty || candidate.literals > best {
+                best = candidate.literals
                 methods = [candidate.method]
-            } else if literals == best, !methods.contains(candidate.method) {
+            } else if candidate.literals == best, !methods.contains(candidate.method) {
                 methods.append(candidate.method)
             }
         }
         if methods.contains(.get) { methods.append(.head) }
         return methods.isEmpty ? nil : methods
-    }
-
-    /// Whether `a` has a literal where `b` first differs from it (segments compared left to right).
-    static func moreSpecific(_ a: [Bool], than b: [Bool]) -> Bool {
-        for (x, y) in zip(a, b) where x != y { return x }
-        return false
     }
 }
 
@@ -61,6 +67,11 @@ final class RouteTableReference: Sendable {
     var table: RouteTable {
         get { self.storage.withLock { $0 } }
         set { self.storage.withLock { $0 = newValue } }
+    }
+
+    /// `RouteTable.allowedMethods(for:)` without copying the table.
+    func allowedMethods(for path: String) -> [HTTPRequest.Method]? {
+        self.storage.withLock { $0.allowedMethods(for: path) }
     }
 }
 
