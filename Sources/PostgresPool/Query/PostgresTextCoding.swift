@@ -110,24 +110,18 @@ extension PostgresTextCoding {
     }
 
     static func parseUUID(_ bytes: UnsafeRawBufferPointer) -> UUID? {
-        var raw: [UInt8] = []
-        raw.reserveCapacity(16)
-        var high: UInt8?
-        for byte in bytes {
-            if byte == UInt8(ascii: "-") { continue }
-            guard let nibble = Self.hexValue(byte) else { return nil }
-            if let h = high {
-                raw.append(h << 4 | nibble)
-                high = nil
-            } else {
-                high = nibble
+        var uuid: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var nibbles = 0
+        let complete = withUnsafeMutableBytes(of: &uuid) { raw -> Bool in
+            for byte in bytes {
+                if byte == UInt8(ascii: "-") { continue }
+                guard nibbles < 32, let nibble = Self.hexValue(byte) else { return false }
+                raw[nibbles / 2] |= nibbles % 2 == 0 ? nibble << 4 : nibble
+                nibbles += 1
             }
+            return nibbles == 32
         }
-        guard raw.count == 16, high == nil else { return nil }
-        return UUID(uuid: (
-            raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7],
-            raw[8], raw[9], raw[10], raw[11], raw[12], raw[13], raw[14], raw[15]
-        ))
+        return complete ? UUID(uuid: uuid) : nil
     }
 
     static func hexValue(_ byte: UInt8) -> UInt8? {
