@@ -21,8 +21,8 @@ struct HTTPBenchmark: AsyncParsableCommand {
     @Option(help: "Concurrent keep-alive connections.") var connections: Int = 64
     @Option(help: "Tenants.") var tenants: Int = 100
     @Option(help: "Records per tenant.") var records: Int = 10_000
-    @Option(help: "Database connections of the server's pool (default: 2 per core; PostgreSQL runs on the same machine).")
-    var poolSize: Int = 2 * ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Database connections of the server's pool (default: one per core, as PostgreSQL shares the machine's cores).")
+    var poolSize: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "wrk threads.") var threads: Int = 2
     @Option(help: "Measure only these routes, comma-separated, for profiling: healthz, get, post, list.") var only: String?
     @Option(help: "Interleaved slices each route's time is split into.") var slices: Int = 3
