@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import Logging
+import PostgresPool
 
 /// The outermost handling of every request after its id: one access-log line and the request
 /// metrics, under the route template (`/v1/collections/{name}`), never the concrete path, so
@@ -41,10 +42,10 @@ struct ObservabilityMiddleware: RouterMiddleware {
             "client.address": .string(context.clientAddress),
         ]
         if let principal = context.outcome.principal {
-            metadata["tenant.id"] = .string(principal.tenant.tenantID.uuidString.lowercased())
+            metadata["tenant.id"] = .string(principal.tenant.tenantID.lowercasedString)
             switch principal.credential {
-            case .session(let userID, _): metadata["user.id"] = .string(userID.uuidString.lowercased())
-            case .apiKey(let keyID): metadata["apikey.id"] = .string(keyID.uuidString.lowercased())
+            case .session(let userID, _): metadata["user.id"] = .string(userID.lowercasedString)
+            case .apiKey(let keyID): metadata["apikey.id"] = .string(keyID.lowercasedString)
             }
         }
         context.logger.info("request", metadata: metadata)
