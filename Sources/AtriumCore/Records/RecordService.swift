@@ -49,14 +49,22 @@ public final class RecordService: Sendable {
         let rule = collection.definition.rules.read
         try principal.require(rule.role)
         let own: UUID? = rule.restrictsToOwn(principal) ? Actor(principal).id : nil
-        let rows = try await self.database.query(in: principal.tenant, """
-            SELECT \(unescaped: StoredRecord.columns) FROM atrium.records
-            WHERE tenant_id = \(principal.tenant.tenantID) AND collection_id = \(collection.id) AND record_id = \(id)
-              AND (\(own)::uuid IS NULL OR created_by = \(own))
-            """)
+        // The busiest statement: its text is fixed, so it is not rebuilt (nor rehashed into a
+        // new string) per request, and it leaves out the id the caller already has.
+        var bindings = PostgresBindings(capacity: 4)
+        bindings.append(principal.tenant.tenantID)
+        bindings.append(collection.id)
+        bindings.append(id)
+        if let own { bindings.append(own) } else { bindings.appendNull() }
+        let rows = try await self.database.query(in: principal.tenant, PostgresQuery(unsafeSQL: Self.readSQL, bindings: bindings))
         guard let row = rows.single else { throw AtriumError.notFound("record") }
-        return try RecordDocument(row: row)
+        return try RecordDocument(row: row, id: id)
     }
+
+    private static let readSQL = """
+        SELECT \(RecordDocument.columns) FROM atrium.records
+        WHERE tenant_id = $1 AND collection_id = $2 AND record_id = $3 AND ($4::uuid IS NULL OR created_by = $4)
+        """
 
     /// Creates a record: 201 with `Location` and `ETag`.
     public func create(_ principal: Principal, collection name: String, body: JSONValue, idempotency: IdempotencyRequest?, origin: RequestOrigin) async throws -> WriteResponse {

@@ -103,33 +103,43 @@ public struct WriteResponse: Sendable {
 import PostgresPool
 
 extension RecordDocument {
-    /// From a row of `StoredRecord.columns`.
-    init(row: PostgresRow) throws {
-        let (id, version, createdAt, createdBy, createdKind, updatedAt, updatedBy, updatedKind) =
-            try row.decode((UUID, Int64, Date, UUID, String, Date, UUID, String).self)
+    /// The columns `init(row:id:)` reads, in order: `StoredRecord.columns` without the id.
+    static let columns = "version, created_at, created_by, created_by_kind, updated_at, updated_by, updated_by_kind, data"
+
+    /// From a row of `columns` for the record `id`.
+    init(row: PostgresRow, id: UUID) throws {
+        let (version, createdAt, createdBy, createdKind, updatedAt, updatedBy, updatedKind) =
+            try row.decode((Int64, Date, UUID, String, Date, UUID, String).self)
         var json: [UInt8] = []
         json.reserveCapacity(512)
         json.append(contentsOf: #"{"id":""#.utf8)
         id.appendLowercased(to: &json)
         json.append(contentsOf: #"","version":"#.utf8)
-        json.append(contentsOf: String(version).utf8)
-        let stamps = [("createdAt", "createdBy", createdAt, createdBy, createdKind), ("updatedAt", "updatedBy", updatedAt, updatedBy, updatedKind)]
-        for (timeKey, actorKey, time, actor, kind) in stamps {
-            json.append(contentsOf: #","\#(timeKey)":""#.utf8)
-            RFC3339.write(time, into: &json)
-            json.append(contentsOf: #"","\#(actorKey)":{"type":"#.utf8)
-            JSONSerializer.write(kind, into: &json)
-            json.append(contentsOf: #","id":""#.utf8)
-            actor.appendLowercased(to: &json)
-            json.append(contentsOf: #""}"#.utf8)
-        }
+        json.append(contentsOf: version.description.utf8)
+        Self.appendStamp(time: ("createdAt", createdAt), actor: ("createdBy", createdBy, createdKind), to: &json)
+        Self.appendStamp(time: ("updatedAt", updatedAt), actor: ("updatedBy", updatedBy, updatedKind), to: &json)
         json.append(contentsOf: #","data":"#.utf8)
-        let data: Void? = try row.withUnsafeBytes(column: 8) { bytes in
+        let data: Void? = try row.withUnsafeBytes(column: 7) { bytes in
             bytes.map { JSONText.appendCompact($0, to: &json) }
         }
         guard data != nil else { throw PostgresError(code: .decoding, message: "record data is NULL") }
         json.append(UInt8(ascii: "}"))
         self.init(version: version, json: json)
+    }
+
+    /// `,"createdAt":"…","createdBy":{"type":"user","id":"…"}`
+    private static func appendStamp(time: (key: StaticString, value: Date), actor: (key: StaticString, id: UUID, kind: String), to json: inout [UInt8]) {
+        json.append(contentsOf: #",""#.utf8)
+        time.key.withUTF8Buffer { json.append(contentsOf: $0) }
+        json.append(contentsOf: #"":""#.utf8)
+        RFC3339.write(time.value, into: &json)
+        json.append(contentsOf: #"",""#.utf8)
+        actor.key.withUTF8Buffer { json.append(contentsOf: $0) }
+        json.append(contentsOf: #"":{"type":"#.utf8)
+        JSONSerializer.write(actor.kind, into: &json)
+        json.append(contentsOf: #","id":""#.utf8)
+        actor.id.appendLowercased(to: &json)
+        json.append(contentsOf: #""}"#.utf8)
     }
 }
 

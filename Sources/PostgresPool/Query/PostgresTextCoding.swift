@@ -113,16 +113,19 @@ extension PostgresTextCoding {
         var uuid: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         var nibbles = 0
         let complete = withUnsafeMutableBytes(of: &uuid) { raw -> Bool in
-            for byte in bytes {
-                if byte == UInt8(ascii: "-") { continue }
-                guard nibbles < 32, let nibble = Self.hexValue(byte) else { return false }
-                raw[nibbles / 2] |= nibbles % 2 == 0 ? nibble << 4 : nibble
+            for byte in bytes where byte != UInt8(ascii: "-") {
+                let nibble = Self.nibbles[Int(byte)]
+                guard nibbles < 32, nibble != 0xFF else { return false }
+                raw[nibbles >> 1] |= nibbles & 1 == 0 ? nibble << 4 : nibble
                 nibbles += 1
             }
             return nibbles == 32
         }
         return complete ? UUID(uuid: uuid) : nil
     }
+
+    /// Each byte's value as a hex digit, 0xFF for anything else.
+    private static let nibbles: [UInt8] = (0..<256).map { Self.hexValue(UInt8($0)) ?? 0xFF }
 
     static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
