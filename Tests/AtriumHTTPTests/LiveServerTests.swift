@@ -78,12 +78,18 @@ import Testing
         }
     }
 
-    @Test func tlsVersionsAndALPN() async throws {
+    /// Runs `body` with the port of a live server serving HTTPS with a self-signed certificate.
+    static func withSelfSignedServer(_ body: @escaping @Sendable (Int) async throws -> Void) async throws {
         var app = try await TestApp.make()
         app.server.port = 0
         app.tls = try TLSSetup(TLSSettings(.selfSigned))
         try await app.test(.live) { client in
-            let port = try #require(client.port)
+            try await body(try #require(client.port))
+        }
+    }
+
+    @Test func tlsVersionsAndALPN() async throws {
+        try await Self.withSelfSignedServer { port in
             await #expect(throws: (any Error).self) {
                 _ = try await Self.handshake(port: port, version: .tlsv11)
             }
@@ -118,11 +124,7 @@ import Testing
     }
 
     @Test func tls12OffersOnlyForwardSecretAEADSuites() async throws {
-        var app = try await TestApp.make()
-        app.server.port = 0
-        app.tls = try TLSSetup(TLSSettings(.selfSigned))
-        try await app.test(.live) { client in
-            let port = try #require(client.port)
+        try await Self.withSelfSignedServer { port in
             // A client offering only CBC or static-RSA suites finds nothing in common.
             await #expect(throws: (any Error).self) {
                 try await Self.withTLSConnection(port: port, configure: {

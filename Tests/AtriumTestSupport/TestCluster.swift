@@ -27,6 +27,18 @@ public actor TestCluster {
 
     /// A fresh, empty database; returns its name.
     public func makeEmptyDatabase(prefix: String = "test") async throws -> String {
+        try await self.createDatabase(prefix: prefix, template: nil)
+    }
+
+    /// A fresh database with every migration applied (copied from a template migrated once).
+    public func makeDatabase(prefix: String = "test") async throws -> TestDatabase {
+        let template = try await self.migratedTemplate()
+        let name = try await self.createDatabase(prefix: prefix, template: template)
+        return TestDatabase(cluster: try await self.cluster(), name: name)
+    }
+
+    /// Creates a uniquely named database, empty or copied from `template`; returns its name.
+    private func createDatabase(prefix: String, template: String?) async throws -> String {
         let cluster = try await self.cluster()
         self.databaseCounter += 1
         let name = "\(prefix)_\(self.databaseCounter)_\(UUID().uuidString.prefix(8).lowercased())"
@@ -35,33 +47,13 @@ public actor TestCluster {
             logger: TestLogger.make("admin")
         )
         do {
-            try await admin.simpleQuery("CREATE DATABASE \"\(name)\"")
+            try await admin.simpleQuery("CREATE DATABASE \"\(name)\"" + (template.map { " TEMPLATE \"\($0)\"" } ?? ""))
         } catch {
             await admin.close()
             throw error
         }
         await admin.close()
         return name
-    }
-
-    /// A fresh database with every migration applied (copied from a template migrated once).
-    public func makeDatabase(prefix: String = "test") async throws -> TestDatabase {
-        let template = try await self.migratedTemplate()
-        let cluster = try await self.cluster()
-        self.databaseCounter += 1
-        let name = "\(prefix)_\(self.databaseCounter)_\(UUID().uuidString.prefix(8).lowercased())"
-        let admin = try await PostgresConnection.connect(
-            configuration: PostgresConfiguration(connectionString: cluster.connectionString()),
-            logger: TestLogger.make("admin")
-        )
-        do {
-            try await admin.simpleQuery("CREATE DATABASE \"\(name)\" TEMPLATE \"\(template)\"")
-        } catch {
-            await admin.close()
-            throw error
-        }
-        await admin.close()
-        return TestDatabase(cluster: cluster, name: name)
     }
 
     private func migratedTemplate() async throws -> String {
