@@ -20,24 +20,10 @@ struct RecordRoutes {
             return Response.json(value: .object(body))
         }
         router.post(RouterPath(base)) { request, context in
-            let principal = try context.authenticated()
-            let name = try context.parameters.require("name")
-            let body = try await JSONBody.value(from: request, context: context).value
-            let response = try await self.records.create(
-                principal, collection: name, body: body,
-                idempotency: try Self.idempotency(request, body: body), origin: context.origin
-            )
-            return Self.response(response)
+            try await self.create(request, context, self.records.create)
         }
         router.post(RouterPath(base + "/batch")) { request, context in
-            let principal = try context.authenticated()
-            let name = try context.parameters.require("name")
-            let body = try await JSONBody.value(from: request, context: context).value
-            let response = try await self.records.createBatch(
-                principal, collection: name, body: body,
-                idempotency: try Self.idempotency(request, body: body), origin: context.origin
-            )
-            return Self.response(response)
+            try await self.create(request, context, self.records.createBatch)
         }
         router.get(RouterPath(base + "/:id")) { request, context in
             let principal = try context.authenticated()
@@ -87,6 +73,18 @@ struct RecordRoutes {
                 }
             )
         }
+    }
+
+    /// A create (one record or a batch): the body, the Idempotency-Key, the stored response.
+    private func create(
+        _ request: Request, _ context: AtriumRequestContext,
+        _ operation: (Principal, String, JSONValue, IdempotencyRequest?, RequestOrigin) async throws -> WriteResponse
+    ) async throws -> Response {
+        let principal = try context.authenticated()
+        let name = try context.parameters.require("name")
+        let body = try await JSONBody.value(from: request, context: context).value
+        let response = try await operation(principal, name, body, try Self.idempotency(request, body: body), context.origin)
+        return Self.response(response)
     }
 
     private func update(_ request: Request, _ context: AtriumRequestContext, mode: RecordService.UpdateMode, mediaTypes: Set<String>) async throws -> Response {
