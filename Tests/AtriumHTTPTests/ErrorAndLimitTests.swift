@@ -108,6 +108,30 @@ import Testing
         }
     }
 
+    @Test func bodiesWithTooManyKeysOrValuesAre413BeforeAuthentication() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            let limits = AtriumCore.JSONParser.Limits.request
+            // The 40,000-key sign-in that once cost 40 s of CPU, made just past the cap.
+            let keys = (0...limits.maximumKeysPerObject).map { "\"k\($0)\":1" }.joined(separator: ",")
+            let manyKeys = try await client.raw(.post, "/v1/auth/login", token: nil, body: "{\(keys)}")
+            Self.expectProblem(manyKeys, .contentTooLarge, type: "content-too-large")
+            #expect(manyKeys.string("reason") == "too_complex")
+            #expect(manyKeys.headers[.connection] == nil)
+
+            let values = "[" + Array(repeating: "0", count: limits.maximumValues).joined(separator: ",") + "]"
+            let manyValues = try await client.raw(.post, "/v1/auth/login", token: nil, body: values)
+            Self.expectProblem(manyValues, .contentTooLarge, type: "content-too-large")
+
+            // At the cap the body is read; its unknown keys are listed, but not all ten thousand.
+            let atCap = (0..<limits.maximumKeysPerObject).map { "\"k\($0)\":1" }.joined(separator: ",")
+            let unknown = try await client.raw(.post, "/v1/auth/login", token: nil, body: "{\(atCap)}")
+            Self.expectProblem(unknown, .unprocessableContent, type: "validation-failed")
+            #expect((unknown["errors"] as? [Any])?.count == AtriumError.maximumListedFailures)
+            #expect(unknown.string("detail")?.contains("\(limits.maximumKeysPerObject + 0)") == true)
+        }
+    }
+
     @Test func requestsRunningPastTheTimeoutAre503() async throws {
         var app = try await TestApp.make()
         app.server.limits.requestTimeout = .milliseconds(500)

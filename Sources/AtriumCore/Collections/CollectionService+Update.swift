@@ -83,7 +83,7 @@ extension CollectionService {
             for row in batch {
                 let (id, text) = try row.decode((UUID, String).self)
                 last = id
-                guard case .object(var data) = try JSONParser.parse(text) else { continue }
+                guard case .object(var data) = try JSONParser.parse(text, limits: .stored) else { continue }
                 let before = data
                 for field in removed { data[field] = nil }
                 let (validated, problems) = RecordValidator.validate(.object(data), against: definition, applyDefaults: true, at: "/records/\(id.lowercasedString)")

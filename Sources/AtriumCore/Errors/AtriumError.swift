@@ -73,9 +73,19 @@ public struct AtriumError: Error, Sendable, CustomStringConvertible {
         AtriumError(.forbidden, "this needs the \(required.rawValue) role or higher")
     }
 
+    /// Invalid input. At most `maximumListedFailures` are listed (a body with thousands of
+    /// unknown keys must not make a response as large as itself); the message gives the total.
     public static func invalid(_ fields: [FieldFailure]) -> AtriumError {
-        AtriumError(.validation, fields.count == 1 ? "1 field is invalid" : "\(fields.count) fields are invalid", fields: fields)
+        let message = fields.count == 1 ? "1 field is invalid" : "\(fields.count) fields are invalid"
+        guard fields.count > Self.maximumListedFailures else { return AtriumError(.validation, message, fields: fields) }
+        return AtriumError(
+            .validation, message + "; the first \(Self.maximumListedFailures) are listed",
+            fields: Array(fields.prefix(Self.maximumListedFailures))
+        )
     }
+
+    /// Most field failures one error lists.
+    public static let maximumListedFailures = 100
 
     public static let unauthenticated = AtriumError(.unauthenticated, "a valid access token or API key is required")
 }

@@ -1,9 +1,19 @@
 /// A strict RFC 8259 parser that says where input broke and refuses what must not be stored:
 /// duplicate object keys, `\u0000` and other control characters, unpaired surrogates, invalid
-/// UTF-8, numbers beyond a Double's range, and nesting deeper than `maximumDepth`.
+/// UTF-8, numbers beyond a Double's range, and documents beyond its `Limits`.
+///
+/// Parsing costs time linear in the input: every byte is looked at a bounded number of times and
+/// duplicate keys are found with a hash set.
 public struct JSONParser {
     /// Why and where parsing stopped.
     public struct Failure: Error, Sendable, CustomStringConvertible, Equatable {
+        /// Broken syntax, or a well-formed document larger than the limits allow.
+        public enum Kind: Sendable, Equatable {
+            case syntax
+            case limit
+        }
+
+        public let kind: Kind
         public let reason: String
         /// 1-based line and column of the byte where it broke.
         public let line: Int
@@ -12,19 +22,40 @@ public struct JSONParser {
         public var description: String { "\(self.reason) at line \(self.line), column \(self.column)" }
     }
 
-    public static let defaultMaximumDepth = 64
+    /// How large a document may be, beyond its size in bytes.
+    public struct Limits: Sendable, Equatable {
+        /// Objects and arrays nested deeper than this are refused.
+        public var maximumDepth: Int
+        /// Keys one object may have.
+        public var maximumKeysPerObject: Int
+        /// Values in the whole document (every object, array, string, number, boolean and null).
+        public var maximumValues: Int
+
+        public init(maximumDepth: Int, maximumKeysPerObject: Int, maximumValues: Int) {
+            self.maximumDepth = maximumDepth
+            self.maximumKeysPerObject = maximumKeysPerObject
+            self.maximumValues = maximumValues
+        }
+
+        /// For what clients send: generous for real documents, small enough that nothing built
+        /// from one can be large.
+        public static let request = Limits(maximumDepth: 64, maximumKeysPerObject: 10_000, maximumValues: 200_000)
+        /// For text Atrium itself stored (validated when it came in, or written by PostgreSQL).
+        public static let stored = Limits(maximumDepth: 256, maximumKeysPerObject: .max, maximumValues: .max)
+    }
 
     private let bytes: [UInt8]
     private var index = 0
-    private let maximumDepth: Int
+    private let limits: Limits
+    private var values = 0
 
-    private init(bytes: [UInt8], maximumDepth: Int) {
+    private init(bytes: [UInt8], limits: Limits) {
         self.bytes = bytes
-        self.maximumDepth = maximumDepth
+        self.limits = limits
     }
 
-    public static func parse(_ bytes: some Collection<UInt8>, maximumDepth: Int = JSONParser.defaultMaximumDepth) throws(Failure) -> JSONValue {
-        var parser = JSONParser(bytes: Array(bytes), maximumDepth: maximumDepth)
+    public static func parse(_ bytes: some Collection<UInt8>, limits: Limits = .request) throws(Failure) -> JSONValue {
+        var parser = JSONParser(bytes: Array(bytes), limits: limits)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
@@ -32,11 +63,11 @@ public struct JSONParser {
         return value
     }
 
-    public static func parse(_ text: String, maximumDepth: Int = JSONParser.defaultMaximumDepth) throws(Failure) -> JSONValue {
-        try self.parse(Array(text.utf8), maximumDepth: maximumDepth)
+    public static func parse(_ text: String, limits: Limits = .request) throws(Failure) -> JSONValue {
+        try self.parse(Array(text.utf8), limits: limits)
     }
 
-    private func failure(_ reason: String, at position: Int? = nil) -> Failure {
+    private func failure(_ reason: String, at position: Int? = nil, kind: Failure.Kind = .syntax) -> Failure {
         let offset = min(position ?? self.index, self.bytes.count)
         var line = 1
         var column = 1
@@ -48,7 +79,7 @@ public struct JSONParser {
                 column += 1
             }
         }
-        return Failure(reason: reason, line: line, column: column, offset: offset)
+        return Failure(kind: kind, reason: reason, line: line, column: column, offset: offset)
     }
 
     private mutating func skipWhitespace() {
@@ -62,6 +93,10 @@ public struct JSONParser {
 
     private mutating func parseValue(depth: Int) throws(Failure) -> JSONValue {
         guard self.index < self.bytes.count else { throw self.failure("unexpected end of input") }
+        self.values += 1
+        guard self.values <= self.limits.maximumValues else {
+            throw self.failure("more than \(self.limits.maximumValues) values in one document", kind: .limit)
+        }
         switch self.bytes[self.index] {
         case UInt8(ascii: "{"):
             return .object(try self.parseObject(depth: depth + 1))
@@ -95,14 +130,15 @@ public struct JSONParser {
     }
 
     private mutating func parseObject(depth: Int) throws(Failure) -> JSONObject {
-        guard depth <= self.maximumDepth else { throw self.failure("nested deeper than \(self.maximumDepth) levels") }
+        guard depth <= self.limits.maximumDepth else { throw self.failure("nested deeper than \(self.limits.maximumDepth) levels") }
         self.index += 1
         var entries: [(key: String, value: JSONValue)] = []
-        var seen = Set<String>()
+        // Doubles as the object's index of keys once it is large.
+        var positions: [String: Int] = [:]
         self.skipWhitespace()
         if self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "}") {
             self.index += 1
-            return JSONObject(entries)
+            return JSONObject()
         }
         while true {
             self.skipWhitespace()
@@ -111,7 +147,12 @@ public struct JSONParser {
             }
             let keyStart = self.index
             let key = try self.parseString()
-            guard seen.insert(key).inserted else { throw self.failure("duplicate key \"\(key)\"", at: keyStart) }
+            guard positions.updateValue(entries.count, forKey: key) == nil else {
+                throw self.failure("duplicate key \"\(key)\"", at: keyStart)
+            }
+            guard entries.count < self.limits.maximumKeysPerObject else {
+                throw self.failure("more than \(self.limits.maximumKeysPerObject) keys in one object", at: keyStart, kind: .limit)
+            }
             self.skipWhitespace()
             guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: ":") else {
                 throw self.failure("expected ':' after a key")
@@ -127,14 +168,12 @@ public struct JSONParser {
             }
             guard self.bytes[self.index] == UInt8(ascii: "}") else { throw self.failure("expected ',' or '}'") }
             self.index += 1
-            var object = JSONObject()
-            for (key, value) in entries { object[key] = value }
-            return object
+            return JSONObject(distinctEntries: entries, positions: positions)
         }
     }
 
     private mutating func parseArray(depth: Int) throws(Failure) -> [JSONValue] {
-        guard depth <= self.maximumDepth else { throw self.failure("nested deeper than \(self.maximumDepth) levels") }
+        guard depth <= self.limits.maximumDepth else { throw self.failure("nested deeper than \(self.limits.maximumDepth) levels") }
         self.index += 1
         var elements: [JSONValue] = []
         self.skipWhitespace()

@@ -68,25 +68,70 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A JSON object whose keys keep the order they arrived in; keys are unique.
+///
+/// Small objects are searched linearly (a handful of comparisons beats hashing); from
+/// `indexThreshold` keys on, a dictionary of positions makes every lookup constant-time, so
+/// reading, comparing and patching an object costs time linear in its size, however many keys
+/// a client sends.
 public struct JSONObject: Sendable, Hashable, Sequence {
     public private(set) var entries: [(key: String, value: JSONValue)]
+    /// Where each key sits in `entries`; only for objects of `indexThreshold` keys or more.
+    private var positions: [String: Int]?
+
+    static let indexThreshold = 16
 
     public init() {
         self.entries = []
+        self.positions = nil
     }
 
+    /// An object of `entries` in order; a repeated key keeps its first position and last value.
     public init(_ entries: [(key: String, value: JSONValue)]) {
-        self.entries = []
+        self.init()
+        self.entries.reserveCapacity(entries.count)
         for (key, value) in entries { self[key] = value }
     }
 
+    /// An object of entries whose keys are known to be distinct (the parser checked them).
+    init(distinctEntries entries: [(key: String, value: JSONValue)], positions: [String: Int]? = nil) {
+        self.entries = entries
+        if entries.count >= Self.indexThreshold {
+            self.positions = positions ?? Self.index(entries)
+        } else {
+            self.positions = nil
+        }
+    }
+
+    private static func index(_ entries: [(key: String, value: JSONValue)]) -> [String: Int] {
+        var positions = [String: Int](minimumCapacity: entries.count)
+        for (offset, entry) in entries.enumerated() { positions[entry.key] = offset }
+        return positions
+    }
+
+    private func position(of key: String) -> Int? {
+        if let positions { return positions[key] }
+        return self.entries.firstIndex { $0.key == key }
+    }
+
+    /// The value of `key`. Setting nil removes the key, which costs time linear in the size of
+    /// the object (later keys move up).
     public subscript(key: String) -> JSONValue? {
-        get { self.entries.first { $0.key == key }?.value }
+        get { self.position(of: key).map { self.entries[$0].value } }
         set {
-            if let index = self.entries.firstIndex(where: { $0.key == key }) {
-                if let newValue { self.entries[index].value = newValue } else { self.entries.remove(at: index) }
+            if let index = self.position(of: key) {
+                if let newValue {
+                    self.entries[index].value = newValue
+                } else {
+                    self.entries.remove(at: index)
+                    self.positions = self.entries.count >= Self.indexThreshold ? Self.index(self.entries) : nil
+                }
             } else if let newValue {
                 self.entries.append((key, newValue))
+                if self.positions != nil {
+                    self.positions![key] = self.entries.count - 1
+                } else if self.entries.count >= Self.indexThreshold {
+                    self.positions = Self.index(self.entries)
+                }
             }
         }
     }
@@ -99,14 +144,21 @@ public struct JSONObject: Sendable, Hashable, Sequence {
         self.entries.makeIterator()
     }
 
+    /// Equal when both have the same keys with equal values, in any order.
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         lhs.entries.count == rhs.entries.count && lhs.entries.allSatisfy { rhs[$0.key] == $0.value }
     }
 
     public func hash(into hasher: inout Hasher) {
-        for (key, value) in self.entries.sorted(by: { $0.key < $1.key }) {
-            hasher.combine(key)
-            hasher.combine(value)
+        // Order-independent, like ==: combine each entry's own hash commutatively.
+        var combined = 0
+        for (key, value) in self.entries {
+            var entry = Hasher()
+            entry.combine(key)
+            entry.combine(value)
+            combined ^= entry.finalize()
         }
+        hasher.combine(self.entries.count)
+        hasher.combine(combined)
     }
 }

@@ -106,7 +106,7 @@ extension RecordService {
                 try row.decode((UUID, Date, UUID, String, String?, String, UUID, String, String, String).self)
             entries.append(AuditEntry(
                 id: id, occurredAt: at, actor: Actor(id: actor, kind: kind), requestID: request, collection: collection,
-                recordID: record, operation: operation, changes: (try? JSONParser.parse(changes)) ?? .null
+                recordID: record, operation: operation, changes: (try? JSONParser.parse(changes, limits: .stored)) ?? .null
             ))
             lastTime = atText
         }

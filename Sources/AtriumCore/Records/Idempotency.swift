@@ -56,7 +56,7 @@ enum Idempotency {
             throw AtriumError.invalid([.init(field: "Idempotency-Key", reason: "was already used with a different request in the last 24 hours")])
         }
         var headers: [(name: String, value: String)] = []
-        if case .array(let pairs) = try JSONParser.parse(headersText) {
+        if case .array(let pairs) = try JSONParser.parse(headersText, limits: .stored) {
             for pair in pairs {
                 if case .array(let parts) = pair, parts.count == 2, let name = parts[0].stringValue, let value = parts[1].stringValue {
                     headers.append((name, value))

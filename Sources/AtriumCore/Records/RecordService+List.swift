@@ -256,7 +256,7 @@ extension RecordService {
     }
 
     static func estimatedRows(_ plan: String) -> Int? {
-        guard case .array(let plans) = try? JSONParser.parse(plan), case .object(let top) = plans.first,
+        guard case .array(let plans) = try? JSONParser.parse(plan, limits: .stored), case .object(let top) = plans.first,
               case .object(let node) = top["Plan"], case .number(let rows) = node["Plan Rows"]
         else { return nil }
         return Int(rows.double)

@@ -147,7 +147,7 @@ extension StoredRecord {
     init(row: PostgresRow) throws {
         let (id, version, createdAt, createdBy, createdKind, updatedAt, updatedBy, updatedKind, text) =
             try row.decode((UUID, Int64, Date, UUID, String, Date, UUID, String, String).self)
-        guard case .object(let data) = try JSONParser.parse(text) else {
+        guard case .object(let data) = try JSONParser.parse(text, limits: .stored) else {
             throw PostgresError(code: .decoding, message: "record data is not an object")
         }
         self.init(

@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumCrypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -16,8 +17,9 @@ protocol StrictDecodable: Decodable {
 }
 
 enum JSONBody {
-    /// Reads a JSON request body strictly: 415 unless it is JSON, 413 above the limit, 400
-    /// saying where it broke (also for duplicate keys, NUL, unpaired surrogates, depth).
+    /// Reads a JSON request body strictly: 415 unless it is JSON, 413 above the size limit or
+    /// beyond the parser's limits on keys and values, 400 saying where it broke (also for
+    /// duplicate keys, NUL, unpaired surrogates, depth).
     static func value(from request: Request, context: AtriumRequestContext, mediaTypes: Set<String> = ["application/json"]) async throws -> (value: JSONValue, bytes: [UInt8]) {
         let contentType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
         guard let contentType, mediaTypes.contains(contentType) else {
@@ -30,12 +32,44 @@ enum JSONBody {
             throw Problem(.contentTooLarge, detail: "the body is larger than the limit of \(context.maximumBodySize) bytes", headers: [.connection: "close"])
         }
         let bytes = Array(buffer.readableBytesView)
-        do {
-            return (try JSONParser.parse(bytes), bytes)
-        } catch {
+        let parsed: Result<JSONValue, JSONParser.Failure>
+        if bytes.count <= Self.inlineParseLimit {
+            parsed = Result { () throws(JSONParser.Failure) in try JSONParser.parse(bytes) }
+        } else {
+            parsed = try await Self.parseElsewhere(bytes)
+        }
+        switch parsed {
+        case .success(let value):
+            return (value, bytes)
+        case .failure(let error) where error.kind == .limit:
+            throw Problem(.contentTooLarge, detail: "the body is larger than the server accepts: \(error.reason)", reason: "too_complex")
+        case .failure(let error):
             throw Problem(.malformedJSON, detail: "the body is not valid JSON: \(error.description)", errors: [
                 .init(field: "/", reason: "\(error.reason) (line \(error.line), column \(error.column), byte \(error.offset))"),
             ])
+        }
+    }
+
+    /// Bodies up to this size are parsed on the request's own thread (a few hundred microseconds
+    /// at most); larger ones on `parsing`'s threads.
+    static let inlineParseLimit = 16 * 1024
+
+    /// Threads of their own for parsing large bodies, one per core: a client sending many large
+    /// bodies at once takes these, while the threads every other request runs on stay free.
+    /// When they and their queue are busy, more large bodies get 503.
+    static let parsing = BoundedExecutor(
+        label: "atrium.json-parsing",
+        permits: ProcessInfo.processInfo.activeProcessorCount,
+        queueLimit: 4 * ProcessInfo.processInfo.activeProcessorCount
+    )
+
+    private static func parseElsewhere(_ bytes: [UInt8]) async throws -> Result<JSONValue, JSONParser.Failure> {
+        do {
+            return try await Self.parsing.run {
+                Result { () throws(JSONParser.Failure) in try JSONParser.parse(bytes) }
+            }
+        } catch is BoundedExecutor.Overloaded {
+            throw Problem(.overloaded, detail: "too many large request bodies at once; retry shortly", headers: [.retryAfter: "1"])
         }
     }
 
