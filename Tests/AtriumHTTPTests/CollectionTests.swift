@@ -61,6 +61,45 @@ import Testing
         }
     }
 
+    @Test func patternsAreCostedWhenTheCollectionIsDefined() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            // 541 steps per character: affordable on 400 characters, not on a string's default 1000.
+            let costly = "(a?){60}(b?){60}(c?){60}"
+            let refused = try await client.call(.post, "/v1/collections", token: owner.accessToken, json: [
+                "name": "notes",
+                "fields": [
+                    "a": ["type": "text", "pattern": "^x+$"],
+                    "b": ["type": "string", "pattern": costly],
+                    "c": ["type": "string", "pattern": "((a?){100}){19}b"],
+                ],
+            ])
+            #expect(refused.status == .unprocessableContent)
+            #expect(refused.errorFields == ["/fields/a/maxLength", "/fields/b/pattern", "/fields/c/pattern"])
+
+            // Each affordable alone, two together are over the budget of one record.
+            let together = try await client.call(.post, "/v1/collections", token: owner.accessToken, json: [
+                "name": "notes",
+                "fields": ["a": ["type": "string", "maxLength": 400, "pattern": costly], "b": ["type": "text", "maxLength": 400, "pattern": costly]],
+            ])
+            #expect(together.errorFields == ["/fields"])
+
+            let created = try await client.call(.post, "/v1/collections", token: owner.accessToken, json: [
+                "name": "notes",
+                "fields": ["code": ["type": "text", "maxLength": 400, "pattern": "^" + costly + "$"]],
+            ])
+            #expect(created.status == .created, "\(created.body)")
+            #expect(try await client.createRecord(owner.accessToken, ["code": "aabbcc"], collection: "notes").status == .created)
+            let mismatch = try await client.createRecord(owner.accessToken, ["code": "abcd"], collection: "notes")
+            #expect(mismatch.errorFields == ["/code"])
+            // 400 characters, but more code points than that: refused before matching.
+            let combining = try await client.createRecord(owner.accessToken, ["code": String(repeating: "a\u{301}", count: 300)], collection: "notes")
+            #expect(combining.status == .unprocessableContent)
+            #expect(combining.body.contains("code points"), "\(combining.body)")
+        }
+    }
+
     @Test func schemaChangesLoosenFreelyAndTightenOnlyWhenEveryRecordFits() async throws {
         let app = try await TestApp.make()
         try await app.test { client in

@@ -19,7 +19,12 @@ extension CollectionDefinition {
     }
 
     /// Parses `{name, fields, rules}`, collecting every problem with its JSON pointer.
-    public static func parse(_ value: JSONValue) -> (definition: CollectionDefinition?, failures: [AtriumError.FieldFailure]) {
+    ///
+    /// `stored` is for definitions read back from the database: they were checked when they were
+    /// made, and rules added since (the pattern budget) must not make an existing collection
+    /// unreadable. A stored field whose pattern is over the budget is held to it when records are
+    /// validated instead, and a change to the collection has to bring it within.
+    public static func parse(_ value: JSONValue, stored: Bool = false) -> (definition: CollectionDefinition?, failures: [AtriumError.FieldFailure]) {
         var failures: [Failure] = []
         guard case .object(let object) = value else { return (nil, [Failure(field: "/", reason: "must be an object")]) }
         for key in object.keys where !["name", "fields", "rules"].contains(key) {
@@ -38,17 +43,28 @@ extension CollectionDefinition {
                 failures.append(Failure(field: "/fields", reason: "at most \(Self.maximumFields) fields"))
             }
             for (fieldName, spec) in specs {
-                if let field = Self.parseField(fieldName, spec, failures: &failures) { fields.append(field) }
+                if let field = Self.parseField(fieldName, spec, stored: stored, failures: &failures) { fields.append(field) }
             }
         case nil: break
         default: failures.append(Failure(field: "/fields", reason: "must be an object of field definitions"))
         }
         let rules = Self.parseRules(object["rules"], failures: &failures)
+        let patternCost = fields.reduce(0) { total, field in
+            let (sum, overflow) = total.addingReportingOverflow(field.patternCost ?? 0)
+            return overflow ? .max : sum
+        }
+        if !stored, failures.isEmpty, patternCost > FieldDefinition.patternBudget {
+            failures.append(Failure(
+                field: "/fields",
+                reason: "the patterns together could take \(patternCost) steps to check on one record, over the limit of "
+                    + "\(FieldDefinition.patternBudget); lower maxLength or simplify the patterns"
+            ))
+        }
         guard failures.isEmpty else { return (nil, failures) }
         return (CollectionDefinition(name: name, fields: fields, rules: rules), [])
     }
 
-    static func parseField(_ name: String, _ spec: JSONValue, failures: inout [Failure]) -> FieldDefinition? {
+    static func parseField(_ name: String, _ spec: JSONValue, stored: Bool, failures: inout [Failure]) -> FieldDefinition? {
         let path = "/fields/\(name)"
         guard Self.isValidFieldName(name) else {
             failures.append(Failure(field: path, reason: "field names are a letter, then up to 62 letters, digits or _"))
@@ -131,13 +147,23 @@ extension CollectionDefinition {
         if let pattern = options["pattern"] {
             if case .string(let text) = pattern {
                 do {
-                    _ = try SafeRegex(text)
-                    field.pattern = text
+                    field.pattern = try SafeRegex(text)
                 } catch {
                     failures.append(Failure(field: "\(path)/pattern", reason: error.description))
                 }
             } else {
                 failures.append(Failure(field: "\(path)/pattern", reason: "must be a string"))
+            }
+        }
+        if !stored, let cost = field.patternCost, cost > FieldDefinition.patternBudget {
+            if field.effectiveMaxLength == nil {
+                failures.append(Failure(field: "\(path)/maxLength", reason: "is required with a pattern on text fields"))
+            } else {
+                failures.append(Failure(
+                    field: "\(path)/pattern",
+                    reason: "checking it on \(field.effectiveMaxLength!) characters could take \(cost) steps, over the limit of "
+                        + "\(FieldDefinition.patternBudget); lower maxLength or simplify the pattern"
+                ))
             }
         }
         if type == .enumeration {
@@ -219,7 +245,7 @@ extension CollectionDefinition {
             if let value = field.maximum { spec["max"] = .number(JSONNumber(value)) }
             if let value = field.minLength { spec["minLength"] = .number(JSONNumber(Int64(value))) }
             if let value = field.maxLength { spec["maxLength"] = .number(JSONNumber(Int64(value))) }
-            if let value = field.pattern { spec["pattern"] = .string(value) }
+            if let value = field.pattern { spec["pattern"] = .string(value.pattern) }
             if let values = field.values { spec["values"] = .array(values.map(JSONValue.string)) }
             if let target = field.collection { spec["collection"] = .string(target) }
             fields[field.name] = .object(spec)

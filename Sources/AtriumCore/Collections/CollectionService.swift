@@ -30,7 +30,7 @@ public final class CollectionService: Sendable {
 
     static func collection(_ row: PostgresRow, tenant: UUID) throws -> StoredCollection {
         let (id, version, definitionText, createdAt, updatedAt) = try row.decode((UUID, Int64, String, Date, Date).self)
-        guard let json = try? JSONParser.parse(definitionText), let definition = CollectionDefinition.parse(json).definition else {
+        guard let json = try? JSONParser.parse(definitionText, limits: .stored), let definition = CollectionDefinition.parse(json, stored: true).definition else {
             throw AtriumError(.conflict, "the stored definition of this collection cannot be read")
         }
         return StoredCollection(id: id, tenantID: tenant, version: version, definition: definition, createdAt: createdAt, updatedAt: updatedAt)

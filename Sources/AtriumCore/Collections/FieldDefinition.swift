@@ -40,8 +40,8 @@ public struct FieldDefinition: Sendable, Hashable {
     /// Bounds on characters (string, text) or items (array).
     public var minLength: Int?
     public var maxLength: Int?
-    /// A `SafeRegex` the value must match (string, text).
-    public var pattern: String?
+    /// A pattern the value must match (string, text), compiled once when the definition is read.
+    public var pattern: SafeRegex?
     /// Allowed values of an enum field.
     public var values: [String]?
     /// Target collection of a reference field.
@@ -54,6 +54,24 @@ public struct FieldDefinition: Sendable, Hashable {
 
     /// Values stored in `record_values`: indexed fields and every reference (to find referrers).
     var isIndexed: Bool { self.indexed || self.type == .reference }
+
+    /// The longest value the field takes, in characters (strings have a default; text has none).
+    var effectiveMaxLength: Int? {
+        self.maxLength ?? (self.type == .string ? Self.maximumStringLength : nil)
+    }
+
+    /// The most steps checking this field's pattern can take on one value: nil without a pattern
+    /// or, for text without `maxLength`, unbounded (`Int.max`).
+    var patternCost: Int? {
+        guard let pattern else { return nil }
+        guard let length = self.effectiveMaxLength else { return .max }
+        return pattern.cost(forLength: length)
+    }
+
+    /// What the patterns of one record may cost together, in matcher steps (a few nanoseconds
+    /// each). A collection whose patterns could cost more is refused when it is defined, so one
+    /// record costs at most this however its values are chosen.
+    public static let patternBudget = 250_000
 
     public static let maximumStringLength = 1000
     public static let maximumArrayItemLength = 1000

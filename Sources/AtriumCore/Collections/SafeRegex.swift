@@ -1,10 +1,15 @@
-/// A regular expression that matches in time linear in the input, whatever the pattern: it is
-/// compiled to an NFA and run as a Pike VM, never by backtracking. It supports literals, `.`,
-/// classes (`[a-z]`, `[^…]`, `\d \w \s` and their negations), groups, alternation, anchors and
-/// quantifiers `* + ? {n} {n,} {n,m}` (counts up to 100). Backreferences and lookaround, which
-/// cannot be matched in linear time, are refused. Matching searches like JavaScript's `test`:
-/// anywhere in the value, unless anchored with `^`/`$`.
-public struct SafeRegex: Sendable {
+/// A regular expression whose matching cost is known before it runs: it is compiled to an NFA
+/// and run as a Pike VM, never by backtracking, so matching a text of n characters takes at
+/// most `cost(forLength: n)` steps — the program's `costPerCharacter` for each character, plus
+/// one. Collections bound that product when they are defined (see `FieldDefinition`), and the
+/// matcher counts its steps, so no stored value can cost more than the definition allowed.
+///
+/// It supports literals, `.`, classes (`[a-z]`, `[^…]`, `\d \w \s` and their negations), groups,
+/// alternation, anchors and quantifiers `* + ? {n} {n,} {n,m}` (counts up to 100). Backreferences
+/// and lookaround, which cannot be matched in linear time, are refused. Matching searches like
+/// JavaScript's `test`: anywhere in the value, unless anchored with `^`/`$`. Characters are
+/// Unicode scalars.
+public struct SafeRegex: Sendable, Hashable {
     public struct SyntaxError: Error, Sendable, CustomStringConvertible {
         public let description: String
     }
@@ -45,10 +50,14 @@ public struct SafeRegex: Sendable {
 
     public let pattern: String
     let program: [Instruction]
+    /// The most steps one character of input can cost: each instruction entered once, and each
+    /// character class tested once per range it has.
+    public let costPerCharacter: Int
 
     public static let maximumPatternLength = 256
     static let maximumRepeat = 100
-    static let maximumProgram = 4000
+    /// Instructions a compiled pattern may have; `((a?){100}){19}` and the like stop here.
+    static let maximumProgram = 500
 
     public init(_ pattern: String) throws(SyntaxError) {
         guard pattern.unicodeScalars.count <= Self.maximumPatternLength else {
@@ -62,10 +71,30 @@ public struct SafeRegex: Sendable {
         program.append(.match)
         self.pattern = pattern
         self.program = program
+        self.costPerCharacter = program.reduce(0) { cost, instruction in
+            if case .scalar(let set) = instruction { return cost + 1 + set.ranges.count }
+            return cost + 1
+        }
+    }
+
+    public static func == (lhs: SafeRegex, rhs: SafeRegex) -> Bool {
+        lhs.pattern == rhs.pattern
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(self.pattern)
+    }
+
+    /// The most steps matching a text of `length` characters can take.
+    public func cost(forLength length: Int) -> Int {
+        let (cost, overflow) = self.costPerCharacter.multipliedReportingOverflow(by: length + 1)
+        return overflow ? .max : cost
     }
 
     private static func compile(_ node: Node, into program: inout [Instruction]) throws(SyntaxError) {
-        guard program.count < Self.maximumProgram else { throw SyntaxError(description: "the pattern is too complex") }
+        guard program.count < Self.maximumProgram else {
+            throw SyntaxError(description: "the pattern is too complex (its repetitions expand past \(Self.maximumProgram) steps)")
+        }
         switch node {
         case .set(let set):
             program.append(.scalar(set))
@@ -109,48 +138,92 @@ public struct SafeRegex: Sendable {
                 program[loop] = .split(loop + 1, program.count)
             }
         }
+        guard program.count <= Self.maximumProgram else {
+            throw SyntaxError(description: "the pattern is too complex (its repetitions expand past \(Self.maximumProgram) steps)")
+        }
+    }
+
+    /// How a match went: `matched` is nil when it stopped at the step limit.
+    public struct Evaluation: Sendable, Equatable {
+        public let matched: Bool?
+        public let steps: Int
     }
 
     /// Whether the pattern matches somewhere in `text`.
     public func matches(_ text: String) -> Bool {
-        let scalars = Array(text.unicodeScalars)
-        var current = [Int]()
-        var next = [Int]()
-        var seen = [Int](repeating: -1, count: self.program.count)
-        for position in 0...scalars.count {
-            // A new thread starts at every position: an unanchored search.
-            if self.addThread(0, at: position, count: scalars.count, to: &current, seen: &seen, generation: position * 2) {
-                return true
-            }
-            guard position < scalars.count else { break }
-            next.removeAll(keepingCapacity: true)
-            for pc in current {
-                if case .scalar(let set) = self.program[pc], set.contains(scalars[position]) {
-                    if self.addThread(pc + 1, at: position + 1, count: scalars.count, to: &next, seen: &seen, generation: position * 2 + 1) {
-                        return true
-                    }
-                }
-            }
-            swap(&current, &next)
-        }
-        return false
+        self.evaluate(text).matched == true
     }
 
-    /// Follows jumps, splits and assertions from `pc`; true when a match state is reached.
-    private func addThread(_ pc: Int, at position: Int, count: Int, to list: inout [Int], seen: inout [Int], generation: Int) -> Bool {
-        var stack = [pc]
+    /// Runs the pattern over `text`, counting steps, and stops undecided past `stepLimit`.
+    ///
+    /// Every array is allocated once, sized by the program, before the first character: the
+    /// per-character loop allocates nothing. Each instruction is entered at most once per
+    /// position (a generation mark per instruction), which is what makes the cost linear.
+    public func evaluate(_ text: String, stepLimit: Int = .max) -> Evaluation {
+        let scalars = Array(text.unicodeScalars)
+        let size = self.program.count
+        var current: [Int] = []
+        current.reserveCapacity(size)
+        var next: [Int] = []
+        next.reserveCapacity(size)
+        var stack: [Int] = []
+        stack.reserveCapacity(size)
+        var entered = [Int](repeating: -1, count: size)
+        var steps = 0
+        if self.addThread(0, at: 0, of: scalars.count, to: &current, entered: &entered, stack: &stack, steps: &steps) {
+            return Evaluation(matched: true, steps: steps)
+        }
+        for position in 0..<scalars.count {
+            let scalar = scalars[position]
+            let generation = position + 1
+            next.removeAll(keepingCapacity: true)
+            for pc in current {
+                guard case .scalar(let set) = self.program[pc] else { continue }
+                steps += set.ranges.count
+                if set.contains(scalar),
+                   self.addThread(pc + 1, at: generation, of: scalars.count, to: &next, entered: &entered, stack: &stack, steps: &steps) {
+                    return Evaluation(matched: true, steps: steps)
+                }
+            }
+            // A new thread starts at every position: an unanchored search.
+            if self.addThread(0, at: generation, of: scalars.count, to: &next, entered: &entered, stack: &stack, steps: &steps) {
+                return Evaluation(matched: true, steps: steps)
+            }
+            if steps > stepLimit { return Evaluation(matched: nil, steps: steps) }
+            swap(&current, &next)
+        }
+        return Evaluation(matched: false, steps: steps)
+    }
+
+    /// Follows jumps, splits and assertions from `start` at `position`, collecting the character
+    /// tests reached into `list`; true when a match state is reached. An instruction already
+    /// entered at this position is not entered again.
+    private func addThread(
+        _ start: Int, at position: Int, of count: Int, to list: inout [Int],
+        entered: inout [Int], stack: inout [Int], steps: inout Int
+    ) -> Bool {
+        guard entered[start] != position else { return false }
+        entered[start] = position
+        stack.removeAll(keepingCapacity: true)
+        stack.append(start)
         while let pc = stack.popLast() {
-            guard seen[pc] != generation else { continue }
-            seen[pc] = generation
+            steps += 1
+            var targets = (-1, -1)
             switch self.program[pc] {
             case .match: return true
-            case .jump(let target): stack.append(target)
-            case .split(let first, let second):
-                stack.append(second)
-                stack.append(first)
-            case .assertStart: if position == 0 { stack.append(pc + 1) }
-            case .assertEnd: if position == count { stack.append(pc + 1) }
+            case .jump(let target): targets.0 = target
+            case .split(let first, let second): targets = (second, first)
+            case .assertStart: if position == 0 { targets.0 = pc + 1 }
+            case .assertEnd: if position == count { targets.0 = pc + 1 }
             case .scalar: list.append(pc)
+            }
+            if targets.0 >= 0, entered[targets.0] != position {
+                entered[targets.0] = position
+                stack.append(targets.0)
+            }
+            if targets.1 >= 0, entered[targets.1] != position {
+                entered[targets.1] = position
+                stack.append(targets.1)
             }
         }
         return false
