@@ -48,6 +48,93 @@ import Testing
         }
     }
 
+    /// Who may execute each function besides its owner. A new function must be added here on
+    /// purpose: anything unexpected — PUBLIC above all — fails the test.
+    static let functionGrants: [String: Set<String>] = {
+        var grants: [String: Set<String>] = [:]
+        for trigger in ["announce_collection_change()", "announce_revocation()", "end_sessions_on_change()", "keep_an_owner()", "revoke_keys_of_former_member()"] {
+            grants["atrium." + trigger] = []
+        }
+        for function in [
+            "auth_api_key(p_key_hash text)", "auth_create_user(p_user uuid, p_email text, p_password_hash text)",
+            "auth_find_login(p_email text)", "auth_invitation(p_token_hash text)", "auth_login_begin(p_account text, p_address text, p_attempt uuid)",
+            "auth_login_succeeded(p_account text, p_address text, p_attempt uuid)", "auth_login_throttle(p_account text, p_address text)",
+            "auth_record_account_event(p_kind text, p_user uuid, p_address text, p_request_id text, p_detail jsonb)",
+            "auth_record_login(p_account text, p_address text, p_succeeded boolean)",
+            "auth_refresh(p_token_hash text, p_new_hash text, p_grace_seconds integer)",
+            "auth_revoke_user_sessions(p_user uuid, p_reason text, p_except uuid)", "auth_revoked_sessions()",
+            "auth_set_password_hash(p_user uuid, p_password_hash text)", "auth_tenant_members()", "auth_user(p_user uuid)",
+            "auth_user_tenants(p_user uuid)", "claim_unique_values(p_tenant uuid, p_collection uuid, p_field text, p_rows jsonb)",
+            "current_tenant()", "record_referrers(p_collection_name text, p_record uuid)",
+            "require_collection_version(p_collection uuid, p_version bigint)", "require_records(p_collection uuid, p_ids uuid[])",
+            "set_tenant(tenant uuid)",
+        ] {
+            grants["atrium." + function] = ["atrium_app"]
+        }
+        for function in [
+            "create_tenant(p_name text, p_slug text, p_owner_email text, p_valid_for interval)", "disable_user(p_email text)",
+            "enable_user(p_email text)", "revoke_tenant_sessions(p_tenant text)",
+        ] {
+            grants["atrium_admin." + function] = ["atrium_admin"]
+        }
+        return grants
+    }()
+
+    @Test func everyFunctionIsExecutableByExactlyTheRolesMeantForIt() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let rows = try await database.withSuperuser { connection in
+            try await connection.query("""
+                SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+                       p.proowner::regrole::text, p.prosecdef, coalesce(array_to_string(p.proconfig, ','), ''),
+                       coalesce((SELECT string_agg(g.name, ',' ORDER BY g.name) FROM (
+                           SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS name
+                           FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                           WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner) g), '')
+                FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                WHERE n.nspname IN ('atrium', 'atrium_admin')
+                ORDER BY 1
+                """)
+        }
+        var seen: Set<String> = []
+        for row in rows {
+            let (function, owner, definer, settings, grantees) = try row.decode((String, String, Bool, String, String).self)
+            seen.insert(function)
+            let granted = Set(grantees.split(separator: ",").map(String.init))
+            #expect(!granted.contains("PUBLIC"), "PUBLIC may execute \(function)")
+            guard let expected = Self.functionGrants[function] else {
+                Issue.record("\(function) is not in the list of functions and their grants")
+                continue
+            }
+            #expect(granted == expected, "\(function) is executable by \(granted.sorted()), expected \(expected.sorted())")
+            if definer {
+                // Crossing tenants on purpose: owned by the narrow role, with a pinned search path.
+                #expect(owner == "atrium_definer", "\(function) is SECURITY DEFINER but owned by \(owner)")
+                #expect(settings.contains("search_path=pg_catalog, pg_temp"), "\(function) does not pin its search_path")
+            }
+        }
+        #expect(seen == Set(Self.functionGrants.keys), "listed but missing: \(Set(Self.functionGrants.keys).subtracting(seen).sorted())")
+    }
+
+    @Test func functionsCreatedLaterAreNotExecutableByPublic() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let grantees = try await database.withSuperuser { connection in
+            try await connection.simpleQuery("""
+                BEGIN;
+                SET LOCAL ROLE atrium_owner;
+                CREATE FUNCTION atrium.probe_owner() RETURNS int LANGUAGE sql AS 'SELECT 1';
+                SET LOCAL ROLE atrium_definer;
+                CREATE FUNCTION atrium.probe_definer() RETURNS int LANGUAGE sql AS 'SELECT 1';
+                """)
+            let rows = try await connection.query("""
+                SELECT count(*)::int8 FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                WHERE p.proname IN ('probe_owner', 'probe_definer') AND a.grantee = 0
+                """)
+            try await connection.simpleQuery("ROLLBACK")
+            return try rows[0].decode(Int.self, column: 0)
+        }
+        #expect(grantees == 0)
+    }
+
     @Test func theServiceRoleIsUnprivilegedAndOwnsNothing() async throws {
         let database = try await TestCluster.shared.makeDatabase()
         let role = try await database.withSuperuser { connection in

@@ -40,6 +40,30 @@ import Testing
         }
     }
 
+    @Test func concurrentWrongPasswordsCannotRaceTheCheck() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            _ = try await client.signUp("ann@example.com", tenant: "Acme")
+            // All at once, so every check happens before any hash is done.
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for _ in 0..<8 {
+                    group.addTask { try await self.failLogin(client, "ann@example.com", from: "203.0.113.9").status }
+                }
+                return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
+            }
+            // The policy's three free failures, and not one more.
+            #expect(statuses.filter { $0 == .unauthorized }.count == 3, "\(statuses)")
+            #expect(statuses.filter { $0 == .tooManyRequests }.count == 5, "\(statuses)")
+            // A success takes its reservation back: it is not counted as a failure.
+            _ = try await client.signIn("ann@example.com", from: "198.51.100.3")
+            _ = try await client.signIn("ann@example.com", from: "198.51.100.3")
+        }
+        let failures = try await app.database.withSuperuser { admin in
+            try await admin.query("SELECT count(*)::int8 FROM atrium.login_failures WHERE client_address = '198.51.100.3'")
+        }
+        #expect(try failures[0].decode(Int.self, column: 0) == 0)
+    }
+
     @Test func anAccountNeverTakesMoreThanAHundredFailuresAnHourAndKnownAddressesKeepTheirShare() async throws {
         let app = try await TestApp.make()
         try await app.test { client in

@@ -3,10 +3,13 @@ import Foundation
 import PostgresPool
 
 extension AuthService {
-    /// A new API key for the current tenant (admin or above), acting with `role` (never owner,
-    /// never above the creator's). The secret is returned once and stored only as a hash.
+    /// A new API key for the current tenant (admin or above, signed in: keys cannot make keys),
+    /// acting with `role` (never owner). The key acts with at most its creator's role of the
+    /// moment, only while they are a member and not disabled, and is revoked if they leave.
+    /// The secret is returned once and stored only as a hash.
     public func createAPIKey(_ principal: Principal, name: String, role: Role, expiresAt: Date?, origin: RequestOrigin) async throws -> (key: APIKey, secret: String) {
         try principal.require(.admin)
+        let (creator, _) = try principal.requireUser()
         var failures: [AtriumError.FieldFailure] = []
         if let problem = InputValidation.keyName(name) { failures.append(.init(field: "/name", reason: problem)) }
         if role == .owner { failures.append(.init(field: "/role", reason: "must be admin, member or viewer")) }
@@ -18,12 +21,12 @@ extension AuthService {
         let secret = RandomToken.make(prefix: SecretPrefix.apiKey)
         let key = APIKey(
             id: UUID(), name: name, role: role, prefix: String(secret.prefix(12)), createdAt: Date(),
-            expiresAt: expiresAt, revokedAt: nil, lastUsedAt: nil, createdBy: principal.userID
+            expiresAt: expiresAt, revokedAt: nil, lastUsedAt: nil, createdBy: creator
         )
         _ = try await self.database.transaction(in: principal.tenant, [
             """
             INSERT INTO atrium.api_keys (tenant_id, key_id, name, role, key_hash, key_prefix, created_by, expires_at)
-            VALUES (\(principal.tenant.tenantID), \(key.id), \(name), \(role.rawValue), \(RandomToken.digest(secret)), \(key.prefix), \(principal.userID), \(expiresAt))
+            VALUES (\(principal.tenant.tenantID), \(key.id), \(name), \(role.rawValue), \(RandomToken.digest(secret)), \(key.prefix), \(creator), \(expiresAt))
             """,
             AuthEvent.insert("api_key_created", tenant: principal.tenant.tenantID, user: principal.userID, apiKey: principal.apiKeyID,
                              subject: key.id, origin: origin, detail: ["role": role.rawValue]),

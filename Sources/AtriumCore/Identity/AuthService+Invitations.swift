@@ -92,20 +92,21 @@ extension AuthService {
                 guard let password else {
                     throw AtriumError.invalid([.init(field: "/password", reason: "required: \(email) already has an account; sign in with its password")])
                 }
-                let account = Self.accountKey(email)
-                let wait = try await self.database.unscopedTransaction(["SELECT atrium.auth_login_throttle(\(account), \(origin.clientAddress))"])[0][0].decode(Int.self, column: 0)
-                guard wait == 0 else { throw AtriumError(.throttled, "too many failed attempts; retry later", retryAfter: wait) }
+                let attempt = PasswordAttempt(email: email, origin: origin)
+                try PasswordAttempt.requireReserved(
+                    try await self.database.unscopedTransaction([attempt.begin])[0], message: "too many failed attempts; retry later"
+                )
                 let verification = try await self.hashing {
                     password.utf8.count <= PasswordHasher.maximumLength ? try await self.hasher.verify(password, against: existing.1) : .mismatch
                 }
                 guard case .match = verification, !existing.2 else {
                     _ = try await self.database.unscopedTransaction([
-                        "SELECT atrium.auth_record_login(\(account), \(origin.clientAddress), false)",
-                        AuthEvent.account("login_failed", user: existing.0, origin: origin, detail: ["account": account, "via": "invitation"]),
+                        AuthEvent.account("login_failed", user: existing.0, origin: origin, detail: ["account": attempt.account, "via": "invitation"]),
                     ])
                     throw AtriumError(.invalidCredentials, "email or password is wrong")
                 }
                 user = existing.0
+                statements.append(attempt.succeeded)
             }
         } else {
             guard let password else {

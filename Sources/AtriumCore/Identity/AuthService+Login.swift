@@ -7,18 +7,21 @@ extension AuthService {
     /// tenants.
     ///
     /// An unknown email, a wrong password and a disabled account all get the same error after
-    /// the same amount of hashing work. Throttling is checked before any hashing.
+    /// the same amount of hashing work. Throttling is checked, and the attempt reserved, before
+    /// any hashing.
     public func signIn(email: String, password: String, tenant requested: String?, origin: RequestOrigin) async throws -> SignIn {
-        let account = Self.accountKey(email)
+        let attempt = PasswordAttempt(email: email, origin: origin)
+        let account = attempt.account
         let lookup = try await self.database.unscopedTransaction([
-            "SELECT atrium.auth_login_throttle(\(account), \(origin.clientAddress))",
+            attempt.begin,
             "SELECT user_id, password_hash, disabled FROM atrium.auth_find_login(\(email))",
             "SELECT t.tenant_id, t.name, t.slug, t.role FROM atrium.auth_find_login(\(email)) f, LATERAL atrium.auth_user_tenants(f.user_id) t",
         ])
-        let wait = try lookup[0][0].decode(Int.self, column: 0)
-        if wait > 0 {
+        do {
+            try PasswordAttempt.requireReserved(lookup[0], message: "too many failed sign-ins; retry later")
+        } catch {
             _ = try await self.database.unscopedTransaction([AuthEvent.account("login_throttled", user: nil, origin: origin, detail: ["account": account])])
-            throw AtriumError(.throttled, "too many failed sign-ins; retry later", retryAfter: wait)
+            throw error
         }
 
         let found = try lookup[1].single.map { try $0.decode((UUID, String, Bool).self) }
@@ -32,8 +35,8 @@ extension AuthService {
             verification = .mismatch
         }
         guard let found, case .match(let needsRehash) = verification, !found.2 else {
+            // The reservation stays: it is the failure.
             _ = try await self.database.unscopedTransaction([
-                "SELECT atrium.auth_record_login(\(account), \(origin.clientAddress), false)",
                 AuthEvent.account("login_failed", user: found?.0, origin: origin, detail: ["account": account]),
             ])
             throw AtriumError(.invalidCredentials, "email or password is wrong")
@@ -44,7 +47,7 @@ extension AuthService {
             throw AtriumError(.forbidden, "this account belongs to no tenant; ask a tenant admin for an invitation", reason: "no_membership")
         }
         var extra: [PostgresQuery] = [
-            "SELECT atrium.auth_record_login(\(account), \(origin.clientAddress), true)",
+            attempt.succeeded,
             AuthEvent.insert("login_succeeded", tenant: tenant.tenantID, user: user, origin: origin),
         ]
         if needsRehash {

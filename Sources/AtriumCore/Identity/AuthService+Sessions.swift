@@ -85,25 +85,24 @@ extension AuthService {
             throw AtriumError.invalid([.init(field: "/newPassword", reason: problem)])
         }
         let profile = try await self.profile(of: user)
-        let account = Self.accountKey(profile.email)
+        let attempt = PasswordAttempt(email: profile.email, origin: origin)
         let lookup = try await self.database.unscopedTransaction([
-            "SELECT atrium.auth_login_throttle(\(account), \(origin.clientAddress))",
+            attempt.begin,
             "SELECT password_hash FROM atrium.auth_find_login(\(profile.email))",
         ])
-        let wait = try lookup[0][0].decode(Int.self, column: 0)
-        guard wait == 0 else { throw AtriumError(.throttled, "too many failed attempts; retry later", retryAfter: wait) }
+        try PasswordAttempt.requireReserved(lookup[0], message: "too many failed attempts; retry later")
         guard let stored = try lookup[1].single?.decode(String.self, column: 0) else { throw AtriumError.unauthenticated }
         let verification = try await self.hashing {
             current.utf8.count <= PasswordHasher.maximumLength ? try await self.hasher.verify(current, against: stored) : .mismatch
         }
         guard case .match = verification else {
-            _ = try await self.database.unscopedTransaction(["SELECT atrium.auth_record_login(\(account), \(origin.clientAddress), false)"])
             throw AtriumError(.invalidCredentials, "the current password is wrong", fields: [.init(field: "/currentPassword", reason: "does not match")])
         }
         let hash = try await self.hashing { try await self.hasher.hash(new) }
         _ = try await self.database.unscopedTransaction([
             "SELECT atrium.auth_set_password_hash(\(user), \(hash))",
             "SELECT atrium.auth_revoke_user_sessions(\(user), 'password_changed', \(session))",
+            attempt.succeeded,
             AuthEvent.account("password_changed", user: user, origin: origin),
         ])
     }
