@@ -57,7 +57,7 @@ public func buildApplication(
     let headerTimeout = TimeAmount.nanoseconds(limits.headerTimeout.nanoseconds)
     let idleTimeout = TimeAmount.nanoseconds(limits.idleTimeout.nanoseconds)
     let http1 = HTTP1Channel.Configuration(
-        additionalChannelHandlers: [ProtocolErrorHandler(), HeaderTimeoutHandler(timeout: headerTimeout)],
+        additionalChannelHandlers: [ProtocolErrorHandler(), CloseAfterResponseHandler(), HeaderTimeoutHandler(timeout: headerTimeout)],
         idleTimeout: idleTimeout,
         httpDecoderConfiguration: .init(
             maxHeaderFieldSize: limits.maximumHeaderSize,
@@ -106,8 +106,9 @@ public func buildRouter(services: AtriumServices, server: ServerConfiguration = 
     router.add(middleware: CORSPolicyMiddleware(policy: server.cors))
     router.add(middleware: ProblemMiddleware(routes: table))
     router.add(middleware: LimitsMiddleware(limits: server.limits))
-    router.add(middleware: AuthenticationMiddleware(auth: services.auth))
-    router.add(middleware: RateLimitMiddleware(policy: server.rateLimits, metrics: metrics))
+    let limiter = RateLimiter(policy: server.rateLimits, metrics: metrics)
+    router.add(middleware: AuthenticationMiddleware(auth: services.auth, limiter: limiter))
+    router.add(middleware: RateLimitMiddleware(limiter: limiter))
     let recorder = RouteRecorder(router: router)
     HealthRoutes(database: services.database).register(on: recorder)
     OpenAPIRoutes().register(on: recorder)

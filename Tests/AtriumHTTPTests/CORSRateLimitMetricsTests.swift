@@ -108,6 +108,32 @@ import Testing
         }
     }
 
+    @Test func failedCredentialsAreChargedToTheAddressAndThenRefusedWithoutAQuery() async throws {
+        var app = try await TestApp.make()
+        app.server.rateLimits = RateLimitPolicy(tenantRate: 0, tenantBurst: 1, addressRate: 0.1, addressBurst: 5)
+        let pool = app.pool
+        try await app.test { client in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            var statuses: [HTTPResponse.Status] = []
+            let before = pool.statistics.acquired
+            for _ in 0..<12 {
+                // A random API key: each check of one is a database query.
+                let guess = "atk_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+                statuses.append(try await client.call(.get, "/v1/tenant", token: guess, from: "203.0.113.66").status)
+            }
+            // The sign-up above spent one token of this test client's default address, not this one's.
+            #expect(statuses.prefix(5).allSatisfy { $0 == .unauthorized }, "\(statuses)")
+            #expect(statuses.dropFirst(5).allSatisfy { $0 == .tooManyRequests }, "\(statuses)")
+            // Only the five that were checked reached the database.
+            #expect(pool.statistics.acquired - before == 5)
+            let refused = try await client.call(.get, "/v1/tenant", token: "garbage", from: "203.0.113.66")
+            #expect(refused.string("reason") == "rate_limited")
+            #expect(refused.headers[.retryAfter] != nil)
+            // A valid credential from another address is not affected, nor tenants' own limits.
+            #expect(try await client.call(.get, "/v1/tenant", token: owner.accessToken, from: "203.0.113.67").status == .ok)
+        }
+    }
+
     @Test func unauthenticatedRequestsAreLimitedPerAddress() async throws {
         var app = try await TestApp.make()
         app.server.rateLimits = RateLimitPolicy(tenantRate: 0, tenantBurst: 1, addressRate: 0.5, addressBurst: 3)
