@@ -11,7 +11,7 @@ struct RecordRoutes {
         let base = "v1/collections/:name/records"
         router.get(RouterPath(base)) { request, context in
             let principal = try context.authenticated()
-            let query = try RecordQuery.parse(QueryString.pairs(request.uri.query))
+            let query = try RecordQuery.parse(try QueryString.pairs(request.uri.query))
             let page = try await self.records.list(principal, collection: try context.parameters.require("name"), query: query)
             var body = JSONObject()
             body["data"] = .array(page.records.map { $0.json(fields: page.fields) })
@@ -54,7 +54,7 @@ struct RecordRoutes {
 
         router.get("v1/audit") { request, context in
             let principal = try context.require(.admin)
-            let query = try AuditQuery.parse(QueryString.pairs(request.uri.query))
+            let query = try AuditQuery.parse(try QueryString.pairs(request.uri.query))
             let (entries, next) = try await self.records.audit(principal, query: query)
             return Response.json(value: .object(JSONObject([
                 ("data", .array(entries.map(\.json))), ("nextCursor", next.map(JSONValue.string) ?? .null),
@@ -130,15 +130,21 @@ struct BodyChunkWriter: ChunkWriter {
 
 /// Query strings as ordered name/value pairs, percent-decoded (and `+` as a space).
 enum QueryString {
-    static func pairs(_ query: String?) -> [(name: String, value: String)] {
+    /// The pairs of `query`; 400 for a name or value holding a NUL character, which no
+    /// parameter takes and PostgreSQL text cannot hold.
+    static func pairs(_ query: String?) throws -> [(name: String, value: String)] {
         guard let query, !query.isEmpty else { return [] }
-        return query.split(separator: "&", omittingEmptySubsequences: true).map { pair in
+        return try query.split(separator: "&", omittingEmptySubsequences: true).map { pair in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ text: Substring) -> String {
+            func decode(_ text: Substring) throws -> String {
                 let spaced = text.replacingOccurrences(of: "+", with: " ")
-                return spaced.removingPercentEncoding ?? spaced
+                let decoded = spaced.removingPercentEncoding ?? spaced
+                guard !decoded.utf8.contains(0) else {
+                    throw AtriumError(.badRequest, "the query is invalid", fields: [.init(field: String(parts[0]), reason: "must not contain NUL characters")])
+                }
+                return decoded
             }
-            return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")
+            return (try decode(parts[0]), parts.count > 1 ? try decode(parts[1]) : "")
         }
     }
 }
