@@ -79,9 +79,10 @@ import Testing
     }
 
     /// Runs `body` with the port of a live server serving HTTPS with a self-signed certificate.
-    static func withSelfSignedServer(_ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+    static func withSelfSignedServer(maximumBodySize: Int? = nil, _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
         var app = try await TestApp.make()
         app.server.port = 0
+        if let maximumBodySize { app.server.limits.maximumBodySize = maximumBodySize }
         app.tls = try TLSSetup(TLSSettings(.selfSigned))
         try await app.test(.live) { client in
             try await body(try #require(client.port))
@@ -298,6 +299,53 @@ import Testing
                 #expect(text.lowercased().contains("content-type: application/problem+json"))
                 #expect(text.contains("/problems/content-too-large"))
             }
+        }
+    }
+
+    @Test func aRefusedBodyEndsTheConnectionInsteadOfServingWhatFollowsIt() async throws {
+        var app = try await TestApp.make()
+        app.server.port = 0
+        app.server.limits.maximumBodySize = 4096
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            // The whole refused body, then a second request on the same connection.
+            let body = String(repeating: " ", count: 8000)
+            let text = try await Self.exchange(port: port, """
+                POST /v1/auth/signup HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 8000\r\n\r\n\(body)\
+                GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n
+                """)
+            #expect(text.hasPrefix("HTTP/1.1 413"), "\(text)")
+            #expect(text.lowercased().contains("connection: close"))
+            #expect(text.components(separatedBy: "HTTP/1.1 ").count == 2, "only the 413 is answered: \(text)")
+            #expect(!text.contains("\"status\":\"ok\""))
+        }
+    }
+
+    @Test func aRefusedBodyOverHTTP2EndsTheStreamButNotTheConnection() async throws {
+        try await Self.withSelfSignedServer(maximumBodySize: 4096) { port in
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.certificateVerification = .none
+            let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+            do {
+                var request = HTTPClientRequest(url: "https://localhost:\(port)/v1/auth/login")
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(repeating: UInt8(ascii: " "), count: 8000))
+                let refused = try await httpClient.execute(request, timeout: .seconds(10))
+                #expect(refused.status == .payloadTooLarge)
+                #expect(refused.version == .http2)
+                // No connection-specific field in HTTP/2 (it would be a protocol error).
+                #expect(refused.headers["Connection"].isEmpty)
+                let body = try await refused.body.collect(upTo: 1 << 16)
+                #expect(String(buffer: body).contains("/problems/content-too-large"))
+                // The connection carries on.
+                let next = try await httpClient.execute(HTTPClientRequest(url: "https://localhost:\(port)/healthz"), timeout: .seconds(10))
+                #expect(next.status == .ok)
+            } catch {
+                try await httpClient.shutdown()
+                throw error
+            }
+            try await httpClient.shutdown()
         }
     }
 }
