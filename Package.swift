@@ -6,6 +6,12 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// `ATRIUM_FUZZ=1` builds the code under test with libFuzzer's coverage and AddressSanitizer,
+/// and `atrium-fuzz` as a fuzzer (see `.ci/fuzz`). Scoped to these targets: `-Xswiftc` would
+/// reach the build plugin's own tool as well.
+let fuzzing = Context.environment["ATRIUM_FUZZ"] == "1"
+let fuzzed: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"]), .define("FUZZING")] : []
+
 let testSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
@@ -50,7 +56,7 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings + fuzzed
         ),
         .target(
             name: "EmbeddedPostgres",
@@ -65,7 +71,7 @@ let package = Package(
                 "COpenSSL",
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings + fuzzed
         ),
         .target(
             name: "AtriumCore",
@@ -75,7 +81,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: swiftSettings,
+            swiftSettings: swiftSettings + fuzzed,
             plugins: ["EmbedMigrations"]
         ),
         .target(
@@ -131,6 +137,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "AtriumFuzzTargets",
+            dependencies: ["AtriumCore", "AtriumCrypto", "PostgresPool"],
+            path: "Fuzz/AtriumFuzzTargets",
+            swiftSettings: swiftSettings + fuzzed
+        ),
+        .target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
+        // A libFuzzer fuzzer with ATRIUM_FUZZ=1 (see .ci/fuzz); otherwise it replays inputs.
+        .executableTarget(
+            name: "atrium-fuzz",
+            dependencies: ["AtriumFuzzTargets", "CLibFuzzer"],
+            path: "Fuzz/atrium-fuzz",
+            swiftSettings: swiftSettings + fuzzed,
+            linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])] : []
+        ),
         .executableTarget(
             name: "embed-migrations",
             path: "Plugins/EmbedMigrationsTool"
@@ -167,7 +188,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AtriumCoreTests",
-            dependencies: ["AtriumCore", "AtriumTestSupport"],
+            dependencies: ["AtriumCore", "AtriumTestSupport", "AtriumFuzzTargets"],
             swiftSettings: testSettings
         ),
         .testTarget(

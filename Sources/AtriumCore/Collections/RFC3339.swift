@@ -3,7 +3,7 @@ import PostgresPool
 
 /// Strict RFC 3339 date-times (`2030-01-02T03:04:05.678+02:00`) and full dates (`2030-01-02`).
 public enum RFC3339 {
-    static func dateTime(_ text: String) -> Date? {
+    package static func dateTime(_ text: String) -> Date? {
         let bytes = Array(text.utf8)
         var index = 0
         func digits(_ count: Int) -> Int? {
@@ -51,10 +51,17 @@ public enum RFC3339 {
         guard index == bytes.count else { return nil }
         let days = Self.daysSinceEpoch(year: year, month: month, day: day)
         let seconds = Double(days * 86_400 + hour * 3600 + minute * 60 + second - offset) + fraction
+        // Only instants that can be written back (in UTC, to the microsecond) with four-digit
+        // years: an offset or rounding must not carry 9999-12-31 into year 10000, or 0001-01-01
+        // back into year 0.
+        guard Self.printable.contains((seconds * 1_000_000).rounded()) else { return nil }
         return Date(timeIntervalSince1970: seconds)
     }
 
-    static func date(_ text: String) -> Date? {
+    /// Microseconds since 1970 of 0001-01-01T00:00:00Z up to the end of 9999-12-31.
+    static let printable = -62_135_596_800_000_000.0 ..< 253_402_300_800_000_000.0
+
+    package static func date(_ text: String) -> Date? {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard text.utf8.count == 10, parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
               let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]),
@@ -88,11 +95,17 @@ public enum RFC3339 {
     static func write(_ date: Date, into output: inout [UInt8]) {
         let micros = (date.timeIntervalSince1970 * 1_000_000).rounded()
         // Outside years 1-9999 (not produced by PostgreSQL timestamps Atrium writes) fall back.
-        guard micros.isFinite, micros >= -62_135_596_800_000_000, micros < 253_402_300_800_000_000 else {
+        guard micros.isFinite, Self.printable.contains(micros) else {
             output.append(contentsOf: date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)).utf8)
             return
         }
-        let (days, microsOfDay) = CivilDate.floorDivide(Int64(micros), 86_400_000_000)
+        // Far from 1970 a Double no longer holds microseconds (about 30 µs apart at year 9999),
+        // so a time printed and read back can land just under the millisecond it printed as;
+        // flooring allows for that much. Before about 2255 the slack is 0.
+        let precision = date.timeIntervalSince1970.ulp * 1_000_000
+        let slack = precision >= 1 ? precision.rounded(.up) : 0
+        let lastPrintable: Int64 = 253_402_300_799_999_999
+        let (days, microsOfDay) = CivilDate.floorDivide(min(Int64(micros) + Int64(slack), lastPrintable), 86_400_000_000)
         let (year, month, day) = CivilDate.civil(fromDays: days)
         let milliseconds = microsOfDay / 1000
         func digits(_ value: Int64, _ count: Int) {

@@ -5,16 +5,25 @@ import PostgresPool
 /// Opaque, signed list cursors. A cursor carries the sort key values and id of the last record
 /// of a page, and is bound (by its MAC) to the tenant, the collection, the sort and the filters
 /// it was made for: tampered or foreign cursors are refused with 400.
-struct CursorCodec: Sendable {
+package struct CursorCodec: Sendable {
     let key: [UInt8]
 
-    struct Position: Sendable, Equatable {
-        var values: [String?]
-        var id: UUID
+    package init(key: [UInt8]) {
+        self.key = key
+    }
+
+    package struct Position: Sendable, Equatable {
+        package var values: [String?]
+        package var id: UUID
+
+        package init(values: [String?], id: UUID) {
+            self.values = values
+            self.id = id
+        }
     }
 
     /// `context` names everything the cursor is only valid for.
-    func encode(_ position: Position, context: String) -> String {
+    package func encode(_ position: Position, context: String) -> String {
         let payload = JSONValue.object(JSONObject([
             ("k", .array(position.values.map { $0.map(JSONValue.string) ?? .null })),
             ("i", .string(position.id.lowercasedString)),
@@ -23,7 +32,7 @@ struct CursorCodec: Sendable {
         return body + "." + Base64.encode(self.mac(body, context: context))
     }
 
-    func decode(_ cursor: String, context: String, keys: Int) throws -> Position {
+    package func decode(_ cursor: String, context: String, keys: Int) throws -> Position {
         let invalid = AtriumError(.badRequest, "the cursor is not valid for this list", fields: [.init(field: "cursor", reason: "was tampered with or belongs to another list")])
         let parts = cursor.split(separator: ".", omittingEmptySubsequences: false)
         guard cursor.utf8.count < 4096, parts.count == 2, let mac = Base64.decode(parts[1]),

@@ -28,6 +28,8 @@ public struct RecordQuery: Sendable, Hashable {
     public static let defaultLimit = 20
     public static let maximumLimit = 100
     public static let maximumSortKeys = 3
+    /// Filters one list may have: each indexed one is a subquery PostgreSQL must plan.
+    public static let maximumFilters = 20
 
     public init() {}
 
@@ -79,6 +81,12 @@ public struct RecordQuery: Sendable, Hashable {
                         : "is not a known parameter"))
                 }
             }
+        }
+        if query.filters.count > Self.maximumFilters {
+            failures.append(.init(field: "filter", reason: "at most \(Self.maximumFilters) filters"))
+        }
+        if let fields = query.fields, fields.count > CollectionDefinition.maximumFields {
+            failures.append(.init(field: "fields", reason: "at most \(CollectionDefinition.maximumFields) fields"))
         }
         guard failures.isEmpty else { throw AtriumError(.validation, "the query is invalid", fields: failures).asBadRequest }
         return query

@@ -6,7 +6,7 @@ import Foundation
 
 extension PostgresTextCoding {
     /// Parses `timestamptz`, `timestamp` (read as UTC) and `date` text in ISO style.
-    static func parseTimestamp(_ bytes: UnsafeRawBufferPointer) -> Date? {
+    package static func parseTimestamp(_ bytes: UnsafeRawBufferPointer) -> Date? {
         if Self.equals(bytes, "infinity") { return .distantFuture }
         if Self.equals(bytes, "-infinity") { return .distantPast }
         var cursor = ByteCursor(bytes: bytes)
@@ -60,9 +60,14 @@ extension PostgresTextCoding {
             guard cursor.take(UInt8(ascii: "B")), cursor.take(UInt8(ascii: "C")) else { return nil }
             era = 1 - year
         }
-        guard cursor.isAtEnd else { return nil }
+        // PostgreSQL's own range ends in year 294276 for timestamps (5874897 for dates); past
+        // it, microseconds since 1970 no longer fit in 64 bits.
+        guard cursor.isAtEnd, abs(era) <= 294_276 else { return nil }
         let days = CivilDate.days(year: era, month: month, day: day)
-        let totalMicros = days * 86_400_000_000 + micros
+        let (dayMicros, overflow) = days.multipliedReportingOverflow(by: 86_400_000_000)
+        guard !overflow else { return nil }
+        let (totalMicros, overflowed) = dayMicros.addingReportingOverflow(micros)
+        guard !overflowed else { return nil }
         return Date(timeIntervalSince1970: Double(totalMicros) / 1_000_000)
     }
 

@@ -10,11 +10,11 @@ import Foundation
 /// The pool sets `TimeZone=UTC` and `DateStyle=ISO` on every connection, so timestamps always come
 /// back as `YYYY-MM-DD HH:MM:SS[.ffffff]+00`; offsets are still honoured for safety.
 @usableFromInline
-enum PostgresTextCoding {
+package enum PostgresTextCoding {
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     @usableFromInline
-    static func appendDecimal(_ value: Int64, to buffer: inout [UInt8]) {
+    package static func appendDecimal(_ value: Int64, to buffer: inout [UInt8]) {
         if value == 0 {
             buffer.append(UInt8(ascii: "0"))
             return
@@ -29,7 +29,7 @@ enum PostgresTextCoding {
         buffer[start...].reverse()
     }
 
-    static func appendUUID(_ uuid: UUID, to buffer: inout [UInt8]) {
+    package static func appendUUID(_ uuid: UUID, to buffer: inout [UInt8]) {
         withUnsafeBytes(of: uuid.uuid) { bytes in
             for (index, byte) in bytes.enumerated() {
                 if index == 4 || index == 6 || index == 8 || index == 10 {
@@ -85,7 +85,7 @@ enum PostgresTextCoding {
 }
 
 extension PostgresTextCoding {
-    static func parseInteger(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+    package static func parseInteger(_ bytes: UnsafeRawBufferPointer) -> Int64? {
         guard !bytes.isEmpty else { return nil }
         var index = 0
         var negative = false
@@ -109,7 +109,7 @@ extension PostgresTextCoding {
         return value
     }
 
-    static func parseUUID(_ bytes: UnsafeRawBufferPointer) -> UUID? {
+    package static func parseUUID(_ bytes: UnsafeRawBufferPointer) -> UUID? {
         var uuid: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         var nibbles = 0
         let complete = withUnsafeMutableBytes(of: &uuid) { raw -> Bool in
@@ -137,7 +137,7 @@ extension PostgresTextCoding {
     }
 
     /// `bytea` in hex output format: `\x0a1b…`.
-    static func parseByteaHex(_ bytes: UnsafeRawBufferPointer) -> [UInt8]? {
+    package static func parseByteaHex(_ bytes: UnsafeRawBufferPointer) -> [UInt8]? {
         guard bytes.count >= 2, bytes[0] == UInt8(ascii: "\\"), bytes[1] == UInt8(ascii: "x"),
               bytes.count % 2 == 0
         else { return nil }

@@ -1,6 +1,6 @@
 /// Parses the text form of a one-dimensional array: `{a,"b c","d\"e"}`.
-enum PostgresArrayParser {
-    static func parse(_ bytes: UnsafeRawBufferPointer) -> [String]? {
+package enum PostgresArrayParser {
+    package static func parse(_ bytes: UnsafeRawBufferPointer) -> [String]? {
         guard bytes.count >= 2, bytes.first == UInt8(ascii: "{"), bytes.last == UInt8(ascii: "}") else {
             return nil
         }
