@@ -1,8 +1,10 @@
+import AsyncHTTPClient
 import AtriumCore
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import NIOHTTP1
 import Testing
 
 /// What a hostile client can send must never become a server error: every parameter of every
@@ -79,5 +81,140 @@ import Testing
             #expect(sent > 300)
             #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
         }
+    }
+
+    /// The largest and most adversarial bodies the limits allow, for every JSON route.
+    static func adversarialBodies(limit: Int) -> [(name: String, body: String)] {
+        let limits = AtriumCore.JSONParser.Limits.request
+        // As many keys as an object may have, as long as the body limit allows.
+        let keyLength = min(90, limit / limits.maximumKeysPerObject - 8)
+        let keys = (0..<limits.maximumKeysPerObject).map { index in
+            let name = "k\(index)"
+            return "\"" + name + String(repeating: "x", count: max(0, keyLength - name.count)) + "\":1"
+        }
+        let values = "[" + Array(repeating: "0", count: limits.maximumValues - 1).joined(separator: ",") + "]"
+        let escapes = "{\"name\":\"" + String(repeating: "\\u00e9\\n", count: (limit - 20) / 8) + "\"}"
+        let depth = limits.maximumDepth - 1
+        let nest = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
+        let deep = "[" + Array(repeating: nest, count: min(limits.maximumValues / depth - 1, (limit - 2) / (nest.count + 1))).joined(separator: ",") + "]"
+        return [("many keys", "{" + keys.joined(separator: ",") + "}"), ("many values", values), ("escapes", escapes), ("deep", deep)]
+    }
+
+    @Test func theWorstInputTheLimitsAllowDoesNotStallOtherClients() async throws {
+        let app = try await TestApp.make()
+        let limit = app.server.limits.maximumBodySize
+        try await app.serve { port in
+            let base = "http://127.0.0.1:\(port)"
+            let hostile = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(connectionPool: .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 16)))
+            let probe = HTTPClient(eventLoopGroupProvider: .singleton)
+            func send(_ method: HTTPMethod, _ path: String, token: String?, body: String?, client: HTTPClient) async throws -> (HTTPResponseStatus, String) {
+                var request = HTTPClientRequest(url: base + path)
+                request.method = method
+                if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+                if let body {
+                    request.headers.add(name: "Content-Type", value: method == .PATCH && path.contains("/records/") ? "application/merge-patch+json" : "application/json")
+                    request.body = .bytes(ByteBuffer(string: body))
+                }
+                let response = try await client.execute(request, timeout: .seconds(120))
+                return (response.status, String(buffer: try await response.body.collect(upTo: 8 << 20)))
+            }
+            do {
+                // A tenant with a collection whose pattern costs all the budget allows, and one record.
+                let signedUp = try await send(.POST, "/v1/auth/signup", token: nil, body: #"{"email":"owner@example.com","password":"correct horse battery","tenant":{"name":"Acme"}}"#, client: hostile)
+                let owner = try #require(try JSONSerialization.jsonObject(with: Data(signedUp.1.utf8)) as? [String: Any])
+                let token = try #require((owner["tokens"] as? [String: Any])?["accessToken"] as? String)
+                let costly = "(a?){60}(b?){60}(c?){60}"
+                let length = FieldDefinition.patternBudget / (try SafeRegex(costly)).costPerCharacter - 1
+                let collection = try await send(.POST, "/v1/collections", token: token, body: """
+                    {"name":"costly","fields":{"a":{"type":"text","maxLength":\(length),"pattern":"\(costly)"},"priority":{"type":"integer","indexed":true}}}
+                    """, client: hostile)
+                #expect(collection.0 == .created, "\(collection.1)")
+                let created = try await send(.POST, "/v1/collections/costly/records", token: token, body: #"{"a":"abc"}"#, client: hostile)
+                let record = try #require((try JSONSerialization.jsonObject(with: Data(created.1.utf8)) as? [String: Any])?["id"] as? String)
+
+                let routes: [(HTTPMethod, String, Bool)] = [
+                    (.POST, "/v1/auth/signup", false), (.POST, "/v1/auth/login", false), (.POST, "/v1/auth/refresh", false),
+                    (.POST, "/v1/invitations/accept", false), (.POST, "/v1/auth/switch", true), (.POST, "/v1/me/password", true),
+                    (.POST, "/v1/tenants", true), (.PATCH, "/v1/tenant", true), (.PATCH, "/v1/members/\(UUID())", true),
+                    (.POST, "/v1/invitations", true), (.POST, "/v1/api-keys", true), (.POST, "/v1/collections", true),
+                    (.PATCH, "/v1/collections/costly", true), (.POST, "/v1/collections/costly/records", true),
+                    (.POST, "/v1/collections/costly/records/batch", true), (.PUT, "/v1/collections/costly/records/\(record)", true),
+                    (.PATCH, "/v1/collections/costly/records/\(record)", true),
+                ]
+                var work: [(HTTPMethod, String, String?, String?)] = []
+                for (method, path, authenticated) in routes {
+                    for (_, body) in Self.adversarialBodies(limit: limit) { work.append((method, path, authenticated ? token : nil, body)) }
+                }
+                // Batches of records each as costly to check as the budget allows.
+                let worst = "{\"records\":[" + Array(repeating: "{\"a\":\"" + String(repeating: "a", count: length) + "\"}", count: 100).joined(separator: ",") + "]}"
+                for _ in 0..<4 { work.append((.POST, "/v1/collections/costly/records/batch", token, worst)) }
+                // Lists with every filter the grammar allows, each with the longest value list.
+                let filters = (0..<RecordQuery.maximumFilters).map { _ in "filter[priority][in]=" + (0..<100).map(String.init).joined(separator: ",") }
+                for _ in 0..<4 { work.append((.GET, "/v1/collections/costly/records?count=exact&" + filters.joined(separator: "&"), token, nil)) }
+
+                let started = ContinuousClock.now
+                let (statuses, slowest, probes) = try await withThrowingTaskGroup(of: [HTTPResponseStatus].self) { group in
+                    let queue = WorkQueue(work)
+                    for _ in 0..<8 {
+                        group.addTask {
+                            var statuses: [HTTPResponseStatus] = []
+                            while let (method, path, token, body) = queue.next() {
+                                statuses.append(try await send(method, path, token: token, body: body, client: hostile).0)
+                                queue.finished()
+                            }
+                            return statuses
+                        }
+                    }
+                    // Another client, on its own connection, while that goes on.
+                    var slowest = Duration.zero
+                    var probes = 0
+                    while !queue.isDrained || probes == 0 {
+                        let asked = ContinuousClock.now
+                        let (status, _) = try await send(.GET, "/healthz", token: nil, body: nil, client: probe)
+                        #expect(status == .ok)
+                        slowest = max(slowest, ContinuousClock.now - asked)
+                        probes += 1
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                    var statuses: [HTTPResponseStatus] = []
+                    for try await part in group { statuses += part }
+                    return (statuses, slowest, probes)
+                }
+                print("cost budget: \(work.count) hostile requests in \(ContinuousClock.now - started), \(probes) health probes, slowest \(slowest)")
+                #expect(statuses.count == work.count)
+                #expect(!statuses.contains { $0.code >= 500 && $0 != .serviceUnavailable }, "\(statuses.map(\.code))")
+                #expect(slowest < .seconds(2), "a health check waited \(slowest) while the hostile requests ran")
+            } catch {
+                try? await hostile.shutdown()
+                try? await probe.shutdown()
+                throw error
+            }
+            try await hostile.shutdown()
+            try await probe.shutdown()
+        }
+    }
+}
+
+/// Hands out work items to concurrent workers and knows when all of them are done.
+final class WorkQueue<Item: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [Item]
+    private var unfinished: Int
+
+    init(_ items: [Item]) {
+        self.items = items.reversed()
+        self.unfinished = items.count
+    }
+
+    func next() -> Item? {
+        self.lock.withLock { self.items.popLast() }
+    }
+
+    func finished() {
+        self.lock.withLock { self.unfinished -= 1 }
+    }
+
+    var isDrained: Bool {
+        self.lock.withLock { self.unfinished == 0 }
     }
 }

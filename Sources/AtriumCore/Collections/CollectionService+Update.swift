@@ -87,6 +87,8 @@ extension CollectionService {
                 let before = data
                 for field in removed { data[field] = nil }
                 let (validated, problems) = RecordValidator.validate(.object(data), against: definition, applyDefaults: true, at: "/records/\(id.lowercasedString)")
+                // Checking every record of a large collection is long: other requests run between records.
+                await Task.yield()
                 var recordProblems = problems
                 for (field, key) in RecordIndexing.uniqueKeys(validated, definition) {
                     if let other = seenUnique.updateValue(id, forKey: field + "\u{0}" + key), other != id {

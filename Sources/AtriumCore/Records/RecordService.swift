@@ -109,6 +109,9 @@ public final class RecordService: Sendable {
                     }
                 }
                 records.append((UUID(), data, pointer))
+                // A record can cost up to the pattern budget to check: let other requests
+                // run between records rather than after the hundredth.
+                await Task.yield()
             }
             guard failures.isEmpty else { throw AtriumError.invalid(failures) }
             let (plan, insert) = try await self.creationPlan(records, collection: collection, principal: principal, origin: origin)
