@@ -9,21 +9,7 @@ import Testing
         let database = try await TestCluster.shared.makeDatabase()
         let applicationName = "terminate-\(UUID().uuidString.prefix(8))"
         let pool = database.appPool(maxConnections: 4, applicationName: applicationName)
-        // Open all four connections: four callers each hold one until all four are out (queries
-        // alone might share connections, since a busy connection takes several in one round).
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<4 {
-                group.addTask {
-                    try await pool.withConnection { _ in
-                        let deadline = ContinuousClock.now + .seconds(30)
-                        while pool.statistics.inUse < 4, ContinuousClock.now < deadline {
-                            try await Task.sleep(for: .milliseconds(5))
-                        }
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await pool.openConnections(4)
         #expect(pool.statistics.open == 4)
 
         let terminated = try await database.withSuperuser { admin in

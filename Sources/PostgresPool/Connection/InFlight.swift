@@ -30,7 +30,9 @@ final class InFlight {
     }
 
     let requestID: Int
-    let completion: @Sendable (BatchOutcome) -> Void
+    private let completion: @Sendable (BatchOutcome) -> Void
+    /// The caller has its answer: the outcome, or `cancelled` when it gave up first.
+    private(set) var isComplete = false
     /// Only a batch after the first of its round can be refused on arrival (see `notExecuted`).
     let mayBeRefusedOnArrival: Bool
     private(set) var expectations: [Expectation] = []
@@ -47,6 +49,14 @@ final class InFlight {
         self.completion = completion
         self.results = Array(repeating: PostgresRows(result: nil), count: statementCount)
         self.expectations.reserveCapacity(statementCount + 5)
+    }
+
+    /// Answers the caller, once: a batch the caller gave up on may still have its results
+    /// arrive (or be skipped) later, and those are read and dropped.
+    func complete(_ outcome: BatchOutcome) {
+        guard !self.isComplete else { return }
+        self.isComplete = true
+        self.completion(outcome)
     }
 
     func expect(_ expectation: Expectation) {

@@ -12,6 +12,9 @@ public struct PostgresConfiguration: Sendable {
     public var connectTimeout: Duration
     /// Further settings sent at startup (`-c name=value`).
     public var settings: [String: String]
+    /// How long a connection waits for PostgreSQL to answer after a caller gave up on a
+    /// request (and a cancel was sent) before it is closed as unresponsive.
+    public var cancelGracePeriod: Duration
 
     public init(
         connectionString: String,
@@ -19,7 +22,8 @@ public struct PostgresConfiguration: Sendable {
         statementTimeout: Duration? = .seconds(30),
         idleInTransactionTimeout: Duration? = .seconds(60),
         connectTimeout: Duration = .seconds(10),
-        settings: [String: String] = [:]
+        settings: [String: String] = [:],
+        cancelGracePeriod: Duration = .seconds(1)
     ) {
         self.connectionString = connectionString
         self.applicationName = applicationName
@@ -27,6 +31,7 @@ public struct PostgresConfiguration: Sendable {
         self.idleInTransactionTimeout = idleInTransactionTimeout
         self.connectTimeout = connectTimeout
         self.settings = settings
+        self.cancelGracePeriod = cancelGracePeriod
     }
 
     /// libpq keyword/value pairs; `dbname` carries the connection string so libpq expands it.
@@ -39,6 +44,9 @@ public struct PostgresConfiguration: Sendable {
         if let idleInTransactionTimeout {
             options.append(("idle_in_transaction_session_timeout", "\(idleInTransactionTimeout.milliseconds)"))
         }
+        // A backend whose client went away (a connection abandoned as unresponsive) stops its
+        // query within a few seconds instead of running it to the end.
+        options.append(("client_connection_check_interval", "2000"))
         for (name, value) in self.settings.sorted(by: { $0.key < $1.key }) {
             options.append((name, value))
         }

@@ -19,6 +19,7 @@ extension PostgresConnection {
             self.continueConnecting()
         case .idle, .busy, .settling:
             guard let pg else { return }
+            self.lastProgress = DispatchTime.now().uptimeNanoseconds
             guard self.consumeInput(pg, available: available) else {
                 self.fail(.connectionClosed("connection to PostgreSQL lost: \(self.libpqErrorMessage)"))
                 return
@@ -116,7 +117,7 @@ extension PostgresConnection {
             // Sent batches may or may not have run; they cannot be retried blindly.
             while let inFlight = round.inFlight {
                 round.current += 1
-                inFlight.completion(.failed(error))
+                inFlight.complete(.failed(error))
             }
         }
         let waiters = self.closeWaiters
@@ -167,33 +168,65 @@ extension PostgresConnection {
         }
     }
 
-    /// Asks the server to cancel `requestID` if it is running on this connection now.
+    /// The caller of `requestID` gave up (its task was cancelled, usually by a deadline).
     ///
-    /// `PQcancel` opens its own connection and blocks, so it runs off this queue. Only the last
-    /// batch of a round is cancelled this way: a cancel aimed at an earlier one could land on the
-    /// batch after it. Until the cancel request returns, the connection takes no new work, so
-    /// a late cancel finds the backend idle (where PostgreSQL ignores it).
+    /// It is answered `cancelled` at once, whatever PostgreSQL is doing. If the batch is the one
+    /// running, the server is asked to cancel it, from the cancel threads (`PQcancel` blocks).
+    /// Only the last batch of a round can be cancelled that way — a cancel aimed at an earlier
+    /// one could land on the batch after it — and until the cancel request is done the
+    /// connection takes no new work, so a late cancel finds the backend idle (where PostgreSQL
+    /// ignores it). If the round has not finished `cancelGracePeriod` later — PostgreSQL
+    /// frozen, or the network silent — the connection is closed and the pool opens another:
+    /// a connection waiting for a reply that may never come is never handed out again.
     func cancelRequest(_ requestID: Int) {
         self.queue.async {
-            guard case .busy(let round) = self.state, let inFlight = round.inFlight,
-                  inFlight.requestID == requestID, round.current == round.batches.count - 1,
-                  !inFlight.cancelRequested, let pg = self.pg, let handle = PQgetCancel(pg)
+            guard case .busy(let round) = self.state,
+                  let index = round.batches.indices.first(where: { $0 >= round.current && round.batches[$0].requestID == requestID })
             else { return }
+            let inFlight = round.batches[index]
+            guard !inFlight.isComplete else { return }
+            self.logger.debug("request given up while PostgreSQL works on it", metadata: ["db.request.id": "\(requestID)"])
             inFlight.cancelRequested = true
-            self.cancelsInFlight += 1
-            let sendable = UnsafeSendable(handle)
-            DispatchQueue.global().async {
-                var buffer = [CChar](repeating: 0, count: 256)
-                _ = PQcancel(sendable.value, &buffer, Int32(buffer.count))
-                PQfreeCancel(sendable.value)
-                self.queue.async {
-                    self.cancelsInFlight -= 1
-                    if self.cancelsInFlight == 0, case .settling = self.state {
-                        self.state = .idle
-                        self.settle()
-                    }
+            inFlight.complete(.failed(.cancelled))
+            if index == round.current, index == round.batches.count - 1 {
+                self.sendCancel()
+            }
+            self.abandonUnlessFinished(requestID)
+        }
+    }
+
+    private func sendCancel() {
+        guard let pg = self.pg, let handle = PQgetCancel(pg) else { return }
+        self.cancelsInFlight += 1
+        let deadline = DispatchTime.now().uptimeNanoseconds + self.configuration.cancelGracePeriod.nanoseconds
+        CancelRequests.shared.submit(handle, deadline: deadline) {
+            self.queue.async {
+                self.cancelsInFlight -= 1
+                if self.cancelsInFlight == 0, case .settling = self.state {
+                    self.state = .idle
+                    self.settle()
                 }
             }
+        }
+    }
+
+    /// Closes the connection if the round holding `requestID` (ids are unique in the process)
+    /// is still running when the grace period is over.
+    private func abandonUnlessFinished(_ requestID: Int) {
+        let grace = self.configuration.cancelGracePeriod
+        self.queue.asyncAfter(deadline: .now() + .nanoseconds(Int(grace.nanoseconds))) {
+            guard case .busy(let round) = self.state, round.batches.contains(where: { $0.requestID == requestID }) else { return }
+            self.fail(.connectionClosed("PostgreSQL did not answer within \(grace) of a cancelled request; the connection was abandoned"))
+        }
+    }
+
+    /// Closes the connection if it has been waiting for PostgreSQL for more than `limit`
+    /// nanoseconds without hearing a byte: with `statement_timeout` set, a server that is
+    /// alive always answers sooner. For work nobody waits on with a deadline of its own.
+    func checkForSilence(now: UInt64, limit: UInt64) {
+        self.queue.async {
+            guard case .busy = self.state, now > self.lastProgress, now - self.lastProgress > limit else { return }
+            self.fail(.connectionClosed("no reply from PostgreSQL for \(limit / 1_000_000_000) s; the connection was abandoned"))
         }
     }
 }

@@ -40,6 +40,7 @@ extension PostgresConnection {
         }
         let round = Round(batches: batches, returnsToPool: returnsToPool)
         self.state = .busy(round)
+        self.lastProgress = DispatchTime.now().uptimeNanoseconds
         let valid = work.filter { $0.batch.invalidReason == nil }
         for (index, item) in valid.enumerated() {
             // Consecutive transactions share one sync: each commits on its own, and if one fails
@@ -141,7 +142,7 @@ extension PostgresConnection {
             }
             round.current += 1
             // Each caller hears as soon as its own batch is done, not when the round is.
-            inFlight.completion(inFlight.outcome)
+            inFlight.complete(inFlight.outcome)
         }
         self.finish(round)
     }
@@ -198,14 +199,20 @@ extension PostgresConnection {
             }
         }
         self.state = .idle
-        if round.returnsToPool {
+        if round.returnsToPool || self.releasePending {
+            self.releasePending = false
             self.settle()
         }
     }
 
     /// Makes a pool-owned connection clean before it is reused: no open or failed transaction,
-    /// no cancel still on its way. Then tells the pool it is idle.
+    /// no cancel still on its way. Then tells the pool it is idle. A borrowed connection given
+    /// back mid-round (its caller gave up) settles when the round ends.
     func settle() {
+        if case .busy = self.state {
+            self.releasePending = true
+            return
+        }
         guard case .idle = self.state, let pg else { return }
         if self.cancelsInFlight > 0 {
             self.state = .settling
@@ -245,6 +252,7 @@ extension PostgresConnection {
         let inFlight = InFlight(requestID: requestID, statementCount: 0, mayBeRefusedOnArrival: false, completion: completion)
         inFlight.expect(.simple)
         self.state = .busy(Round(batches: [inFlight], returnsToPool: false, simpleProtocol: true))
+        self.lastProgress = DispatchTime.now().uptimeNanoseconds
         guard PQsendQuery(pg, sql) == 1 else {
             self.fail(.connectionClosed("could not send to PostgreSQL: \(self.libpqErrorMessage)"))
             return true

@@ -27,6 +27,11 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Cancel requests sent to the server whose reply has not come back yet. While any are out,
     /// the connection takes no new work, so a late cancel cannot hit the next request.
     var cancelsInFlight = 0
+    /// A borrowed connection was given back while its round still ran: it settles (and
+    /// returns to the pool) when the round ends.
+    var releasePending = false
+    /// When the connection last heard from PostgreSQL or sent it work (uptime nanoseconds).
+    var lastProgress: UInt64 = 0
     var notificationHandler: (@Sendable (PostgresNotification) -> Void)?
     var closeWaiters: [CheckedContinuation<PostgresError, Never>] = []
     weak var delegate: (any PostgresConnectionDelegate)?

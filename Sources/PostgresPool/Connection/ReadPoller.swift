@@ -29,7 +29,7 @@ final class ReadPoller: @unchecked Sendable {
         self.epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         precondition(self.epoll >= 0, "epoll_create1 failed (errno \(errno))")
         // The poller lives as long as the process.
-        Self.startThread { [unowned self] in
+        DedicatedThread.start(name: "atrium-pg-poll") { [unowned self] in
             self.run()
         }
     }
@@ -74,25 +74,6 @@ final class ReadPoller: @unchecked Sendable {
                 handler(closing ? 0 : 1)
             }
         }
-    }
-
-    private static func startThread(_ body: @escaping @Sendable () -> Void) {
-        final class Box { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        let created = pthread_create(&thread, nil, { argument in
-            let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
-            // Named for top and perf (what pthread_setname_np does, which Glibc's module lacks).
-            let comm = open("/proc/thread-self/comm", O_WRONLY)
-            if comm >= 0 {
-                _ = "atrium-pg-poll".withCString { write(comm, $0, strlen($0)) }
-                close(comm)
-            }
-            box.body()
-            return nil
-        }, box)
-        precondition(created == 0, "could not start the PostgreSQL poller thread (\(created))")
-        pthread_detach(thread)
     }
 }
 #endif

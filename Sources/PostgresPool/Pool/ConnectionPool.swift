@@ -47,6 +47,12 @@ public final class ConnectionPool: Service, Sendable {
         self.timer.value.cancel()
     }
 
+    /// A busy connection that hears nothing from PostgreSQL for this long (nanoseconds) is
+    /// closed: a live server answers within `statement_timeout`.
+    var silenceLimit: UInt64 {
+        (self.configuration.connection.statementTimeout.map { $0 + .seconds(10) } ?? .seconds(120)).nanoseconds
+    }
+
     /// Current counters.
     public var statistics: PoolStatistics {
         self.shared.withLock { $0.machine.statistics }
@@ -58,7 +64,12 @@ public final class ConnectionPool: Service, Sendable {
             while !Task.isCancelled {
                 try? await Task.sleep(for: self.configuration.maintenanceInterval)
                 guard !Task.isCancelled else { break }
-                self.handle(self.shared.withLock { $0.machine.maintenance(now: Self.now()) })
+                let now = Self.now()
+                let (action, connections) = self.shared.withLock { ($0.machine.maintenance(now: now), Array($0.connections.values)) }
+                self.handle(action)
+                for connection in connections {
+                    connection.checkForSilence(now: now, limit: self.silenceLimit)
+                }
             }
         }
         await self.close()

@@ -12,7 +12,9 @@ public struct PoolConfiguration: Sendable {
     public var keepAliveInterval: Duration
     /// Idle connections above `minConnections` are closed after this long.
     public var idleTimeout: Duration
-    /// First delay before reconnecting after a failed attempt; doubles up to `maxReconnectDelay`.
+    /// First delay before reconnecting after a failed attempt; doubles up to `maxReconnectDelay`
+    /// (100 ms, 200 ms, … 1 s by default: PostgreSQL is found again within about a second of
+    /// coming back, at the cost of one connection attempt a second while it is down).
     public var reconnectDelay: Duration
     public var maxReconnectDelay: Duration
     /// How often `run()` does maintenance (keep-alive, idle close, warm-up).
@@ -31,7 +33,7 @@ public struct PoolConfiguration: Sendable {
         keepAliveInterval: Duration = .seconds(30),
         idleTimeout: Duration = .seconds(300),
         reconnectDelay: Duration = .milliseconds(100),
-        maxReconnectDelay: Duration = .seconds(5),
+        maxReconnectDelay: Duration = .seconds(1),
         maintenanceInterval: Duration = .seconds(1),
         statementCacheCapacity: Int = 256,
         pipelineDepth: Int = 8
