@@ -95,7 +95,7 @@ public func buildApplication(
 public func buildRouter(services: AtriumServices, server: ServerConfiguration = ServerConfiguration(), servesTLS: Bool = false) -> AtriumRouter {
     // HEAD is answered wherever GET is, without a body.
     let router = Router(context: AtriumRequestContext.self, options: .autoGenerateHeadEndpoints)
-    let metrics = server.metrics == .off ? nil : AtriumMetrics(services: services)
+    let metrics = server.metrics == .off ? nil : AtriumMetrics(services: services, tenantSeries: server.metricsTenants)
     let table = RouteTableReference()
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: ClientAddressMiddleware(hops: server.proxyHops))

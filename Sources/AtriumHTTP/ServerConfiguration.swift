@@ -11,6 +11,9 @@ public struct ServerConfiguration: Sendable {
     public var cors: CORSPolicy
     public var rateLimits: RateLimitPolicy
     public var metrics: MetricsExposure
+    /// Tenants that get pool-wait series of their own in the metrics (the ones that waited
+    /// most); 0 for none.
+    public var metricsTenants: Int
     /// One structured log line per request.
     public var accessLog: Bool
 
@@ -23,6 +26,7 @@ public struct ServerConfiguration: Sendable {
         cors: CORSPolicy = CORSPolicy(),
         rateLimits: RateLimitPolicy = RateLimitPolicy(),
         metrics: MetricsExposure = .sameServer,
+        metricsTenants: Int = 0,
         accessLog: Bool = true
     ) {
         self.host = host
@@ -33,6 +37,7 @@ public struct ServerConfiguration: Sendable {
         self.cors = cors
         self.rateLimits = rateLimits
         self.metrics = metrics
+        self.metricsTenants = metricsTenants
         self.accessLog = accessLog
     }
 

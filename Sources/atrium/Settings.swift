@@ -148,6 +148,7 @@ struct Settings: Sendable {
                 cors: CORSPolicy(allowedOrigins: origins, allowCredentials: credentials, maxAge: try integer(nil, "ATRIUM_CORS_MAX_AGE", default: 600, range: 0...86_400)),
                 rateLimits: rateLimits,
                 metrics: metrics,
+                metricsTenants: try integer(nil, "ATRIUM_METRICS_TENANTS", default: 0, range: 0...100),
                 accessLog: !["0", "false", "no", "off"].contains(environment["ATRIUM_ACCESS_LOG"]?.lowercased() ?? "")
             ),
             migrateOnStart: !disableMigrations,

@@ -1,4 +1,6 @@
+import AtriumCore
 import AtriumHTTP
+import AtriumTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -207,6 +209,34 @@ import Testing
                 #expect(names.contains(name), "\(name)")
             }
             #expect((after.first { $0.name == "atrium_auth_failures_total" }?.value ?? 0) >= 1)
+        }
+    }
+
+    @Test func theTenantsThatWaitMostForConnectionsGetSeriesOfTheirOwnWhenAskedFor() async throws {
+        var app = try await TestApp.make()
+        app.server.metricsTenants = 1
+        let pool = app.pool
+        let database = app.services.database
+        try await app.test { client in
+            let busy = TenantContext(tenantID: UUID())
+            let calm = TenantContext(tenantID: UUID())
+            // Hold every connection, then let one tenant queue three requests and another one.
+            let release = Locked(false)
+            let holders = (0..<4).map { _ in
+                Task { try await pool.withConnection { _ in while !release.value { try await Task.sleep(for: .milliseconds(5)) } } }
+            }
+            while pool.statistics.inUse < 4 { try await Task.sleep(for: .milliseconds(5)) }
+            let queued = (0..<3).map { _ in Task { try await database.query(in: busy, "SELECT 1") } } + [Task { try await database.query(in: calm, "SELECT 1") }]
+            while pool.statistics.waiting < 4 { try await Task.sleep(for: .milliseconds(5)) }
+            release.withLock { $0 = true }
+            for task in holders { try await task.value }
+            for task in queued { _ = try await task.value }
+            let samples = try Self.parse(try await client.call(.get, "/metrics").body)
+            let waits = samples.filter { $0.name == "atrium_db_pool_tenant_waits" }
+            // Only the busiest tenant (one series asked for), with its count.
+            #expect(waits.map(\.labels) == [["tenant": busy.tenantID.uuidString.lowercased()]])
+            #expect(waits.first?.value == 3)
+            #expect(samples.contains { $0.name == "atrium_db_pool_tenant_acquire_timeouts" && $0.value == 0 })
         }
     }
 

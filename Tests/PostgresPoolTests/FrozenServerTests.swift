@@ -62,8 +62,9 @@ import Testing
                 }
                 return try await group.reduce(into: [Duration]()) { $0.append($1) }
             }
-            // Given up on at 300 ms, they end then, not when PostgreSQL resumes.
-            #expect(ended.allSatisfy { $0 < .seconds(2) }, "\(ended)")
+            // Given up on at 300 ms, they end then, not when PostgreSQL resumes (bounds at half
+            // the freeze: room for a loaded machine, far from what a regression shows).
+            #expect(ended.allSatisfy { $0 < .seconds(3) }, "\(ended)")
             // A second after being given up on, the connections still waiting are closed.
             let deadline = ContinuousClock.now + .seconds(3)
             while pool.statistics.open > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
@@ -71,7 +72,7 @@ import Testing
             try await Task.sleep(for: .seconds(1))
             probing.withLock { $0 = false }
             let gap = await longestGap.value
-            #expect(gap < .seconds(1), "Swift's threads were unavailable for \(gap) while PostgreSQL was frozen")
+            #expect(gap < .seconds(3), "Swift's threads were unavailable for \(gap) while PostgreSQL was frozen")
             await thawing.value
 
             // The pool opens new connections and every query succeeds again.

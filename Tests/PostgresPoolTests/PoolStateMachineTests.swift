@@ -1,3 +1,4 @@
+import Foundation
 @testable import PostgresPool
 import Testing
 
@@ -6,6 +7,7 @@ import Testing
     struct Request: PoolRequestProtocol, Equatable {
         let id: Int
         var canShareConnection = true
+        var share: UUID?
     }
 
     typealias Machine = PoolStateMachine<Request>
@@ -153,5 +155,55 @@ import Testing
         _ = machine.closed(keys[0], now: 1)
         let done = machine.connectFailed(keys[1], error: PostgresError(code: .connectionFailed, message: "x"), now: 1)
         #expect(done.shutdownComplete)
+    }
+
+    static let tenantA = UUID()
+    static let tenantB = UUID()
+
+    @Test func whileAnotherTenantWaitsNoTenantGetsMoreThanHalfTheConnections() {
+        var machine = Machine(configuration: .init(
+            maxConnections: 4, minConnections: 0, acquireTimeout: 5 * Self.second, keepAliveInterval: 30 * Self.second,
+            idleTimeout: 300 * Self.second, reconnectDelay: Self.second / 10, maxReconnectDelay: Self.second, pipelineDepth: 4
+        ))
+        // Tenant A queues six leases; the pool opens its four connections.
+        var created: [Int] = []
+        for id in 1...6 { created += machine.enqueue(Request(id: id, canShareConnection: false, share: Self.tenantA), now: 0).create }
+        #expect(created.count == 4)
+        #expect(machine.released(created[0], now: 1).run?.requests.map(\.id) == [1])
+        #expect(machine.released(created[1], now: 1).run?.requests.map(\.id) == [2])
+        // Tenant B arrives: A holds half the connections, so the next two go to B, not to A's backlog.
+        _ = machine.enqueue(Request(id: 7, canShareConnection: false, share: Self.tenantB), now: 2)
+        _ = machine.enqueue(Request(id: 8, canShareConnection: false, share: Self.tenantB), now: 2)
+        #expect(machine.released(created[2], now: 3).run?.requests.map(\.id) == [7])
+        #expect(machine.released(created[3], now: 3).run?.requests.map(\.id) == [8])
+        // With only A waiting, A gets whatever comes free: no connection idles while someone waits.
+        #expect(machine.released(created[2], now: 4).run?.requests.map(\.id) == [3])
+        #expect(machine.released(created[3], now: 4).run?.requests.map(\.id) == [4])
+        #expect(machine.released(created[0], now: 4).run?.requests.map(\.id) == [5])
+    }
+
+    @Test func tenantsTakeTurnsWithinARoundAndKeepTheirOwnOrder() {
+        var machine = self.machine(max: 1)
+        let key = machine.enqueue(Request(id: 1, share: Self.tenantA), now: 0).create[0]
+        for id in 2...6 { _ = machine.enqueue(Request(id: id, share: Self.tenantA), now: 0) }
+        _ = machine.enqueue(Request(id: 7, share: Self.tenantB), now: 0)
+        _ = machine.enqueue(Request(id: 8, share: Self.tenantB), now: 0)
+        _ = machine.enqueue(Request(id: 9), now: 0)
+        // One each per turn: A, B, then the work of no tenant, then A again.
+        #expect(machine.released(key, now: 1).run?.requests.map(\.id) == [1, 7, 9, 2])
+        #expect(machine.released(key, now: 2).run?.requests.map(\.id) == [8, 3, 4, 5])
+        #expect(machine.released(key, now: 3).run?.requests.map(\.id) == [6])
+    }
+
+    @Test func waitsAndTimeoutsAreCountedPerTenant() {
+        var machine = self.machine(max: 1)
+        // Leases, so each needs the one connection to itself.
+        let key = machine.enqueue(Request(id: 1, canShareConnection: false, share: Self.tenantA), now: 0).create[0]
+        _ = machine.enqueue(Request(id: 2, canShareConnection: false, share: Self.tenantA), now: 0)
+        _ = machine.enqueue(Request(id: 3, canShareConnection: false, share: Self.tenantB), now: 0)
+        #expect(machine.released(key, now: 1).run?.requests.map(\.id) == [1])
+        _ = machine.timerFired(now: 6 * Self.second)
+        #expect(machine.shareCounters[Self.tenantA] == ShareCounters(waited: 2, timedOut: 1))
+        #expect(machine.shareCounters[Self.tenantB] == ShareCounters(waited: 1, timedOut: 1))
     }
 }

@@ -23,9 +23,11 @@ public final class Database: Service, Sendable {
         try await self.pool.run()
     }
 
-    /// Runs `statements` in one transaction scoped to `tenant`, in one round trip.
+    /// Runs `statements` in one transaction scoped to `tenant`, in one round trip. Work scoped to
+    /// a tenant waits for a contended connection behind that tenant's own work (see
+    /// `ConnectionPool.execute(_:share:)`).
     public func transaction(in tenant: TenantContext, _ statements: [PostgresQuery]) async throws -> [PostgresRows] {
-        try await self.pool.transaction(statements, prelude: [Self.setTenant(tenant)])
+        try await self.pool.transaction(statements, prelude: [Self.setTenant(tenant)], share: tenant.tenantID)
     }
 
     /// Runs one statement scoped to `tenant`.
@@ -34,7 +36,7 @@ public final class Database: Service, Sendable {
     /// transaction that lasts until the batch's pipeline sync, which is atomic all the same and
     /// saves two statements on the hottest paths (reading a record is one of them).
     public func query(in tenant: TenantContext, _ statement: PostgresQuery) async throws -> PostgresRows {
-        try await self.pool.execute(PipelineBatch(statements: [statement], prelude: [Self.setTenant(tenant)]))[0]
+        try await self.pool.execute(PipelineBatch(statements: [statement], prelude: [Self.setTenant(tenant)]), share: tenant.tenantID)[0]
     }
 
     /// An interactive transaction scoped to `tenant`, for work whose next statement depends on
@@ -43,7 +45,7 @@ public final class Database: Service, Sendable {
         in tenant: TenantContext,
         _ body: (PostgresTransaction) async throws -> Result
     ) async throws -> Result {
-        try await self.pool.withTransaction(prelude: [Self.setTenant(tenant)], body)
+        try await self.pool.withTransaction(prelude: [Self.setTenant(tenant)], share: tenant.tenantID, body)
     }
 
     /// A read-only REPEATABLE READ transaction scoped to `tenant`: every query in it sees the
@@ -54,6 +56,7 @@ public final class Database: Service, Sendable {
     ) async throws -> Result {
         try await self.pool.withTransaction(
             prelude: ["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", Self.setTenant(tenant)],
+            share: tenant.tenantID,
             body
         )
     }

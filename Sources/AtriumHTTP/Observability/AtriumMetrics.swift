@@ -18,6 +18,9 @@ public final class AtriumMetrics: Sendable {
     let rateLimited: Mutex<[String: CoreMetrics.Counter]> = Mutex([:])
     private let gauges: Gauges
     private let services: AtriumServices
+    /// How many of the tenants that waited most for connections get series of their own.
+    let tenantSeries: Int
+    private let tenantGauges = Mutex<[UUID: (waits: Prometheus.Gauge, timeouts: Prometheus.Gauge)]>([:])
 
     struct RequestKey: Hashable {
         let route: String
@@ -35,7 +38,8 @@ public final class AtriumMetrics: Sendable {
         let hashRunning, hashWaiting: Prometheus.Gauge
     }
 
-    public init(services: AtriumServices) {
+    public init(services: AtriumServices, tenantSeries: Int = 0) {
+        self.tenantSeries = tenantSeries
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
@@ -97,6 +101,7 @@ public final class AtriumMetrics: Sendable {
         self.gauges.poolWaiting.set(Double(pool.waiting))
         self.gauges.poolAcquired.set(Double(pool.acquired))
         self.gauges.poolTimedOut.set(Double(pool.timedOut))
+        self.updateTenantSeries()
         let hashing = self.services.auth.hasher.executor.depth
         self.gauges.hashRunning.set(Double(hashing.running))
         self.gauges.hashWaiting.set(Double(hashing.waiting))
@@ -104,5 +109,31 @@ public final class AtriumMetrics: Sendable {
         buffer.reserveCapacity(16 * 1024)
         self.registry.emit(into: &buffer)
         return buffer
+    }
+
+    /// Series for the tenants that waited most for a connection (`tenantSeries` of them, none
+    /// by default): a label per tenant would otherwise grow without bound. Tenants that drop
+    /// out of the top lose their series.
+    private func updateTenantSeries() {
+        guard self.tenantSeries > 0 else { return }
+        let busiest = self.services.database.pool.busiestShares(limit: self.tenantSeries)
+        self.tenantGauges.withLock { gauges in
+            let current = Set(busiest.map(\.share))
+            for (tenant, series) in gauges where !current.contains(tenant) {
+                self.registry.unregisterGauge(series.waits)
+                self.registry.unregisterGauge(series.timeouts)
+                gauges[tenant] = nil
+            }
+            for (tenant, counters) in busiest {
+                let labels = [("tenant", tenant.uuidString.lowercased())]
+                let series = gauges[tenant] ?? (
+                    self.registry.makeGauge(name: "atrium_db_pool_tenant_waits", labels: labels, help: "Requests of the tenant that waited for a PostgreSQL connection since start"),
+                    self.registry.makeGauge(name: "atrium_db_pool_tenant_acquire_timeouts", labels: labels, help: "Requests of the tenant that gave up waiting for a connection since start")
+                )
+                gauges[tenant] = series
+                series.waits.set(Double(counters.waited))
+                series.timeouts.set(Double(counters.timedOut))
+            }
+        }
     }
 }

@@ -76,8 +76,10 @@ extension PostgresConnection {
             self.socket = SocketSource(
                 libpqSocket: descriptor,
                 queue: self.queue,
-                onReadable: { [unowned self] available in self.handleReadable(available: available) },
-                onWritable: { [unowned self] in self.handleWritable() }
+                // Weak: the poller may have picked up an event just before the connection was
+                // torn down and freed (connections are dropped whenever they fail).
+                onReadable: { [weak self] available in self?.handleReadable(available: available) },
+                onWritable: { [weak self] in self?.handleWritable() }
             )
             guard self.socket != nil else {
                 self.failConnecting("could not watch the socket (dup failed, errno \(errno))")

@@ -223,7 +223,7 @@ extension PostgresConnection {
             self.delegate?.connectionBecameIdle(self)
         case PQTRANS_INTRANS, PQTRANS_INERROR:
             let rollback = PipelineBatch(statements: [Self.rollback])
-            _ = self.start(rollback, requestID: Self.nextRequestID()) { [unowned self] outcome in
+            _ = self.start(rollback, requestID: Self.nextRequestID()) { [self] outcome in
                 // Runs inside processResults, before the round is finished: decide afterwards.
                 self.queue.async {
                     guard case .rows = outcome, let pg = self.pg, PQtransactionStatus(pg) == PQTRANS_IDLE else {

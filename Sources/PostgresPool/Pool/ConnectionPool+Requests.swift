@@ -1,15 +1,18 @@
 import Dispatch
+import Foundation
 import Logging
 extension ConnectionPool {
     /// Runs `batch` on the next free connection in one round trip.
     ///
-    /// Cancelling the calling task removes the request from the queue, or cancels the running
-    /// statement on the server.
-    public func execute(_ batch: PipelineBatch) async throws -> [PostgresRows] {
+    /// `share` names whose work it is (a tenant): while callers wait, shares take turns for
+    /// the connections that come free, and none gets more than half of them while another
+    /// waits. Cancelling the calling task removes the request from the queue, or answers it at
+    /// once and cancels the running statement on the server.
+    public func execute(_ batch: PipelineBatch, share: UUID? = nil) async throws -> [PostgresRows] {
         let id = PostgresConnection.nextRequestID()
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[PostgresRows], any Error>) in
-                self.enqueue(.batch(id: id, batch, continuation))
+                self.enqueue(.batch(id: id, share: share, batch, continuation))
             }
         } onCancel: {
             self.cancel(requestID: id)
@@ -24,8 +27,8 @@ extension ConnectionPool {
     /// Runs `BEGIN; prelude…; statements…; COMMIT` in one round trip and returns the statements' rows.
     ///
     /// If a statement fails, nothing is committed and the error is that statement's.
-    public func transaction(_ statements: [PostgresQuery], prelude: [PostgresQuery] = []) async throws -> [PostgresRows] {
-        try await self.execute(PipelineBatch(statements: statements, prelude: prelude, transaction: true))
+    public func transaction(_ statements: [PostgresQuery], prelude: [PostgresQuery] = [], share: UUID? = nil) async throws -> [PostgresRows] {
+        try await self.execute(PipelineBatch(statements: statements, prelude: prelude, transaction: true), share: share)
     }
 
     /// Borrows a connection for work that cannot be expressed as one batch.
@@ -33,9 +36,10 @@ extension ConnectionPool {
     /// The connection returns to the pool when `body` ends; a transaction left open is rolled back.
     @discardableResult
     public func withConnection<Result>(
+        share: UUID? = nil,
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        let connection = try await self.lease()
+        let connection = try await self.lease(share: share)
         do {
             let result = try await body(connection)
             self.release(connection)
@@ -53,9 +57,10 @@ extension ConnectionPool {
     @discardableResult
     public func withTransaction<Result>(
         prelude: [PostgresQuery] = [],
+        share: UUID? = nil,
         _ body: (PostgresTransaction) async throws -> Result
     ) async throws -> Result {
-        try await self.withConnection { connection in
+        try await self.withConnection(share: share) { connection in
             let transaction = PostgresTransaction(connection: connection, prelude: prelude)
             let result = try await body(transaction)
             try await transaction.commit()
@@ -63,11 +68,11 @@ extension ConnectionPool {
         }
     }
 
-    private func lease() async throws -> PostgresConnection {
+    private func lease(share: UUID?) async throws -> PostgresConnection {
         let id = PostgresConnection.nextRequestID()
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<PostgresConnection, any Error>) in
-                self.enqueue(.lease(id: id, continuation))
+                self.enqueue(.lease(id: id, share: share, continuation))
             }
         } onCancel: {
             self.cancel(requestID: id)

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Logging
 import ServiceLifecycle
 
@@ -51,6 +52,14 @@ public final class ConnectionPool: Service, Sendable {
     /// closed: a live server answers within `statement_timeout`.
     var silenceLimit: UInt64 {
         (self.configuration.connection.statementTimeout.map { $0 + .seconds(10) } ?? .seconds(120)).nanoseconds
+    }
+
+    /// The shares (tenants) that waited for connections most often, busiest first, with how
+    /// often they waited and gave up waiting (up to 1000 shares are tracked).
+    public func busiestShares(limit: Int) -> [(share: UUID, counters: ShareCounters)] {
+        let counters = self.shared.withLock { $0.machine.shareCounters }
+        return counters.sorted { ($0.value.waited, $0.value.timedOut) > ($1.value.waited, $1.value.timedOut) }
+            .prefix(limit).map { ($0.key, $0.value) }
     }
 
     /// Current counters.
@@ -177,12 +186,12 @@ public final class ConnectionPool: Service, Sendable {
     }
 
     private func run(_ requests: [PoolRequest], on connection: PostgresConnection, onQueue: Bool) {
-        if requests.count == 1, case .lease(_, let continuation) = requests[0] {
+        if requests.count == 1, case .lease(_, _, let continuation) = requests[0] {
             continuation.resume(returning: connection)
             return
         }
         let work = requests.map { request -> BatchWork in
-            guard case .batch(let id, let batch, let continuation) = request else {
+            guard case .batch(let id, _, let batch, let continuation) = request else {
                 preconditionFailure("a lease never shares a round")
             }
             return BatchWork(batch: batch, requestID: id) { outcome in
@@ -258,13 +267,19 @@ extension ConnectionPool: PostgresConnectionDelegate {
 /// A caller's request as the pool queues it.
 enum PoolRequest: PoolRequestProtocol, Sendable {
     /// Run this batch on whichever connection comes free.
-    case batch(id: Int, PipelineBatch, UnsafeContinuation<[PostgresRows], any Error>)
+    case batch(id: Int, share: UUID?, PipelineBatch, UnsafeContinuation<[PostgresRows], any Error>)
     /// Hand over a connection for interactive use.
-    case lease(id: Int, UnsafeContinuation<PostgresConnection, any Error>)
+    case lease(id: Int, share: UUID?, UnsafeContinuation<PostgresConnection, any Error>)
 
     var id: Int {
         switch self {
-        case .batch(let id, _, _), .lease(let id, _): id
+        case .batch(let id, _, _, _), .lease(let id, _, _): id
+        }
+    }
+
+    var share: UUID? {
+        switch self {
+        case .batch(_, let share, _, _), .lease(_, let share, _): share
         }
     }
 
@@ -275,8 +290,8 @@ enum PoolRequest: PoolRequestProtocol, Sendable {
 
     func fail(_ error: PostgresError) {
         switch self {
-        case .batch(_, _, let continuation): continuation.resume(throwing: error)
-        case .lease(_, let continuation): continuation.resume(throwing: error)
+        case .batch(_, _, _, let continuation): continuation.resume(throwing: error)
+        case .lease(_, _, let continuation): continuation.resume(throwing: error)
         }
     }
 }

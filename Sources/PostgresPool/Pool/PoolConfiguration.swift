@@ -72,3 +72,16 @@ public struct PoolStatistics: Sendable, Hashable {
     /// Batches sent again because an earlier batch in their round failed and they were skipped.
     public var retried: Int
 }
+
+/// How often one share (tenant) had to wait for a connection, and gave up waiting.
+public struct ShareCounters: Sendable, Hashable {
+    /// Requests that found no free connection and waited.
+    public var waited = 0
+    /// Requests that waited longer than the acquire timeout.
+    public var timedOut = 0
+
+    public init(waited: Int = 0, timedOut: Int = 0) {
+        self.waited = waited
+        self.timedOut = timedOut
+    }
+}

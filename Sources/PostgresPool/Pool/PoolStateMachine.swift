@@ -1,15 +1,22 @@
 import DequeModule
+import Foundation
 
 /// Something a caller asked the pool for, identified for timeouts and cancellation.
 protocol PoolRequestProtocol {
     var id: Int { get }
     /// Batches can share a round on one connection; a lease needs the connection to itself.
     var canShareConnection: Bool { get }
+    /// Whose work it is (a tenant), for sharing contended connections fairly; nil for none.
+    var share: UUID? { get }
 }
 
 /// The pool's decisions, without I/O or locks: each event returns what to do next and the
 /// owner performs it outside the lock. Time is passed in (nanoseconds of a monotonic clock),
 /// so tests drive it without waiting.
+///
+/// When callers wait, shares (tenants) take turns for the connections that come free, and
+/// while another share waits no share is given more than half the connections: a tenant with
+/// a backlog of slow requests slows itself, not its neighbours.
 struct PoolStateMachine<Request: PoolRequestProtocol> {
     struct Configuration {
         var maxConnections: Int
@@ -31,10 +38,7 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
         case closing
     }
 
-    struct Waiter {
-        var request: Request
-        var deadline: UInt64
-    }
+    typealias Waiter = WaitQueue<Request>.Waiter
 
     /// Everything one event asks the owner to do. Empty arrays cost nothing, so the hot path
     /// (`enqueue`, `released`) allocates nothing here.
@@ -55,7 +59,14 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
     let configuration: Configuration
     private(set) var connections: [Int: ConnectionState] = [:]
     private var idleStack: [Int] = []
-    private var waiters: Deque<Waiter> = []
+    private var waiters = WaitQueue<Request>()
+    /// How many connections are working for each share now (a connection counts once for
+    /// every share with a request in its round), and which shares each connection serves.
+    private var holders: [UUID?: Int] = [:]
+    private var servedBy: [Int: Set<UUID?>] = [:]
+    /// Waits and acquire timeouts per tenant, for metrics (at most `trackedShares` of them).
+    private(set) var shareCounters: [UUID: ShareCounters] = [:]
+    static var trackedShares: Int { 1000 }
     private var nextConnectionID = 0
     private var connectingCount = 0
     private var consecutiveFailures = 0
@@ -102,17 +113,19 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
         if self.waiters.isEmpty, let connection = self.idleStack.popLast() {
             self.connections[connection] = .busy
             self.acquiredTotal += 1
+            self.serve([request], on: connection)
             action.run = ([request], connection)
             return action
         }
         let waiter = Waiter(request: request, deadline: now &+ self.configuration.acquireTimeout)
         if atFront {
             self.retriedTotal += 1
-            self.waiters.prepend(waiter)
-            action.armTimer = waiter.deadline
+            self.waiters.append(waiter, atFront: true)
+            action.armTimer = self.waiters.earliestDeadline
         } else {
             if self.waiters.isEmpty { action.armTimer = waiter.deadline }
             self.waiters.append(waiter)
+            self.count(request.share) { $0.waited += 1 }
         }
         self.growIfNeeded(now: now, into: &action)
         return action
@@ -121,8 +134,7 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
     /// The caller gave up (task cancelled); fails it if it is still waiting.
     mutating func cancel(requestID: Int) -> Action {
         var action = Action()
-        if let index = self.waiters.firstIndex(where: { $0.request.id == requestID }) {
-            let waiter = self.waiters.remove(at: index)
+        if let waiter = self.waiters.remove(id: requestID) {
             action.fail.append((waiter.request, .cancelled))
         }
         return action
@@ -131,13 +143,12 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
     /// The acquire-timeout timer fired: fail every waiter past its deadline.
     mutating func timerFired(now: UInt64) -> Action {
         var action = Action()
-        // All waiters share one timeout, so deadlines rise from the head (but for requeued ones).
-        while let head = self.waiters.first, head.deadline <= now {
-            self.waiters.removeFirst()
+        while let expired = self.waiters.popExpired(now: now) {
             self.timedOutTotal += 1
-            action.fail.append((head.request, self.acquireTimeoutError()))
+            self.count(expired.request.share) { $0.timedOut += 1 }
+            action.fail.append((expired.request, self.acquireTimeoutError()))
         }
-        action.armTimer = self.waiters.first?.deadline
+        action.armTimer = self.waiters.earliestDeadline
         self.finishShutdownIfDone(into: &action)
         return action
     }
@@ -167,21 +178,18 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
             self.consecutiveFailures = 0
             self.lastConnectError = nil
         }
-        if let waiter = self.waiters.popFirst() {
-            self.connections[connection] = .busy
-            var requests = [waiter.request]
+        self.unserve(connection)
+        if !self.waiters.isEmpty {
             // Under load, send several waiting batches in one round: one write, one wake-up
             // for many results. Connections still coming up get an even share of the queue.
-            if waiter.request.canShareConnection {
-                let waiting = self.waiters.count + 1
-                let takers = 1 + self.connectingCount
-                let share = (waiting + takers - 1) / takers
-                let limit = min(self.configuration.pipelineDepth, share)
-                while requests.count < limit, let next = self.waiters.first, next.request.canShareConnection {
-                    requests.append(self.waiters.removeFirst().request)
-                }
-            }
+            let takers = 1 + self.connectingCount
+            let limit = min(self.configuration.pipelineDepth, (self.waiters.count + takers - 1) / takers)
+            let cap = max(1, self.configuration.maxConnections / 2)
+            let holders = self.holders
+            let requests = self.waiters.nextRound(limit: limit) { share in holders[share, default: 0] < cap }
+            self.connections[connection] = .busy
             self.acquiredTotal += requests.count
+            self.serve(requests, on: connection)
             action.run = (requests, connection)
             self.growIfNeeded(now: now, into: &action)
             return action
@@ -227,6 +235,7 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
     mutating func closed(_ connection: Int, now: UInt64) -> Action {
         var action = Action()
         guard let state = self.connections.removeValue(forKey: connection) else { return action }
+        self.unserve(connection)
         if state == .connecting { self.connectingCount -= 1 }
         if case .idle = state, let index = self.idleStack.firstIndex(of: connection) {
             self.idleStack.remove(at: index)
@@ -267,7 +276,7 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
     mutating func shutdown() -> Action {
         var action = Action()
         self.isShuttingDown = true
-        while let waiter = self.waiters.popFirst() {
+        for waiter in self.waiters.removeAll() {
             action.fail.append((waiter.request, .poolClosed))
         }
         action.armTimer = nil
@@ -301,6 +310,35 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
             self.connectingCount += 1
             action.create.append(self.nextConnectionID)
         }
+    }
+
+    // MARK: Shares
+
+    /// Records that `connection` now works for the shares of `requests`.
+    private mutating func serve(_ requests: [Request], on connection: Int) {
+        let shares = Set(requests.map(\.share))
+        for share in shares { self.holders[share, default: 0] += 1 }
+        self.servedBy[connection] = shares
+    }
+
+    /// `connection` finished (or lost) its work.
+    private mutating func unserve(_ connection: Int) {
+        guard let shares = self.servedBy.removeValue(forKey: connection) else { return }
+        for share in shares {
+            let remaining = self.holders[share, default: 1] - 1
+            self.holders[share] = remaining > 0 ? remaining : nil
+        }
+    }
+
+    private mutating func count(_ share: UUID?, _ change: (inout ShareCounters) -> Void) {
+        guard let share else { return }
+        if self.shareCounters[share] == nil, self.shareCounters.count >= Self.trackedShares {
+            // Forget the quietest to make room: the busiest are the ones worth reporting.
+            if let quietest = self.shareCounters.min(by: { $0.value.waited < $1.value.waited })?.key {
+                self.shareCounters[quietest] = nil
+            }
+        }
+        change(&self.shareCounters[share, default: ShareCounters()])
     }
 
     private mutating func finishShutdownIfDone(into action: inout Action) {
