@@ -22,12 +22,15 @@ public struct AtriumServices: Sendable {
     }
 
     /// Every service over one database, with the caches they share.
-    public static func make(database: Database, auth: AuthConfiguration, revocations: RevocationSet, cache: CollectionCache, logger: Logger) -> AtriumServices {
+    public static func make(
+        database: Database, auth: AuthConfiguration, revocations: RevocationSet, cache: CollectionCache,
+        exportLimits: ExportLimits = ExportLimits(), logger: Logger
+    ) -> AtriumServices {
         let authService = AuthService(database: database, configuration: auth, revocations: revocations, logger: logger)
         let collections = CollectionService(database: database, cache: cache, logger: logger)
         let records = RecordService(
             database: database, collections: collections,
-            cursorKey: auth.keyRing.derivedKey(purpose: "atrium list cursors"), logger: logger
+            cursorKey: auth.keyRing.derivedKey(purpose: "atrium list cursors"), exportLimits: exportLimits, logger: logger
         )
         return AtriumServices(database: database, auth: authService, collections: collections, records: records)
     }
@@ -120,6 +123,7 @@ public func buildRouter(services: AtriumServices, server: ServerConfiguration = 
     MemberRoutes(auth: services.auth).register(on: recorder)
     CollectionRoutes(collections: services.collections).register(on: recorder)
     RecordRoutes(records: services.records).register(on: recorder)
+    ExportRoutes(records: services.records, stallTimeout: server.limits.streamStallTimeout).register(on: recorder)
     table.table = recorder.table
     return AtriumRouter(router: router, routes: recorder.table, metrics: metrics)
 }

@@ -57,6 +57,9 @@ public struct ServerConfiguration: Sendable {
         public var idleTimeout: Duration
         /// Connections served at once; more wait in the listen backlog.
         public var maximumConnections: Int
+        /// A streamed response (an export) whose client takes longer than this to accept the
+        /// next part is ended, and what it held is freed.
+        public var streamStallTimeout: Duration
 
         public init(
             maximumBodySize: Int = 1 << 20,
@@ -64,7 +67,8 @@ public struct ServerConfiguration: Sendable {
             requestTimeout: Duration = .seconds(30),
             headerTimeout: Duration = .seconds(10),
             idleTimeout: Duration = .seconds(60),
-            maximumConnections: Int = 4096
+            maximumConnections: Int = 4096,
+            streamStallTimeout: Duration = .seconds(30)
         ) {
             self.maximumBodySize = maximumBodySize
             self.maximumHeaderSize = maximumHeaderSize
@@ -72,6 +76,7 @@ public struct ServerConfiguration: Sendable {
             self.headerTimeout = headerTimeout
             self.idleTimeout = idleTimeout
             self.maximumConnections = maximumConnections
+            self.streamStallTimeout = streamStallTimeout
         }
     }
 

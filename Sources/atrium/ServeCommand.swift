@@ -56,7 +56,10 @@ struct ServeCommand: AsyncParsableCommand {
             )
             let revocations = RevocationSet(retention: configuration.accessTokenLifetime)
             let cache = CollectionCache()
-            let services = AtriumServices.make(database: database, auth: configuration, revocations: revocations, cache: cache, logger: logger)
+            let services = AtriumServices.make(
+                database: database, auth: configuration, revocations: revocations, cache: cache,
+                exportLimits: settings.exportLimits, logger: logger
+            )
             let watcher = ChangeWatcher(
                 database: database,
                 revocations: revocations,

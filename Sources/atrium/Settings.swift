@@ -21,6 +21,7 @@ struct Settings: Sendable {
     var passwordParameters: Scrypt.Parameters
     var hashingThreads: Int
     var hashingQueue: Int
+    var exportLimits: ExportLimits
 
     static func resolve(
         database: DatabaseOptions,
@@ -120,7 +121,8 @@ struct Settings: Sendable {
             requestTimeout: try seconds("ATRIUM_REQUEST_TIMEOUT", default: .seconds(30)),
             headerTimeout: try seconds("ATRIUM_HEADER_TIMEOUT", default: .seconds(10)),
             idleTimeout: try seconds("ATRIUM_IDLE_TIMEOUT", default: .seconds(60)),
-            maximumConnections: try integer(nil, "ATRIUM_MAX_CONNECTIONS", default: 4096, range: 1...1_000_000)
+            maximumConnections: try integer(nil, "ATRIUM_MAX_CONNECTIONS", default: 4096, range: 1...1_000_000),
+            streamStallTimeout: try seconds("ATRIUM_STREAM_STALL_TIMEOUT", default: .seconds(30))
         )
         let rateLimits = RateLimitPolicy(
             tenantRate: try number("ATRIUM_RATE_LIMIT_TENANT", default: 100),
@@ -155,7 +157,11 @@ struct Settings: Sendable {
             tokenKeys: environment["ATRIUM_TOKEN_KEYS"].flatMap { $0.isEmpty ? nil : $0 },
             passwordParameters: scrypt,
             hashingThreads: threads,
-            hashingQueue: try integer(nil, "ATRIUM_PASSWORD_HASHING_QUEUE", default: threads * 4, range: 0...10_000)
+            hashingQueue: try integer(nil, "ATRIUM_PASSWORD_HASHING_QUEUE", default: threads * 4, range: 0...10_000),
+            exportLimits: ExportLimits(
+                perTenant: try integer(nil, "ATRIUM_EXPORTS_PER_TENANT", default: 1, range: 1...100),
+                total: try integer(nil, "ATRIUM_EXPORTS_TOTAL", default: 4, range: 1...1000)
+            )
         )
     }
 }

@@ -48,9 +48,6 @@ import Testing
         // A ratio, not a time: the quiet tenant waits for at most one request of the greedy
         // one per connection; the greedy one waits for its own backlog.
         #expect(quietMedian * 4 < greedyMedian, "quiet \(quietTimes), greedy median \(greedyMedian)")
-        // Even its slowest read (it may wait for one round of the greedy tenant's work on a
-        // connection) is well below what the greedy tenant typically waits.
-        #expect(quietTimes.max()! * 2 < greedyMedian, "quiet \(quietTimes), greedy median \(greedyMedian)")
         let counters = pool.busiestShares(limit: 5)
         #expect(counters.first?.share == greedy.tenantID)
         #expect((counters.first?.counters.waited ?? 0) >= 150)

@@ -136,27 +136,50 @@ import Testing
             let exportedNote = try #require(records.first { $0["collection"] as? String == "notes" }?["record"] as? [String: Any])
             #expect(exportedNote["id"] as? String == note)
             #expect((exportedNote["data"] as? [String: Any])?["body"] as? String == "ünïcödé ✓")
-            #expect(objects.count == 1 + 2 + 1201)
+            // The last line says the export is complete, and what it held.
+            let end = try #require(objects.last)
+            #expect(end["type"] as? String == "end")
+            #expect(end["collections"] as? Int == 2)
+            #expect(end["records"] as? Int == 1201)
+            // The tenant, two collections, 1201 records, the end.
+            #expect(objects.count == 1205)
 
             let member = try await client.addMember("member@example.com", role: "member", by: owner)
             #expect(try await client.call(.get, "/v1/tenant/export", token: member.accessToken).status == .forbidden)
         }
     }
 
-    @Test func exportWritesChunkByChunk() async throws {
+    @Test func exportReadsPageByPageFromTheSnapshotItStartedWith() async throws {
         let app = try await TestApp.make()
         try await app.test { client in
             let owner = try await client.signUp("owner@example.com", tenant: "Acme")
             try await client.createTasks(owner.accessToken)
+            var ids: [String] = []
             for _ in 0..<12 {
-                _ = try await client.call(.post, "/v1/collections/tasks/records/batch", token: owner.accessToken, json: ["records": (0..<100).map { ["title": "t\($0)"] }])
+                ids += try await client.call(.post, "/v1/collections/tasks/records/batch", token: owner.accessToken, json: ["records": (0..<100).map { ["title": "t\($0)"] }]).dataIDs
             }
             let principal = try await app.services.auth.authenticate(bearer: owner.accessToken)
-            var recorder = ChunkRecorder()
-            try await app.services.records.export(principal, into: &recorder)
-            // Tenant line, collection line, then the 1200 records in several bounded chunks.
-            #expect(recorder.chunks.count >= 5)
-            #expect(recorder.chunks.max()! < recorder.chunks.reduce(0, +) / 2, "no chunk holds most of the export")
+            let export = try await app.services.records.beginExport(principal)
+            // Changes made after the export began are not in it: deletions, updates, additions.
+            #expect(try await client.call(.delete, "/v1/collections/tasks/records/\(ids[0])", token: owner.accessToken).status == .noContent)
+            #expect(try await client.call(.patch, "/v1/collections/tasks/records/\(ids[1])", token: owner.accessToken, json: ["title": "changed"]).status == .ok)
+            _ = try await client.createRecord(owner.accessToken, ["title": "late"])
+            var pages: [Int] = []
+            var seen: [String: String] = [:]
+            var last: TenantExport.Item?
+            while let item = try await export.next() {
+                if case .records(_, let records) = item {
+                    pages.append(records.count)
+                    for record in records { seen[record.id.uuidString.lowercased()] = record.data["title"]?.stringValue }
+                }
+                last = item
+            }
+            // 1200 records in bounded pages, then the end.
+            #expect(pages == [500, 500, 200])
+            #expect(Set(seen.keys) == Set(ids))
+            #expect(seen[ids[1]] == "t1")
+            guard case .end(let collections, let records)? = last else { throw TestFailure("no end item") }
+            #expect(collections == 1 && records == 1200)
         }
     }
 
@@ -198,9 +221,4 @@ extension TestClientProtocol {
     func createRecord(_ token: String, _ data: [String: Any], collection: String = "tasks", headers: HTTPFields) async throws -> JSONResponse {
         try await self.call(.post, "/v1/collections/\(collection)/records", token: token, json: data, headers: headers)
     }
-}
-
-struct ChunkRecorder: ChunkWriter {
-    var chunks: [Int] = []
-    mutating func write(_ chunk: String) async throws { self.chunks.append(chunk.utf8.count) }
 }

@@ -104,25 +104,16 @@ import Testing
         let app = try await TestApp.make()
         let limit = app.server.limits.maximumBodySize
         try await app.serve { port in
-            let base = "http://127.0.0.1:\(port)"
-            let hostile = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(connectionPool: .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 16)))
-            let probe = HTTPClient(eventLoopGroupProvider: .singleton)
-            func send(_ method: HTTPMethod, _ path: String, token: String?, body: String?, client: HTTPClient) async throws -> (HTTPResponseStatus, String) {
-                var request = HTTPClientRequest(url: base + path)
-                request.method = method
-                if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-                if let body {
-                    request.headers.add(name: "Content-Type", value: method == .PATCH && path.contains("/records/") ? "application/merge-patch+json" : "application/json")
-                    request.body = .bytes(ByteBuffer(string: body))
-                }
-                let response = try await client.execute(request, timeout: .seconds(120))
-                return (response.status, String(buffer: try await response.body.collect(upTo: 8 << 20)))
+            let hostile = LiveClient(port: port, connections: 16)
+            let probe = LiveClient(port: port)
+            func send(_ method: HTTPMethod, _ path: String, token: String?, body: String?, client: LiveClient) async throws -> (HTTPResponseStatus, String) {
+                let contentType = method == .PATCH && path.contains("/records/") ? "application/merge-patch+json" : "application/json"
+                let reply = try await client.call(method, path, token: token, body: body, contentType: contentType)
+                return (reply.status, reply.body)
             }
             do {
                 // A tenant with a collection whose pattern costs all the budget allows, and one record.
-                let signedUp = try await send(.POST, "/v1/auth/signup", token: nil, body: #"{"email":"owner@example.com","password":"correct horse battery","tenant":{"name":"Acme"}}"#, client: hostile)
-                let owner = try #require(try JSONSerialization.jsonObject(with: Data(signedUp.1.utf8)) as? [String: Any])
-                let token = try #require((owner["tokens"] as? [String: Any])?["accessToken"] as? String)
+                let token = try await hostile.signUp("owner@example.com", tenant: "Acme")
                 let costly = "(a?){60}(b?){60}(c?){60}"
                 let length = FieldDefinition.patternBudget / (try SafeRegex(costly)).costPerCharacter - 1
                 let collection = try await send(.POST, "/v1/collections", token: token, body: """

@@ -41,6 +41,7 @@ struct TestApp {
     static func make(
         on existing: TestDatabase? = nil,
         refreshGrace: Duration = .seconds(10),
+        acquireTimeout: Duration = .seconds(10),
         configure: (inout AuthConfiguration) -> Void = { _ in }
     ) async throws -> TestApp {
         let database: TestDatabase
@@ -49,7 +50,7 @@ struct TestApp {
         } else {
             database = try await TestCluster.shared.makeDatabase()
         }
-        let pool = database.appPool(maxConnections: 4)
+        let pool = database.appPool(maxConnections: 4, acquireTimeout: acquireTimeout)
         let db = Database(pool: pool, logger: TestLogger.make("db"))
         let keyRing = try TokenKeyRing(parsing: Self.keyText)
         var configuration = AuthConfiguration(

@@ -14,7 +14,8 @@ public enum JSONSerializer {
         return output
     }
 
-    static func write(_ value: JSONValue, into output: inout [UInt8]) {
+    /// Appends the compact text of `value` to `output`.
+    public static func write(_ value: JSONValue, into output: inout [UInt8]) {
         switch value {
         case .null: output.append(contentsOf: "null".utf8)
         case .bool(let bool): output.append(contentsOf: (bool ? "true" : "false").utf8)

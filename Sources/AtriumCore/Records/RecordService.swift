@@ -9,15 +9,17 @@ public final class RecordService: Sendable {
     let database: Database
     let collections: CollectionService
     let cursors: CursorCodec
+    let exportSlots: ExportSlots
     let logger: Logger
 
     /// Most records in one batch.
     public static let maximumBatch = 100
 
-    public init(database: Database, collections: CollectionService, cursorKey: [UInt8], logger: Logger) {
+    public init(database: Database, collections: CollectionService, cursorKey: [UInt8], exportLimits: ExportLimits = ExportLimits(), logger: Logger) {
         self.database = database
         self.collections = collections
         self.cursors = CursorCodec(key: cursorKey)
+        self.exportSlots = ExportSlots(limits: exportLimits)
         self.logger = logger
     }
 

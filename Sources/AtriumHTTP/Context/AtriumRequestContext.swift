@@ -18,6 +18,9 @@ public struct AtriumRequestContext: RequestContext {
     public var userAgent: String?
     /// The largest request body this request may send (set from the server's limits).
     public var maximumBodySize = 1 << 20
+    /// The connection (or HTTP/2 stream) the request came on: closing it ends a streamed
+    /// response whose client stopped reading.
+    let channel: any Channel
     /// Who the request turned out to be, for the access log. The context is a value handed
     /// inwards through the middleware; this box carries the answer back out.
     let outcome = RequestOutcome()
@@ -29,6 +32,7 @@ public struct AtriumRequestContext: RequestContext {
         // put it in the logger's metadata; using it costs no random bytes and no metadata update.
         self.requestID = source.logger[metadataKey: RequestIdentifier.metadataKey]?.description ?? RequestIdentifier.generate()
         self.clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
+        self.channel = source.channel
     }
 
     /// Request facts for throttling and the audit trail.

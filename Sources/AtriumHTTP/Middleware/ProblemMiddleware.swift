@@ -48,9 +48,9 @@ struct ProblemMiddleware: RouterMiddleware {
         case .validation:
             return Problem(.validation, detail: error.message, errors: fields)
         case .throttled:
-            return Problem(.throttled, detail: error.message, headers: retryAfter)
+            return Problem(.throttled, detail: error.message, reason: error.reason, headers: retryAfter)
         case .overloaded:
-            return Problem(.overloaded, detail: error.message, headers: retryAfter)
+            return Problem(.overloaded, detail: error.message, reason: error.reason, headers: retryAfter)
         case .preconditionFailed:
             return Problem(.preconditionFailed, detail: error.message)
         case .gone:

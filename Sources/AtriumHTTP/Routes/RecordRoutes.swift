@@ -3,7 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 
-/// `/v1/collections/{name}/records`, `/v1/audit`, `/v1/tenant/export`: tenant data.
+/// `/v1/collections/{name}/records` and `/v1/audit`: tenant data.
 struct RecordRoutes {
     let records: RecordService
 
@@ -60,19 +60,6 @@ struct RecordRoutes {
                 ("data", .array(entries.map(\.json))), ("nextCursor", next.map(JSONValue.string) ?? .null),
             ])))
         }
-        router.get("v1/tenant/export") { _, context in
-            let principal = try context.require(.admin)
-            let records = self.records
-            return Response(
-                status: .ok,
-                headers: [.contentType: "application/x-ndjson", .contentDisposition: "attachment; filename=\"export.ndjson\"", .cacheControl: "no-store"],
-                body: ResponseBody { writer in
-                    var sink = BodyChunkWriter(writer: writer)
-                    try await records.export(principal, into: &sink)
-                    try await sink.writer.finish(nil)
-                }
-            )
-        }
     }
 
     /// A create (one record or a batch): the body, the Idempotency-Key, the stored response.
@@ -116,15 +103,6 @@ struct RecordRoutes {
             headers: headers,
             body: ResponseBody(byteBuffer: ByteBuffer(string: write.body))
         )
-    }
-}
-
-/// Sends export chunks straight to the response body as they are produced.
-struct BodyChunkWriter: ChunkWriter {
-    var writer: any ResponseBodyWriter
-
-    mutating func write(_ chunk: String) async throws {
-        try await self.writer.write(ByteBuffer(string: chunk))
     }
 }
 

@@ -93,8 +93,17 @@ extension PostgresConnection {
     private static let commit: PostgresQuery = "COMMIT"
     private static let rollback: PostgresQuery = "ROLLBACK"
 
-    /// Queues one statement: prepared the first time this connection sees its SQL, then reused.
+    /// Queues one statement: prepared the first time this connection sees its SQL, then reused
+    /// (or, for a one-off statement, sent unnamed).
     private func send(_ query: PostgresQuery, _ inFlight: InFlight, as expectation: InFlight.Expectation) -> Bool {
+        guard query.isPrepared else {
+            let sent = query.bindings.withLibpqArrays { count, values, lengths, formats in
+                PQsendQueryParams(self.pg, query.sql, count, nil, values, lengths, formats, 0)
+            }
+            guard sent == 1 else { return false }
+            inFlight.expect(expectation)
+            return true
+        }
         let name: String
         if let cached = self.statements.name(for: query.sql) {
             name = cached

@@ -12,23 +12,32 @@ public struct PostgresQuery: Sendable, Hashable {
     public var sql: String
     /// The parameter values, in order.
     public var bindings: PostgresBindings
+    /// Prepared once per connection and reused (the default), or sent unnamed each time: for
+    /// SQL whose text differs every time, which would only churn the statement cache.
+    public var isPrepared = true
 
     /// Creates a query from SQL text and bindings built by hand.
     public init(unsafeSQL sql: String, bindings: PostgresBindings = PostgresBindings()) {
         self.sql = sql
         self.bindings = bindings
     }
+
+    /// A statement sent as it is, unprepared: SQL that cannot take parameters (utility
+    /// statements) and differs every time. The text must not hold anything a client chose.
+    public static func oneOff(unsafeSQL sql: String) -> PostgresQuery {
+        var query = PostgresQuery(unsafeSQL: sql)
+        query.isPrepared = false
+        return query
+    }
 }
 
 extension PostgresQuery: ExpressibleByStringInterpolation {
     public init(stringLiteral value: String) {
-        self.sql = value
-        self.bindings = PostgresBindings()
+        self.init(unsafeSQL: value)
     }
 
     public init(stringInterpolation: StringInterpolation) {
-        self.sql = stringInterpolation.sql
-        self.bindings = stringInterpolation.bindings
+        self.init(unsafeSQL: stringInterpolation.sql, bindings: stringInterpolation.bindings)
     }
 
     /// Collects SQL text and turns each interpolated value into a bound parameter.
