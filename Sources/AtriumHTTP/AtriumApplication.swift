@@ -13,18 +13,21 @@ public struct AtriumServices: Sendable {
     public let auth: AuthService
     public let collections: CollectionService
     public let records: RecordService
+    /// The database process, when this server runs it (the embedded PostgreSQL).
+    public let databaseProcess: (any DatabaseProcessMonitor)?
 
-    public init(database: Database, auth: AuthService, collections: CollectionService, records: RecordService) {
+    public init(database: Database, auth: AuthService, collections: CollectionService, records: RecordService, databaseProcess: (any DatabaseProcessMonitor)? = nil) {
         self.database = database
         self.auth = auth
         self.collections = collections
         self.records = records
+        self.databaseProcess = databaseProcess
     }
 
     /// Every service over one database, with the caches they share.
     public static func make(
         database: Database, auth: AuthConfiguration, revocations: RevocationSet, cache: CollectionCache,
-        exportLimits: ExportLimits = ExportLimits(), logger: Logger
+        exportLimits: ExportLimits = ExportLimits(), databaseProcess: (any DatabaseProcessMonitor)? = nil, logger: Logger
     ) -> AtriumServices {
         let authService = AuthService(database: database, configuration: auth, revocations: revocations, logger: logger)
         let collections = CollectionService(database: database, cache: cache, logger: logger)
@@ -32,7 +35,7 @@ public struct AtriumServices: Sendable {
             database: database, collections: collections,
             cursorKey: auth.keyRing.derivedKey(purpose: "atrium list cursors"), exportLimits: exportLimits, logger: logger
         )
-        return AtriumServices(database: database, auth: authService, collections: collections, records: records)
+        return AtriumServices(database: database, auth: authService, collections: collections, records: records, databaseProcess: databaseProcess)
     }
 }
 
@@ -113,7 +116,7 @@ public func buildRouter(services: AtriumServices, server: ServerConfiguration = 
     router.add(middleware: AuthenticationMiddleware(auth: services.auth, limiter: limiter))
     router.add(middleware: RateLimitMiddleware(limiter: limiter))
     let recorder = RouteRecorder(router: router)
-    HealthRoutes(database: services.database).register(on: recorder)
+    HealthRoutes(database: services.database, process: services.databaseProcess).register(on: recorder)
     OpenAPIRoutes().register(on: recorder)
     if server.metrics == .sameServer, let metrics {
         MetricsRoutes(metrics: metrics).register(on: recorder)

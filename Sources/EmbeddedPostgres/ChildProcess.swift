@@ -61,28 +61,22 @@ struct ChildProcess: Sendable {
         return await child.waitForExit()
     }
 
-    /// Waits for the process to end without blocking a Swift concurrency thread.
+    /// Waits for the process to end without blocking a Swift concurrency thread (the blocking
+    /// wait runs on a serial queue of its own: Dispatch's global queues share the threads
+    /// Swift tasks run on).
     func waitForExit() async -> Int32 {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            DispatchQueue(label: "atrium.child-process.\(self.pid)").async {
                 continuation.resume(returning: self.blockingWait())
             }
         }
-    }
-
-    /// The exit status if the process has ended, nil while it runs.
-    func exitStatusIfExited() -> Int32? {
-        var status: Int32 = 0
-        let result = waitpid(self.pid, &status, WNOHANG)
-        guard result == self.pid else { return result < 0 ? -1 : nil }
-        return Self.decode(status)
     }
 
     func signal(_ signal: Int32) {
         kill(self.pid, signal)
     }
 
-    private func blockingWait() -> Int32 {
+    func blockingWait() -> Int32 {
         var status: Int32 = 0
         while true {
             let result = waitpid(self.pid, &status, 0)

@@ -216,15 +216,15 @@ extension EmbeddedPostgres {
     }
 
     /// Polls `postmaster.pid` until the server reports itself ready, as `pg_ctl -w` does.
-    func waitUntilReady(_ server: ChildProcess, timeout: Duration) async throws {
+    func waitUntilReady(_ server: RunningServer, timeout: Duration) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let status = server.exitStatusIfExited() {
+            if let status = server.exit.status {
                 throw EmbeddedPostgresError("PostgreSQL exited during start-up (status \(status)); see \(self.logFile)")
             }
             if let contents = try? String(contentsOfFile: self.dataDirectory + "/postmaster.pid", encoding: .utf8) {
                 let lines = contents.split(separator: "\n", omittingEmptySubsequences: false)
-                if lines.count >= 8, lines[0] == "\(server.pid)", lines[7].trimmingCharacters(in: .whitespaces) == "ready" {
+                if lines.count >= 8, lines[0] == "\(server.process.pid)", lines[7].trimmingCharacters(in: .whitespaces) == "ready" {
                     return
                 }
             }

@@ -61,12 +61,14 @@ public final class EmbeddedPostgres: Sendable {
     public let binaries: PostgresBinaries
     /// How the server process is started (the same each time, so restarts keep port and socket).
     let serverArguments: [String]
-    let server: Mutex<ChildProcess?>
+    let server: Mutex<RunningServer?>
+    /// Supervision: the server's state and how often it was restarted.
+    let supervision = Mutex(Status(phase: .running, restarts: 0))
     let root: String
     let temporary: Bool
     let lockDescriptor: Int32
     private let stopped = Mutex(false)
-    private let logger: Logger
+    let logger: Logger
 
     init(
         port: Int, socketDirectory: String, dataDirectory: String, logFile: String, binaries: PostgresBinaries,
@@ -123,45 +125,52 @@ public final class EmbeddedPostgres: Sendable {
         try await self.startServer(timeout: .seconds(60))
     }
 
+    /// The server process this cluster runs now, reaped the moment it exits.
+    struct RunningServer: Sendable {
+        let process: ChildProcess
+        let exit: ProcessExit
+    }
+
     /// Starts the server process again after `stopServer()` and waits until it accepts
     /// connections. For restarts and failure drills; `start` does this the first time.
     public func startServer(timeout: Duration = .seconds(60)) async throws {
         let process = try ChildProcess.spawn(self.serverArguments, logPath: self.logFile, newSession: true)
-        self.server.withLock { $0 = process }
+        let running = RunningServer(process: process, exit: ProcessExit(pid: process.pid))
+        self.server.withLock { $0 = running }
         if self.temporary {
             TemporaryClusters.shared.add(pid: process.pid, root: self.root)
         }
-        try await self.waitUntilReady(process, timeout: timeout)
+        try await self.waitUntilReady(running, timeout: timeout)
     }
 
     /// Stops the server process but keeps the cluster (data, port, socket directory), so
-    /// `startServer()` can bring it back. Fast shutdown, immediate if that takes over 30 seconds.
+    /// `startServer()` can bring it back. Fast shutdown, immediate if that takes over 30
+    /// seconds. Logs how the process ended.
     public func stopServer() async {
-        guard let process = self.server.withLock({ server in
+        guard let running = self.server.withLock({ server in
             defer { server = nil }
             return server
         }) else { return }
-        process.signal(SIGINT)
-        let clean = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                _ = await process.waitForExit()
-                return true
-            }
+        if let status = running.exit.status {
+            TemporaryClusters.shared.remove(running.process.pid)
+            self.logger.warning("embedded PostgreSQL had already exited", metadata: ["exit.status": "\(status)"])
+            return
+        }
+        running.process.signal(SIGINT)
+        let status = await withTaskGroup(of: Int32?.self) { group in
+            group.addTask { await running.exit.wait() }
             group.addTask {
                 try? await Task.sleep(for: .seconds(30))
-                return false
+                return nil
             }
-            let first = await group.next() ?? false
-            if first {
-                group.cancelAll()
-            } else {
-                process.signal(SIGQUIT)
-            }
-            await group.waitForAll()
+            let first = await group.next() ?? nil
+            if first == nil { running.process.signal(SIGQUIT) }
+            group.cancelAll()
             return first
         }
-        TemporaryClusters.shared.remove(process.pid)
-        self.logger.info("embedded PostgreSQL stopped", metadata: ["clean": "\(clean)"])
+        let final = await running.exit.wait() ?? -1
+        TemporaryClusters.shared.remove(running.process.pid)
+        self.logger.info("embedded PostgreSQL stopped", metadata: ["clean": "\(status == 0)", "exit.status": "\(final)"])
     }
 }
 

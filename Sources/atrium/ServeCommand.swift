@@ -56,9 +56,10 @@ struct ServeCommand: AsyncParsableCommand {
             )
             let revocations = RevocationSet(retention: configuration.accessTokenLifetime)
             let cache = CollectionCache()
+            let supervision = endpoint.embedded.map(EmbeddedSupervision.init)
             let services = AtriumServices.make(
                 database: database, auth: configuration, revocations: revocations, cache: cache,
-                exportLimits: settings.exportLimits, logger: logger
+                exportLimits: settings.exportLimits, databaseProcess: supervision, logger: logger
             )
             let watcher = ChangeWatcher(
                 database: database,
@@ -70,6 +71,7 @@ struct ServeCommand: AsyncParsableCommand {
             // Known revocations must be in memory before the first request is served.
             try await watcher.reload()
             var background: [any Service] = [watcher]
+            if let supervision { background.append(supervision) }
             var tls: TLSSetup?
             if let settings = settings.server.tls {
                 let setup = try TLSSetup(settings)

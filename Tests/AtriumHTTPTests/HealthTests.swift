@@ -9,13 +9,42 @@ import HummingbirdTesting
 import Testing
 
 @Suite struct HealthTests {
-    static func application(_ database: Database) -> some ApplicationProtocol {
+    static func application(_ database: Database, process: (any DatabaseProcessMonitor)? = nil) -> some ApplicationProtocol {
         let configuration = AuthConfiguration(keyRing: try! TokenKeyRing(parsing: TestApp.keyText), hashingPermits: 1)
         let services = AtriumServices.make(
             database: database, auth: configuration, revocations: RevocationSet(retention: configuration.accessTokenLifetime),
-            cache: CollectionCache(), logger: TestLogger.make("services")
+            cache: CollectionCache(), databaseProcess: process, logger: TestLogger.make("services")
         )
         return try! buildApplication(server: ServerConfiguration(accessLog: false), services: services, logger: TestLogger.make("http"))
+    }
+
+    /// A supervised database process whose state a test sets.
+    final class FakeProcess: DatabaseProcessMonitor {
+        let state: Locked<DatabaseProcessState>
+        init(_ state: DatabaseProcessState) { self.state = Locked(state) }
+        var processState: DatabaseProcessState { self.state.value }
+    }
+
+    @Test func notReadyWhileTheEmbeddedDatabaseIsRestartedAndSaidSoInTheMetrics() async throws {
+        let database = Database(pool: try await TestCluster.shared.makeDatabase().appPool(), logger: TestLogger.make("db"))
+        let process = FakeProcess(DatabaseProcessState(phase: .restarting, restarts: 2))
+        try await Self.application(database, process: process).test(.router) { client in
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(response.headers[.retryAfter] == "1")
+                let problem = try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any]
+                #expect(problem?["reason"] as? String == "database_restarting")
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains("atrium_embedded_postgres_up 0.0"))
+                #expect(text.contains("atrium_embedded_postgres_restarts 2.0"))
+            }
+            process.state.withLock { $0 = DatabaseProcessState(phase: .running, restarts: 2) }
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .ok)
+            }
+        }
     }
 
     @Test func healthAndReadinessWithADatabase() async throws {

@@ -1,6 +1,9 @@
 import AtriumTestSupport
 import EmbeddedPostgres
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 @Suite struct EmbeddedPostgresTests {
@@ -41,5 +44,53 @@ import Testing
         ])
         #expect(read.output.trimmingCharacters(in: .whitespacesAndNewlines) == "still here")
         await second.stop()
+    }
+
+    static func canConnect(_ cluster: EmbeddedPostgres) async -> Bool {
+        let result = try? await EmbeddedPostgres.runProgram([
+            cluster.binaries.psql, "-h", cluster.socketDirectory, "-p", "\(cluster.port)", "-U", "postgres", "-d", "postgres", "-Atc", "SELECT 1",
+        ])
+        return result?.status == 0
+    }
+
+    @Test func aKilledServerIsReapedAndRestartedByItsSupervisor() async throws {
+        let cluster = try await EmbeddedPostgres.start(.temporary, logger: TestLogger.make("supervised"))
+        let supervision = Task { try await cluster.supervise(policy: .init(delays: [.milliseconds(100), .milliseconds(300)])) }
+        do {
+            let first = try #require(cluster.postmasterPID)
+            kill(first, SIGKILL)
+            // Back by itself, a new postmaster, the old one reaped (no zombie holds its pid).
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                if cluster.status == .init(phase: .running, restarts: 1), await Self.canConnect(cluster) { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(cluster.status == .init(phase: .running, restarts: 1))
+            #expect(await Self.canConnect(cluster))
+            #expect(cluster.postmasterPID != first)
+            #expect(kill(first, 0) != 0, "the killed postmaster must not linger as a zombie")
+        } catch {
+            supervision.cancel()
+            await cluster.stop()
+            throw error
+        }
+        // Stopping on purpose is not a crash: supervision ends quietly, the status stays running.
+        await cluster.stop()
+        try await supervision.value
+        #expect(cluster.status.restarts == 1)
+    }
+
+    @Test func aServerThatCannotBeRestartedMakesSupervisionGiveUp() async throws {
+        let cluster = try await EmbeddedPostgres.start(.temporary, logger: TestLogger.make("doomed"))
+        let supervision = Task { try await cluster.supervise(policy: .init(delays: [.milliseconds(50), .milliseconds(50)])) }
+        // Its data directory becomes unusable, then it dies: every restart fails.
+        let data = cluster.dataDirectory
+        chmod(data, 0)
+        defer { chmod(data, 0o700) }
+        kill(try #require(cluster.postmasterPID), SIGKILL)
+        await #expect(throws: EmbeddedPostgresError.self) { try await supervision.value }
+        #expect(cluster.status.phase == .failed)
+        chmod(data, 0o700)
+        await cluster.stop()
     }
 }

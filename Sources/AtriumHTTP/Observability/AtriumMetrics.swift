@@ -36,6 +36,7 @@ public final class AtriumMetrics: Sendable {
     private struct Gauges: Sendable {
         let poolOpen, poolIdle, poolInUse, poolWaiting, poolAcquired, poolTimedOut: Prometheus.Gauge
         let hashRunning, hashWaiting: Prometheus.Gauge
+        let databaseUp, databaseRestarts: Prometheus.Gauge?
     }
 
     public init(services: AtriumServices, tenantSeries: Int = 0) {
@@ -59,7 +60,9 @@ public final class AtriumMetrics: Sendable {
             poolAcquired: gauge("atrium_db_pool_acquired", "Connections handed out since start"),
             poolTimedOut: gauge("atrium_db_pool_acquire_timeouts", "Requests that gave up waiting for a connection since start"),
             hashRunning: gauge("atrium_password_hashes_running", "Password hashes being computed"),
-            hashWaiting: gauge("atrium_password_hash_queue_depth", "Password hashes waiting for a thread")
+            hashWaiting: gauge("atrium_password_hash_queue_depth", "Password hashes waiting for a thread"),
+            databaseUp: services.databaseProcess == nil ? nil : gauge("atrium_embedded_postgres_up", "1 while the embedded PostgreSQL runs, 0 while it is restarted or down"),
+            databaseRestarts: services.databaseProcess == nil ? nil : gauge("atrium_embedded_postgres_restarts", "Times the embedded PostgreSQL was restarted after exiting on its own")
         )
     }
 
@@ -102,6 +105,10 @@ public final class AtriumMetrics: Sendable {
         self.gauges.poolAcquired.set(Double(pool.acquired))
         self.gauges.poolTimedOut.set(Double(pool.timedOut))
         self.updateTenantSeries()
+        if let state = self.services.databaseProcess?.processState {
+            self.gauges.databaseUp?.set(state.phase == .running ? 1.0 : 0.0)
+            self.gauges.databaseRestarts?.set(Double(state.restarts))
+        }
         let hashing = self.services.auth.hasher.executor.depth
         self.gauges.hashRunning.set(Double(hashing.running))
         self.gauges.hashWaiting.set(Double(hashing.waiting))
