@@ -56,11 +56,12 @@ enum JSONBody {
 
     /// Threads of their own for parsing large bodies, one per core: a client sending many large
     /// bodies at once takes these, while the threads every other request runs on stay free.
-    /// When they and their queue are busy, more large bodies get 503.
+    /// Bodies wait their turn (they are in memory already, so waiting costs no more of it);
+    /// beyond 256 waiting, more large bodies get 503.
     static let parsing = BoundedExecutor(
         label: "atrium.json-parsing",
         permits: ProcessInfo.processInfo.activeProcessorCount,
-        queueLimit: 4 * ProcessInfo.processInfo.activeProcessorCount
+        queueLimit: 256
     )
 
     private static func parseElsewhere(_ bytes: [UInt8]) async throws -> Result<JSONValue, JSONParser.Failure> {
