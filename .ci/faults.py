@@ -127,6 +127,13 @@ def create_items(port, token):
     assert status == 201, body
 
 
+def tenant_with_items(server, name):
+    """Signs up a tenant with an "items" collection; returns its access token."""
+    token = sign_up(server.port, name)
+    create_items(server.port, token)
+    return token
+
+
 def all_items(port, token):
     """Every record's n, by paging through the list."""
     values, cursor = [], None
@@ -238,8 +245,7 @@ def postgres_killed(data_dir):
     server = Server(data_dir)
     server.start()
     try:
-        token = sign_up(server.port, "writers")
-        create_items(server.port, token)
+        token = tenant_with_items(server, "writers")
         writers = Writers(server, token)
         writers.start()
         time.sleep(2)
@@ -267,8 +273,7 @@ def postgres_frozen(data_dir):
     server.start()
     frozen = []
     try:
-        token = sign_up(server.port, "frozen")
-        create_items(server.port, token)
+        token = tenant_with_items(server, "frozen")
         for n in range(20):
             assert request(server.port, "POST", "/v1/collections/items/records", {"n": n}, token)[0] == 201
         postmaster, children = server.postgres_pids()
@@ -327,8 +332,7 @@ def atrium_killed(data_dir):
     """kill -9 of Atrium under writes, and a restart on the same data directory."""
     server = Server(data_dir)
     server.start()
-    token = sign_up(server.port, "crash")
-    create_items(server.port, token)
+    token = tenant_with_items(server, "crash")
     writers = Writers(server, token)
     writers.start()
     time.sleep(2)
@@ -354,10 +358,8 @@ def pool_exhausted(data_dir):
     server = Server(data_dir, extra_env={"ATRIUM_DB_MAX_CONNECTIONS": "4", "ATRIUM_DB_ACQUIRE_TIMEOUT": "2"})
     server.start()
     try:
-        greedy = sign_up(server.port, "greedy")
-        quiet = sign_up(server.port, "quiet")
-        for token in (greedy, quiet):
-            create_items(server.port, token)
+        greedy = tenant_with_items(server, "greedy")
+        quiet = tenant_with_items(server, "quiet")
         pad = "x" * 3000
         for batch in range(20):
             status, _, body = request(server.port, "POST", "/v1/collections/items/records/batch",
@@ -414,8 +416,7 @@ def terminated_under_load(data_dir):
     """SIGTERM while requests are in flight: they complete, PostgreSQL stops cleanly."""
     server = Server(data_dir)
     server.start()
-    token = sign_up(server.port, "drain")
-    create_items(server.port, token)
+    token = tenant_with_items(server, "drain")
     pad = "y" * 2000
     results, lock = [], threading.Lock()
     sent = threading.Barrier(17)
