@@ -10,8 +10,9 @@ import NIOCore
 /// The export is started — slot taken, snapshot opened, first reads done — before the head
 /// is sent, so a busy or unreachable database is a 503, not a 200 that breaks off. The body
 /// ends with an `end` line; a response without it is incomplete. An export that fails midway,
-/// or whose client stops reading for `streamStallTimeout`, ends without a clean end of the
-/// response (the connection, or the HTTP/2 stream, is closed), and the log says why.
+/// whose client stops reading, or whose next page does not come, for `streamStallTimeout`, ends
+/// without a clean end of the response (the connection, or the HTTP/2 stream, is closed), and
+/// the log says why.
 struct ExportRoutes {
     let records: RecordService
     let stallTimeout: Duration
@@ -29,7 +30,7 @@ struct ExportRoutes {
                     defer { export.close() }
                     do {
                         try await stall.run {
-                            while let item = try await export.next() {
+                            while let item = try await stall.read({ try await export.next() }) {
                                 let lines = ByteBuffer(bytes: Self.lines(item))
                                 try await stall.write { try await writer.write(lines) }
                             }

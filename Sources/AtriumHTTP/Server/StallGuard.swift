@@ -1,10 +1,11 @@
 import NIOCore
 import Synchronization
 
-/// Ends a streamed response whose client stops reading. A write waits while the client's
-/// receive window is full; if one waits longer than `timeout`, the connection (over HTTP/2, the
-/// stream) is closed, which fails the write and ends the response — freeing what the stream
-/// held instead of holding it for as long as the client likes.
+/// Ends a streamed response that stops moving. A write waits while the client's receive
+/// window is full; if one waits longer than `timeout`, the connection (over HTTP/2, the stream)
+/// is closed, which fails the write and ends the response — freeing what the stream held
+/// instead of holding it for as long as the client likes. A read for the next part (from the
+/// database, which may be frozen) is given up on after the same time.
 final class StallGuard: Sendable {
     let timeout: Duration
     let channel: any Channel
@@ -22,6 +23,26 @@ final class StallGuard: Sendable {
             group.addTask { await self.watch() }
             defer { group.cancelAll() }
             try await body()
+        }
+    }
+
+    /// Thrown when reading the next part took longer than the timeout.
+    struct ReadTimedOut: Error, CustomStringConvertible {
+        let timeout: Duration
+        var description: String { "reading the next part took longer than \(self.timeout)" }
+    }
+
+    /// Produces the next part within the timeout, or cancels it and throws `ReadTimedOut`.
+    func read<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try? await Task.sleep(for: self.timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else { throw ReadTimedOut(timeout: self.timeout) }
+            return value
         }
     }
 
