@@ -63,7 +63,13 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
     /// How many connections are working for each share now (a connection counts once for
     /// every share with a request in its round), and which shares each connection serves.
     private var holders: [UUID?: Int] = [:]
-    private var servedBy: [Int: Set<UUID?>] = [:]
+    private var servedBy: [Int: Served] = [:]
+
+    /// The shares one connection works for: nearly always one, which needs no allocation.
+    enum Served {
+        case one(UUID?)
+        case several(Set<UUID?>)
+    }
     /// Waits and acquire timeouts per tenant, for metrics (at most `trackedShares` of them).
     private(set) var shareCounters: [UUID: ShareCounters] = [:]
     static var trackedShares: Int { 1000 }
@@ -316,18 +322,27 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
 
     /// Records that `connection` now works for the shares of `requests`.
     private mutating func serve(_ requests: [Request], on connection: Int) {
-        let shares = Set(requests.map(\.share))
-        for share in shares { self.holders[share, default: 0] += 1 }
-        self.servedBy[connection] = shares
+        guard let first = requests.first else { return }
+        let served: Served = requests.allSatisfy({ $0.share == first.share }) ? .one(first.share) : .several(Set(requests.map(\.share)))
+        switch served {
+        case .one(let share): self.holders[share, default: 0] += 1
+        case .several(let shares): for share in shares { self.holders[share, default: 0] += 1 }
+        }
+        self.servedBy[connection] = served
     }
 
     /// `connection` finished (or lost) its work.
     private mutating func unserve(_ connection: Int) {
-        guard let shares = self.servedBy.removeValue(forKey: connection) else { return }
-        for share in shares {
-            let remaining = self.holders[share, default: 1] - 1
-            self.holders[share] = remaining > 0 ? remaining : nil
+        guard let served = self.servedBy.removeValue(forKey: connection) else { return }
+        switch served {
+        case .one(let share): self.release(share)
+        case .several(let shares): for share in shares { self.release(share) }
         }
+    }
+
+    private mutating func release(_ share: UUID?) {
+        let remaining = self.holders[share, default: 1] - 1
+        self.holders[share] = remaining > 0 ? remaining : nil
     }
 
     private mutating func count(_ share: UUID?, _ change: (inout ShareCounters) -> Void) {
