@@ -135,7 +135,7 @@ import Testing
     }
 
     @Test func anExportAsksForItsConnectionBeforeAnswering() async throws {
-        try await Self.withExportingTenant(records: 100, acquireTimeout: .milliseconds(500)) { app, client, token, _ in
+        try await Self.withExportingTenant(records: 100, acquireTimeout: .seconds(3)) { app, client, token, _ in
             // Every pooled connection is held: the export cannot read, so it is a 503, not a
             // 200 that breaks off.
             let release = Locked(false)
