@@ -49,9 +49,14 @@ let package = Package(
             providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
         ),
         .target(
+            name: "AtriumText",
+            swiftSettings: swiftSettings + fuzzed
+        ),
+        .target(
             name: "PostgresPool",
             dependencies: [
                 "CLibPQ",
+                "AtriumText",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -76,6 +81,7 @@ let package = Package(
         .target(
             name: "AtriumCore",
             dependencies: [
+                "AtriumText",
                 "PostgresPool",
                 "AtriumCrypto",
                 .product(name: "Logging", package: "swift-log"),
@@ -87,9 +93,9 @@ let package = Package(
         .target(
             name: "AtriumHTTP",
             dependencies: [
+                "AtriumText",
                 "AtriumCore",
                 "AtriumCrypto",
-                "COpenSSL",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
@@ -123,6 +129,7 @@ let package = Package(
         .executableTarget(
             name: "atrium-bench",
             dependencies: [
+                "AtriumText",
                 "PostgresPool",
                 "AtriumCore",
                 "AtriumCrypto",
@@ -139,7 +146,7 @@ let package = Package(
         ),
         .target(
             name: "AtriumFuzzTargets",
-            dependencies: ["AtriumCore", "AtriumCrypto", "PostgresPool"],
+            dependencies: ["AtriumText", "AtriumCore", "AtriumCrypto", "PostgresPool"],
             path: "Fuzz/AtriumFuzzTargets",
             swiftSettings: swiftSettings + fuzzed
         ),
@@ -164,6 +171,7 @@ let package = Package(
         .target(
             name: "AtriumTestSupport",
             dependencies: [
+                "AtriumText",
                 "PostgresPool",
                 "EmbeddedPostgres",
                 "AtriumCore",
@@ -173,7 +181,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PostgresPoolTests",
-            dependencies: ["PostgresPool", "AtriumTestSupport"],
+            dependencies: ["AtriumText", "PostgresPool", "AtriumTestSupport"],
             swiftSettings: testSettings
         ),
         .testTarget(
@@ -188,12 +196,13 @@ let package = Package(
         ),
         .testTarget(
             name: "AtriumCoreTests",
-            dependencies: ["AtriumCore", "AtriumTestSupport", "AtriumFuzzTargets"],
+            dependencies: ["AtriumText", "AtriumCore", "AtriumTestSupport", "AtriumFuzzTargets"],
             swiftSettings: testSettings
         ),
         .testTarget(
             name: "AtriumHTTPTests",
             dependencies: [
+                "AtriumText",
                 "AtriumHTTP",
                 "AtriumTestSupport",
                 "AtriumCrypto",

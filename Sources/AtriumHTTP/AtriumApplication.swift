@@ -7,35 +7,39 @@ import NIOCore
 import Logging
 import ServiceLifecycle
 
-/// What the HTTP layer serves from.
+/// What the HTTP layer serves from: every service over one database, with the state they
+/// share (the revoked sessions, the collection definitions) and the watcher that keeps that
+/// state current across servers. The one place the service graph is wired: `atrium serve`, the
+/// tests and the benchmark all build it here.
 public struct AtriumServices: Sendable {
     public let database: Database
     public let auth: AuthService
     public let collections: CollectionService
     public let records: RecordService
+    /// Sessions revoked on any server, kept by `watcher`.
+    public let revocations: RevocationSet
+    /// Listens for revocations and collection changes; runs with the application. Call
+    /// `reload()` before serving so revocations made before the start are known.
+    public let watcher: ChangeWatcher
     /// The database process, when this server runs it (the embedded PostgreSQL).
     public let databaseProcess: (any DatabaseProcessMonitor)?
 
-    public init(database: Database, auth: AuthService, collections: CollectionService, records: RecordService, databaseProcess: (any DatabaseProcessMonitor)? = nil) {
+    public init(
+        database: Database, auth: AuthConfiguration, exportLimits: ExportLimits = ExportLimits(),
+        databaseProcess: (any DatabaseProcessMonitor)? = nil, logger: Logger
+    ) {
+        let revocations = RevocationSet(retention: auth.accessTokenLifetime)
+        let cache = CollectionCache()
         self.database = database
-        self.auth = auth
-        self.collections = collections
-        self.records = records
-        self.databaseProcess = databaseProcess
-    }
-
-    /// Every service over one database, with the caches they share.
-    public static func make(
-        database: Database, auth: AuthConfiguration, revocations: RevocationSet, cache: CollectionCache,
-        exportLimits: ExportLimits = ExportLimits(), databaseProcess: (any DatabaseProcessMonitor)? = nil, logger: Logger
-    ) -> AtriumServices {
-        let authService = AuthService(database: database, configuration: auth, revocations: revocations, logger: logger)
-        let collections = CollectionService(database: database, cache: cache, logger: logger)
-        let records = RecordService(
-            database: database, collections: collections,
+        self.auth = AuthService(database: database, configuration: auth, revocations: revocations, logger: logger)
+        self.collections = CollectionService(database: database, cache: cache, logger: logger)
+        self.records = RecordService(
+            database: database, collections: self.collections,
             cursorKey: auth.keyRing.derivedKey(purpose: "atrium list cursors"), exportLimits: exportLimits, logger: logger
         )
-        return AtriumServices(database: database, auth: authService, collections: collections, records: records, databaseProcess: databaseProcess)
+        self.revocations = revocations
+        self.watcher = ChangeWatcher(database: database, revocations: revocations, collections: cache, logger: logger)
+        self.databaseProcess = databaseProcess
     }
 }
 
@@ -48,8 +52,8 @@ public struct AtriumRouter {
 
 /// Builds the Atrium HTTP application: HTTP/1.1, or with `server.tls` HTTPS with HTTP/2 by ALPN.
 ///
-/// `services` (the database pool, the revocation watcher, …) run in the application's service
-/// group after the server, so on shutdown the server stops taking connections and finishes
+/// `services` (the database pool, the revocation watcher) and `backgroundServices` run in the
+/// application's service group after the server, so on shutdown the server stops taking connections and finishes
 /// in-flight requests before they stop.
 public func buildApplication(
     server: ServerConfiguration,
@@ -80,7 +84,7 @@ public func buildApplication(
     } else {
         builder = .http1(configuration: http1)
     }
-    var background: [any Service] = [services.database] + backgroundServices
+    var background: [any Service] = [services.database, services.watcher] + backgroundServices
     if case .port(let port) = server.metrics, let metrics = built.metrics {
         background.append(MetricsServer(host: server.host, port: port, metrics: metrics, logger: logger))
     }

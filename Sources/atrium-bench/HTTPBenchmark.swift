@@ -2,6 +2,7 @@ import ArgumentParser
 import AtriumCore
 import AtriumCrypto
 import AtriumHTTP
+import AtriumText
 import EmbeddedPostgres
 import Foundation
 import Logging
@@ -48,14 +49,7 @@ struct HTTPBenchmark: AsyncParsableCommand {
         let database = Database(pool: pool, logger: logger)
         // Signing in is not what is measured: cheap hashing keeps the set-up short.
         let auth = AuthConfiguration(keyRing: keyRing, passwordParameters: Scrypt.Parameters(logN: 10, r: 8, p: 1), hashingPermits: 2, hashingQueue: 64)
-        let revocations = RevocationSet(retention: auth.accessTokenLifetime)
-        let cache = CollectionCache()
-        let services = AtriumServices.make(database: database, auth: auth, revocations: revocations, cache: cache, logger: logger)
-        let watcher = ChangeWatcher(
-            database: database, revocations: revocations, collections: cache,
-            listenerConfiguration: PostgresConfiguration(connectionString: cluster.connectionString(database: name, user: "atrium_app")),
-            logger: logger
-        )
+        let services = AtriumServices(database: database, auth: auth, logger: logger)
         let port = try FreePort.find()
         // Rate limits are off (64 connections on few tenants would hit them); metrics and the
         // access log stay as in production (the log level here drops its lines).
@@ -65,7 +59,6 @@ struct HTTPBenchmark: AsyncParsableCommand {
                 rateLimits: RateLimitPolicy(tenantRate: 0, addressRate: 0)
             ),
             services: services,
-            backgroundServices: [watcher],
             logger: logger
         )
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [app], logger: logger))

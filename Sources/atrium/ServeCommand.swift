@@ -3,7 +3,6 @@ import AtriumCore
 import AtriumHTTP
 import Hummingbird
 import Logging
-import PostgresPool
 import ServiceLifecycle
 
 /// `atrium serve`: migrates (unless told not to) and serves HTTP until SIGINT/SIGTERM.
@@ -54,23 +53,13 @@ struct ServeCommand: AsyncParsableCommand {
                 hashingPermits: settings.hashingThreads,
                 hashingQueue: settings.hashingQueue
             )
-            let revocations = RevocationSet(retention: configuration.accessTokenLifetime)
-            let cache = CollectionCache()
             let supervision = endpoint.embedded.map(EmbeddedSupervision.init)
-            let services = AtriumServices.make(
-                database: database, auth: configuration, revocations: revocations, cache: cache,
-                exportLimits: settings.exportLimits, databaseProcess: supervision, logger: logger
-            )
-            let watcher = ChangeWatcher(
-                database: database,
-                revocations: revocations,
-                collections: cache,
-                listenerConfiguration: PostgresConfiguration(connectionString: endpoint.configuration.url),
-                logger: logger
+            let services = AtriumServices(
+                database: database, auth: configuration, exportLimits: settings.exportLimits, databaseProcess: supervision, logger: logger
             )
             // Known revocations must be in memory before the first request is served.
-            try await watcher.reload()
-            var background: [any Service] = [watcher]
+            try await services.watcher.reload()
+            var background: [any Service] = []
             if let supervision { background.append(supervision) }
             var tls: TLSSetup?
             if let settings = settings.server.tls {

@@ -1,3 +1,4 @@
+import AtriumText
 import Foundation
 
 /// Checks record data against a collection definition and says, for every failing field, why.
@@ -87,7 +88,7 @@ enum RecordValidator {
                 return "must be one of \((field.values ?? []).joined(separator: ", "))"
             }
         case .reference:
-            guard case .string(let text) = value, UUID(uuidString: text) != nil else { return "must be a record id" }
+            guard case .string(let text) = value, UUID(canonical: text) != nil else { return "must be a record id" }
         case .json:
             break
         case .array:

@@ -1,3 +1,4 @@
+import AtriumText
 import Logging
 import PostgresPool
 import ServiceLifecycle
@@ -5,7 +6,7 @@ import ServiceLifecycle
 /// Atrium's access to PostgreSQL: the connection pool plus the rule that tenant data is only
 /// reached inside a transaction scoped to one tenant.
 public final class Database: Service, Sendable {
-    public let pool: ConnectionPool
+    package let pool: ConnectionPool
     let logger: Logger
 
     public init(configuration: DatabaseConfiguration, logger: Logger) {
@@ -27,7 +28,9 @@ public final class Database: Service, Sendable {
     /// a tenant waits for a contended connection behind that tenant's own work (see
     /// `ConnectionPool.execute(_:share:)`).
     public func transaction(in tenant: TenantContext, _ statements: [PostgresQuery]) async throws -> [PostgresRows] {
-        try await self.pool.transaction(statements, prelude: [Self.setTenant(tenant)], share: tenant.tenantID)
+        try await Self.translatingPoolErrors {
+            try await self.pool.transaction(statements, prelude: [Self.setTenant(tenant)], share: tenant.tenantID)
+        }
     }
 
     /// Runs one statement scoped to `tenant`.
@@ -36,7 +39,9 @@ public final class Database: Service, Sendable {
     /// transaction that lasts until the batch's pipeline sync, which is atomic all the same and
     /// saves two statements on the hottest paths (reading a record is one of them).
     public func query(in tenant: TenantContext, _ statement: PostgresQuery) async throws -> PostgresRows {
-        try await self.pool.execute(PipelineBatch(statements: [statement], prelude: [Self.setTenant(tenant)]), share: tenant.tenantID)[0]
+        try await Self.translatingPoolErrors {
+            try await self.pool.execute(PipelineBatch(statements: [statement], prelude: [Self.setTenant(tenant)]), share: tenant.tenantID)[0]
+        }
     }
 
     /// An interactive transaction scoped to `tenant`, for work whose next statement depends on
@@ -45,7 +50,9 @@ public final class Database: Service, Sendable {
         in tenant: TenantContext,
         _ body: (PostgresTransaction) async throws -> Result
     ) async throws -> Result {
-        try await self.pool.withTransaction(prelude: [Self.setTenant(tenant)], share: tenant.tenantID, body)
+        try await Self.translatingPoolErrors {
+            try await self.pool.withTransaction(prelude: [Self.setTenant(tenant)], share: tenant.tenantID, body)
+        }
     }
 
     /// A read-only REPEATABLE READ transaction scoped to `tenant`: every query in it sees the
@@ -54,17 +61,21 @@ public final class Database: Service, Sendable {
         in tenant: TenantContext,
         _ body: (PostgresTransaction) async throws -> Result
     ) async throws -> Result {
-        try await self.pool.withTransaction(
-            prelude: ["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", Self.setTenant(tenant)],
-            share: tenant.tenantID,
-            body
-        )
+        try await Self.translatingPoolErrors {
+            try await self.pool.withTransaction(
+                prelude: ["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", Self.setTenant(tenant)],
+                share: tenant.tenantID,
+                body
+            )
+        }
     }
 
     /// Runs statements that touch no tenant table (or only through the narrow SECURITY DEFINER
     /// functions made for that), in one transaction.
     public func unscopedTransaction(_ statements: [PostgresQuery]) async throws -> [PostgresRows] {
-        try await self.pool.transaction(statements, prelude: [Self.setTenant(nil)])
+        try await Self.translatingPoolErrors {
+            try await self.pool.transaction(statements, prelude: [Self.setTenant(nil)])
+        }
     }
 
     /// Whether PostgreSQL answers, within `timeout`.
@@ -97,6 +108,29 @@ public final class Database: Service, Sendable {
                     + "row-level security would not apply. Connect as atrium_app (DATABASE_URL) and give the owner "
                     + "role to migrations only (ATRIUM_MIGRATION_DATABASE_URL)."
             )
+        }
+    }
+
+    /// The pool's own failures in the domain's words, so that callers above never handle a
+    /// `PostgresError` that is not about their SQL: a full pool and a lost database are both
+    /// "unavailable, retry" (soon, and in a few seconds). Errors of the statements themselves
+    /// (constraint violations and the like) pass through for the service that wrote them.
+    static func translatingPoolErrors<Result>(_ body: () async throws -> Result) async throws -> Result {
+        do {
+            return try await body()
+        } catch let error as PostgresError {
+            throw Self.domainError(for: error) ?? error
+        }
+    }
+
+    static func domainError(for error: PostgresError) -> AtriumError? {
+        switch error.code {
+        case .acquireTimeout:
+            AtriumError(.unavailable, "the service is busy; retry shortly", retryAfter: 1, cause: "database pool exhausted: \(error.message)")
+        case .connectionFailed, .connectionClosed, .poolClosed:
+            AtriumError(.unavailable, "the database cannot be reached; retry shortly", retryAfter: 5, cause: "database unreachable: \(error.message)")
+        default:
+            nil
         }
     }
 

@@ -22,16 +22,18 @@ public final class DatabaseSnapshot: Sendable {
 
     /// Runs `statements` in a read-only transaction scoped to `tenant` that sees the snapshot.
     public func read(in tenant: TenantContext, _ statements: [PostgresQuery]) async throws -> [PostgresRows] {
-        try await self.database.pool.transaction(
-            statements,
-            prelude: [
-                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
-                // An identifier cannot be a parameter; it is PostgreSQL's own, checked when taken.
-                .oneOff(unsafeSQL: "SET TRANSACTION SNAPSHOT '\(self.id)'"),
-                Database.setTenant(tenant),
-            ],
-            share: tenant.tenantID
-        )
+        try await Database.translatingPoolErrors {
+            try await self.database.pool.transaction(
+                statements,
+                prelude: [
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                    // An identifier cannot be a parameter; it is PostgreSQL's own, checked when taken.
+                    .oneOff(unsafeSQL: "SET TRANSACTION SNAPSHOT '\(self.id)'"),
+                    Database.setTenant(tenant),
+                ],
+                share: tenant.tenantID
+            )
+        }
     }
 
     /// Ends the transaction and closes its connection; the snapshot can no longer be read.
@@ -43,6 +45,10 @@ public final class DatabaseSnapshot: Sendable {
 extension Database {
     /// Opens a snapshot on a connection of its own (see `DatabaseSnapshot`).
     public func exportSnapshot() async throws -> DatabaseSnapshot {
+        try await Self.translatingPoolErrors { try await self.openSnapshot() }
+    }
+
+    private func openSnapshot() async throws -> DatabaseSnapshot {
         var configuration = self.pool.configuration.connection
         configuration.applicationName += " snapshot"
         let holder = try await PostgresConnection.connect(configuration: configuration, logger: self.logger)

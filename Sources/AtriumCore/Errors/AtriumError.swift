@@ -6,7 +6,7 @@ public struct AtriumError: Error, Sendable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
             case unauthenticated, invalidCredentials, forbidden, notFound, conflict, validation
-            case throttled, overloaded, preconditionFailed, gone, badRequest
+            case throttled, overloaded, unavailable, preconditionFailed, gone, badRequest
         }
 
         private let base: Base
@@ -28,6 +28,9 @@ public struct AtriumError: Error, Sendable, CustomStringConvertible {
         public static let throttled = Code(.throttled)
         /// The server is saturated (password hashing queue full); retry after `retryAfter` seconds.
         public static let overloaded = Code(.overloaded)
+        /// The database is out of reach or every connection is busy past the acquire timeout;
+        /// retry after `retryAfter` seconds. `cause` says which, for the log.
+        public static let unavailable = Code(.unavailable)
         /// An `If-Match` precondition did not hold.
         public static let preconditionFailed = Code(.preconditionFailed)
         /// The thing existed but is no longer usable (an accepted or expired invitation).
@@ -54,13 +57,16 @@ public struct AtriumError: Error, Sendable, CustomStringConvertible {
     public var reason: String?
     public var fields: [FieldFailure] = []
     public var retryAfter: Int?
+    /// What went wrong underneath, for the log only (never sent to the client).
+    public var cause: String?
 
-    public init(_ code: Code, _ message: String, reason: String? = nil, fields: [FieldFailure] = [], retryAfter: Int? = nil) {
+    public init(_ code: Code, _ message: String, reason: String? = nil, fields: [FieldFailure] = [], retryAfter: Int? = nil, cause: String? = nil) {
         self.code = code
         self.message = message
         self.reason = reason
         self.fields = fields
         self.retryAfter = retryAfter
+        self.cause = cause
     }
 
     public var description: String { "\(self.code): \(self.message)" }

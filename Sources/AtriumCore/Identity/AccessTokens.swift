@@ -1,4 +1,5 @@
 import AtriumCrypto
+import AtriumText
 import Foundation
 import Synchronization
 
@@ -31,10 +32,10 @@ public struct AccessTokens: Sendable {
         let expiresAt = issuedAt + Int64(self.configuration.accessTokenLifetime.seconds)
         let claims = Claims(
             iss: self.configuration.issuer,
-            sub: user.uuidString.lowercased(),
-            tid: tenant.uuidString.lowercased(),
+            sub: user.lowercasedString,
+            tid: tenant.lowercasedString,
             role: role,
-            sid: session.uuidString.lowercased(),
+            sid: session.lowercasedString,
             iat: issuedAt,
             exp: expiresAt
         )
@@ -67,7 +68,7 @@ public struct AccessTokens: Sendable {
         case .failure(let rejection): return .failure(Rejection(rawValue: rejection.rawValue) ?? .malformed)
         }
         guard let claims = try? JSONDecoder().decode(Claims.self, from: Data(payload)),
-              let user = UUID(uuidString: claims.sub), let tenant = UUID(uuidString: claims.tid), let session = UUID(uuidString: claims.sid)
+              let user = UUID(canonical: claims.sub), let tenant = UUID(canonical: claims.tid), let session = UUID(canonical: claims.sid)
         else {
             return .failure(.invalidClaims)
         }

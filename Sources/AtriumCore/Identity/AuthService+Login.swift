@@ -1,4 +1,5 @@
 import AtriumCrypto
+import AtriumText
 import Foundation
 import PostgresPool
 
@@ -75,7 +76,7 @@ extension AuthService {
     /// The tenant to sign in to: the requested one (by id or slug) or the first.
     func choose(_ requested: String?, from tenants: [TenantMembership]) throws -> TenantMembership? {
         guard let requested else { return tenants.first }
-        let id = UUID(uuidString: requested)
+        let id = UUID(canonical: requested)
         guard let match = tenants.first(where: { $0.tenantID == id || $0.slug == requested }) else {
             throw AtriumError(.forbidden, "not a member of that tenant", reason: "not_a_member")
         }

@@ -1,4 +1,5 @@
 import AtriumCrypto
+import AtriumText
 import Foundation
 import Logging
 import PostgresPool
@@ -65,7 +66,7 @@ extension AuthService {
         }
         let tokens = try await self.startSession(user: user, in: tenant, origin: origin, alongside: [
             AuthEvent.insert("tenant_switched", tenant: tenant.tenantID, user: user, origin: origin,
-                             detail: ["from": principal.tenant.tenantID.uuidString.lowercased()]),
+                             detail: ["from": principal.tenant.tenantID.lowercasedString]),
         ])
         return SignIn(user: try await self.profile(of: user), tenant: tenant, tenants: tenants, tokens: tokens)
     }

@@ -1,3 +1,4 @@
+import AtriumText
 import Foundation
 import Logging
 import PostgresPool
@@ -17,18 +18,13 @@ public final class ChangeWatcher: Service, Sendable {
     let listener: PostgresListener
     let logger: Logger
 
-    public init(
-        database: Database,
-        revocations: RevocationSet,
-        collections: CollectionCache,
-        listenerConfiguration: PostgresConfiguration,
-        logger: Logger
-    ) {
+    /// Listens on a connection of its own, to the database (and as the role) the pool uses.
+    public init(database: Database, revocations: RevocationSet, collections: CollectionCache, logger: Logger) {
         self.database = database
         self.revocations = revocations
         self.collections = collections
         self.listener = PostgresListener(
-            configuration: listenerConfiguration,
+            configuration: database.pool.configuration.connection,
             channels: [Self.revocationChannel, Self.collectionChannel],
             logger: logger
         )
@@ -58,12 +54,12 @@ public final class ChangeWatcher: Service, Sendable {
                         self.logger.error("could not load revoked sessions", metadata: ["error": "\(error)"])
                     }
                 case .notification(let notification) where notification.channel == Self.revocationChannel:
-                    if let session = UUID(uuidString: notification.payload) {
+                    if let session = UUID(canonical: notification.payload) {
                         self.revocations.insert(session)
                     }
                 case .notification(let notification):
                     let parts = notification.payload.split(separator: ":", maxSplits: 1)
-                    if parts.count == 2, let tenant = UUID(uuidString: String(parts[0])) {
+                    if parts.count == 2, let tenant = UUID(canonical: String(parts[0])) {
                         self.collections.remove(tenant: tenant, name: String(parts[1]))
                     }
                 }

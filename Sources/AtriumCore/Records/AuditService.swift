@@ -1,4 +1,5 @@
 import AtriumCrypto
+import AtriumText
 import Foundation
 import PostgresPool
 
@@ -47,9 +48,9 @@ public struct AuditQuery: Sendable {
             switch name {
             case "collection": query.collection = value
             case "recordId":
-                if let id = UUID(uuidString: value) { query.recordID = id } else { failures.append(.init(field: name, reason: "must be an id")) }
+                if let id = UUID(canonical: value) { query.recordID = id } else { failures.append(.init(field: name, reason: "must be an id")) }
             case "actor":
-                if let id = UUID(uuidString: value) { query.actorID = id } else { failures.append(.init(field: name, reason: "must be an id")) }
+                if let id = UUID(canonical: value) { query.actorID = id } else { failures.append(.init(field: name, reason: "must be an id")) }
             case "operation":
                 if ["create", "update", "delete"].contains(value) { query.operation = value } else {
                     failures.append(.init(field: name, reason: "must be create, update or delete"))

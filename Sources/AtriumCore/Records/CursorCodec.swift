@@ -1,4 +1,5 @@
 import AtriumCrypto
+import AtriumText
 import Foundation
 import PostgresPool
 
@@ -39,7 +40,7 @@ package struct CursorCodec: Sendable {
               constantTimeEquals(mac, self.mac(String(parts[0]), context: context)),
               let bytes = Base64.decode(parts[0]), case .object(let object) = try? JSONParser.parse(bytes),
               case .array(let values) = object["k"], values.count == keys,
-              let id = object["i"]?.stringValue.flatMap(UUID.init(uuidString:))
+              let id = object["i"]?.stringValue.flatMap({ UUID(canonical: $0) })
         else { throw invalid }
         return Position(values: values.map(\.stringValue), id: id)
     }

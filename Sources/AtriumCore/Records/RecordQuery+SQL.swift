@@ -1,3 +1,4 @@
+import AtriumText
 import Foundation
 import PostgresPool
 
@@ -68,7 +69,7 @@ struct QueryTerm {
     func literal(_ value: String) -> Result<String, QueryProblem> {
         switch self.kind {
         case .uuid:
-            guard let id = UUID(uuidString: value) else { return .failure("must be an id") }
+            guard let id = UUID(canonical: value) else { return .failure("must be an id") }
             return .success(id.lowercasedString)
         case .integer:
             guard let number = Int64(value), abs(Double(number)) <= RecordValidator.maximumSafeInteger else { return .failure("must be an integer") }

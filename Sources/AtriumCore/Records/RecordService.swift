@@ -1,4 +1,5 @@
 import AtriumCrypto
+import AtriumText
 import Foundation
 import Logging
 import PostgresPool

@@ -1,3 +1,4 @@
+import AtriumText
 import Foundation
 
 /// Who wrote: a user or an API key.

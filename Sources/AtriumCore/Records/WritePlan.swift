@@ -1,3 +1,4 @@
+import AtriumText
 import Foundation
 import PostgresPool
 
@@ -30,7 +31,7 @@ struct WritePlan {
         _ = self.add(RecordWrites.versionGuard(collection), .definitionGuard)
         for field in collection.definition.fields where field.type == .reference {
             guard let targetName = field.collection, let target = targets[targetName] else { continue }
-            let ids = records.compactMap { $0.data[field.name]?.stringValue.flatMap(UUID.init(uuidString:)) }
+            let ids = records.compactMap { $0.data[field.name]?.stringValue.flatMap({ UUID(canonical: $0) }) }
             guard !ids.isEmpty else { continue }
             _ = self.add("SELECT atrium.require_records(\(target.id), \(ids.map(\.lowercasedString))::uuid[])", .reference(field: field.name, target: targetName))
         }
@@ -64,7 +65,7 @@ struct WritePlan {
             return AtriumError.invalid([.init(field: "/\(field)", reason: "must be the id of a record in \(target)")])
         case (.unique(let field, let pointers), PostgresError.SQLState.uniqueViolation):
             // atrium.claim_unique_values puts the record that wanted the value in the detail.
-            let pointer = error.detail.flatMap(UUID.init(uuidString:)).flatMap { pointers[$0] } ?? ""
+            let pointer = error.detail.flatMap({ UUID(canonical: $0) }).flatMap { pointers[$0] } ?? ""
             return AtriumError.invalid([.init(field: "\(pointer)/\(field)", reason: "must be unique; another record has this value")])
         default:
             return nil

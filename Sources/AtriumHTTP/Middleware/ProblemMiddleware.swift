@@ -1,9 +1,9 @@
 import AtriumCore
+import AtriumText
 import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
-import PostgresPool
 
 /// Turns every error into a problem document. This is the one place errors become statuses:
 /// anything not mapped here is a 500 whose body says nothing internal and whose log line says all.
@@ -51,6 +51,8 @@ struct ProblemMiddleware: RouterMiddleware {
             return Problem(.throttled, detail: error.message, reason: error.reason, headers: retryAfter)
         case .overloaded:
             return Problem(.overloaded, detail: error.message, reason: error.reason, headers: retryAfter)
+        case .unavailable:
+            return Problem(.unavailable, detail: error.message, reason: error.reason, headers: retryAfter)
         case .preconditionFailed:
             return Problem(.preconditionFailed, detail: error.message)
         case .gone:
@@ -66,22 +68,19 @@ struct ProblemMiddleware: RouterMiddleware {
         switch error {
         case let problem as Problem:
             return problem
+        case let error as AtriumError where error.code == .unavailable:
+            context.logger.warning("database unavailable", metadata: ["error": "\(error.cause ?? error.message)"])
+            return Self.problem(for: error)
         case let error as AtriumError:
             return Self.problem(for: error)
         case let error as any HTTPResponseError where error.status == .contentTooLarge:
             return Problem(.contentTooLarge, detail: "the body is larger than the limit of \(context.maximumBodySize) bytes", headers: [.connection: "close"])
         case let error as HTTPError where error.status == .notFound:
             return Problem(.notFound, detail: "no route matches this path")
-        case let error as PostgresError where error.code == .acquireTimeout:
-            context.logger.warning("database pool exhausted", metadata: ["error": "\(error.message)"])
-            return Problem(.unavailable, detail: "the service is busy; retry shortly", headers: [.retryAfter: "1"])
-        case let error as PostgresError where [.connectionFailed, .connectionClosed, .poolClosed].contains(error.code):
-            context.logger.error("database unreachable", metadata: ["error": "\(error.message)"])
-            return Problem(.unavailable, detail: "the database cannot be reached; retry shortly", headers: [.retryAfter: "5"])
         default:
             var metadata: Logger.Metadata = ["error": "\(String(reflecting: error))"]
             if let principal = context.principal {
-                metadata["tenant.id"] = .string(principal.tenant.tenantID.uuidString.lowercased())
+                metadata["tenant.id"] = .string(principal.tenant.tenantID.lowercasedString)
             }
             context.logger.error("unhandled error", metadata: metadata)
             return Problem(.internalError, detail: "an unexpected error occurred; quote the request id when reporting it")

@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumText
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -137,7 +138,7 @@ struct RateLimitMiddleware: RouterMiddleware {
         let scope: String
         if let principal = context.principal {
             guard let tenants = self.limiter.tenants else { return try await next(request, context) }
-            decision = tenants.take(principal.tenant.tenantID.uuidString)
+            decision = tenants.take(principal.tenant.tenantID.lowercasedString)
             scope = "tenant"
         } else {
             guard let addresses = self.limiter.addresses else { return try await next(request, context) }

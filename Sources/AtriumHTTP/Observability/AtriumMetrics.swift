@@ -1,9 +1,9 @@
 import AtriumCore
 import AtriumCrypto
+import AtriumText
 import CoreMetrics
 import Foundation
 import HTTPTypes
-import PostgresPool
 import Prometheus
 import Synchronization
 
@@ -97,7 +97,7 @@ public final class AtriumMetrics: Sendable {
 
     /// The Prometheus text exposition, with the gauges read now.
     public func exposition() -> [UInt8] {
-        let pool = self.services.database.pool.statistics
+        let pool = self.services.database.load
         self.gauges.poolOpen.set(Double(pool.open))
         self.gauges.poolIdle.set(Double(pool.idle))
         self.gauges.poolInUse.set(Double(pool.inUse))
@@ -123,16 +123,17 @@ public final class AtriumMetrics: Sendable {
     /// out of the top lose their series.
     private func updateTenantSeries() {
         guard self.tenantSeries > 0 else { return }
-        let busiest = self.services.database.pool.busiestShares(limit: self.tenantSeries)
+        let busiest = self.services.database.busiestTenants(limit: self.tenantSeries)
         self.tenantGauges.withLock { gauges in
-            let current = Set(busiest.map(\.share))
+            let current = Set(busiest.map(\.tenant))
             for (tenant, series) in gauges where !current.contains(tenant) {
                 self.registry.unregisterGauge(series.waits)
                 self.registry.unregisterGauge(series.timeouts)
                 gauges[tenant] = nil
             }
-            for (tenant, counters) in busiest {
-                let labels = [("tenant", tenant.uuidString.lowercased())]
+            for counters in busiest {
+                let tenant = counters.tenant
+                let labels = [("tenant", tenant.lowercasedString)]
                 let series = gauges[tenant] ?? (
                     self.registry.makeGauge(name: "atrium_db_pool_tenant_waits", labels: labels, help: "Requests of the tenant that waited for a PostgreSQL connection since start"),
                     self.registry.makeGauge(name: "atrium_db_pool_tenant_acquire_timeouts", labels: labels, help: "Requests of the tenant that gave up waiting for a connection since start")

@@ -1,9 +1,9 @@
 import AtriumCore
+import AtriumText
 import Foundation
 import Hummingbird
 import HTTPTypes
 import Logging
-import PostgresPool
 
 /// The outermost handling of every request after its id: one access-log line and the request
 /// metrics, under the route template (`/v1/collections/{name}`), never the concrete path, so

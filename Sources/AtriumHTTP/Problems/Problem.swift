@@ -2,7 +2,6 @@ import AtriumCore
 import Foundation
 import HTTPTypes
 import Hummingbird
-import PostgresPool
 
 /// An RFC 9457 problem document: every error response Atrium sends has this shape.
 public struct Problem: Error, Sendable, Encodable {

@@ -1,8 +1,8 @@
 import AtriumCore
+import AtriumText
 import Foundation
 import HTTPTypes
 import Hummingbird
-import PostgresPool
 
 /// `/v1/collections`: collection definitions.
 struct CollectionRoutes {

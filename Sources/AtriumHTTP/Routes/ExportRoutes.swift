@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumText
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -38,7 +39,7 @@ struct ExportRoutes {
                         try await writer.finish(nil)
                     } catch {
                         logger.error("export ended before it was complete", metadata: [
-                            "tenant.id": .string(export.tenant.tenantID.uuidString.lowercased()),
+                            "tenant.id": .string(export.tenant.tenantID.lowercasedString),
                             "export.records": .stringConvertible(export.records),
                             "error": .string(String(describing: error)),
                         ])
@@ -62,7 +63,7 @@ struct ExportRoutes {
             line(.object(JSONObject([
                 ("type", .string("tenant")),
                 ("tenant", .object(JSONObject([
-                    ("id", .string(tenant.id.uuidString.lowercased())), ("name", .string(tenant.name)),
+                    ("id", .string(tenant.id.lowercasedString)), ("name", .string(tenant.name)),
                     ("slug", .string(tenant.slug)), ("createdAt", .string(RFC3339.string(tenant.createdAt))),
                 ]))),
             ])))

@@ -1,7 +1,7 @@
 import AtriumCore
+import AtriumText
 import Foundation
 import Hummingbird
-import PostgresPool
 
 /// `/v1/members`, `/v1/invitations`, `/v1/api-keys`: who may act in the tenant.
 struct MemberRoutes {
@@ -31,7 +31,7 @@ struct MemberRoutes {
             let body = try await JSONBody.decode(InvitationRequest.self, from: request, context: context)
             let created = try await self.auth.invite(principal, email: body.email, role: body.role, origin: context.origin)
             return try Response.json(InvitationJSON(created.invitation, token: created.token), status: .created,
-                                     headers: [.location: "/v1/invitations/\(created.invitation.id.uuidString.lowercased())", .cacheControl: "no-store"])
+                                     headers: [.location: "/v1/invitations/\(created.invitation.id.lowercasedString)", .cacheControl: "no-store"])
         }
         router.get("v1/invitations") { _, context in
             let invitations = try await self.auth.invitations(try context.require(.admin))
@@ -53,7 +53,7 @@ struct MemberRoutes {
             let body = try await JSONBody.decode(APIKeyRequest.self, from: request, context: context)
             let created = try await self.auth.createAPIKey(principal, name: body.name, role: body.role, expiresAt: body.expiresAt, origin: context.origin)
             return try Response.json(APIKeyJSON(created.key, secret: created.secret), status: .created,
-                                     headers: [.location: "/v1/api-keys/\(created.key.id.uuidString.lowercased())", .cacheControl: "no-store"])
+                                     headers: [.location: "/v1/api-keys/\(created.key.id.lowercasedString)", .cacheControl: "no-store"])
         }
         router.get("v1/api-keys") { _, context in
             let keys = try await self.auth.apiKeys(try context.require(.admin))

@@ -1,5 +1,4 @@
 import AtriumCrypto
-import COpenSSL
 import Dispatch
 import Foundation
 import Logging
@@ -52,12 +51,10 @@ public final class TLSSetup: Sendable {
 
 public enum TLSSetupError: Error, CustomStringConvertible {
     case unreadable(path: String, reason: String)
-    case selfSignedFailed
 
     public var description: String {
         switch self {
         case .unreadable(let path, let reason): "cannot use \(path): \(reason)"
-        case .selfSignedFailed: "could not create a self-signed certificate"
         }
     }
 }
@@ -123,14 +120,7 @@ public final class CertificateStore: Sendable {
             throw TLSSetupError.unreadable(path: keyPath, reason: "the key does not belong to the certificate in \(certificatePath) (\(error))")
         }
         let der = try leaf.toDERBytes()
-        return (certificates.map { .certificate($0) }, .privateKey(key), Self.format(SHA256.hash(der)))
-    }
-
-    static func format(_ digest: [UInt8]) -> String {
-        digest.map { byte in
-            let hex = String(byte, radix: 16, uppercase: true)
-            return hex.count == 1 ? "0" + hex : hex
-        }.joined(separator: ":")
+        return (certificates.map { .certificate($0) }, .privateKey(key), SelfSignedCertificate.fingerprint(SHA256.hash(der)))
     }
 }
 
@@ -160,23 +150,5 @@ public struct CertificateReloader: Service {
         source.resume()
         try? await gracefulShutdown()
         source.cancel()
-    }
-}
-
-/// A certificate for localhost (EC P-256, SAN localhost, 127.0.0.1 and ::1, 30 days) made with
-/// OpenSSL, for `--tls-self-signed` and tests.
-public enum SelfSignedCertificate {
-    public static func make(days: Int = 30) throws -> (certificatePEM: String, keyPEM: String, fingerprint: String) {
-        var certificatePEM: UnsafeMutablePointer<CChar>?
-        var keyPEM: UnsafeMutablePointer<CChar>?
-        var digest = [UInt8](repeating: 0, count: 32)
-        guard atrium_make_self_signed(Int32(days), &certificatePEM, &keyPEM, &digest) == 1, let certificatePEM, let keyPEM else {
-            throw TLSSetupError.selfSignedFailed
-        }
-        defer {
-            free(certificatePEM)
-            free(keyPEM)
-        }
-        return (String(cString: certificatePEM), String(cString: keyPEM), CertificateStore.format(digest))
     }
 }

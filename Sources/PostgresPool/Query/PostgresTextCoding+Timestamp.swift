@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import AtriumText
 
 extension PostgresTextCoding {
     /// Parses `timestamptz`, `timestamp` (read as UTC) and `date` text in ISO style.

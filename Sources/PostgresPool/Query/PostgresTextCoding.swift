@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import AtriumText
 
 /// Reading and writing PostgreSQL's text representations without going through `String`
 /// where the hot path allows it.
@@ -11,8 +12,6 @@ import Foundation
 /// back as `YYYY-MM-DD HH:MM:SS[.ffffff]+00`; offsets are still honoured for safety.
 @usableFromInline
 package enum PostgresTextCoding {
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
     @usableFromInline
     package static func appendDecimal(_ value: Int64, to buffer: inout [UInt8]) {
         if value == 0 {
@@ -30,15 +29,7 @@ package enum PostgresTextCoding {
     }
 
     package static func appendUUID(_ uuid: UUID, to buffer: inout [UInt8]) {
-        withUnsafeBytes(of: uuid.uuid) { bytes in
-            for (index, byte) in bytes.enumerated() {
-                if index == 4 || index == 6 || index == 8 || index == 10 {
-                    buffer.append(UInt8(ascii: "-"))
-                }
-                buffer.append(Self.hexDigits[Int(byte >> 4)])
-                buffer.append(Self.hexDigits[Int(byte & 0x0F)])
-            }
-        }
+        UUIDText.append(uuid, to: &buffer)
     }
 
     static func appendTimestamp(_ date: Date, to buffer: inout [UInt8]) {
@@ -110,30 +101,11 @@ extension PostgresTextCoding {
     }
 
     package static func parseUUID(_ bytes: UnsafeRawBufferPointer) -> UUID? {
-        var uuid: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var nibbles = 0
-        let complete = withUnsafeMutableBytes(of: &uuid) { raw -> Bool in
-            for byte in bytes where byte != UInt8(ascii: "-") {
-                let nibble = Self.nibbles[Int(byte)]
-                guard nibbles < 32, nibble != 0xFF else { return false }
-                raw[nibbles >> 1] |= nibbles & 1 == 0 ? nibble << 4 : nibble
-                nibbles += 1
-            }
-            return nibbles == 32
-        }
-        return complete ? UUID(uuid: uuid) : nil
+        UUIDText.parse(bytes, canonical: false)
     }
 
-    /// Each byte's value as a hex digit, 0xFF for anything else.
-    private static let nibbles: [UInt8] = (0..<256).map { Self.hexValue(UInt8($0)) ?? 0xFF }
-
     static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
+        UUIDText.hexValue(byte)
     }
 
     /// `bytea` in hex output format: `\x0a1b…`.

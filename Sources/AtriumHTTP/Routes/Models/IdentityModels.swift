@@ -1,6 +1,6 @@
 import AtriumCore
+import AtriumText
 import Foundation
-import PostgresPool
 
 /// JSON shapes of identity resources (camelCase), kept apart from the domain types.
 struct UserJSON: Encodable {

@@ -42,33 +42,3 @@ public enum CivilDate {
         return (quotient, remainder)
     }
 }
-
-extension UUID {
-    /// The lower-case form PostgreSQL prints, formatted without Foundation (whose
-    /// `uuidString` goes through `snprintf`).
-    public var lowercasedString: String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(36)
-        PostgresTextCoding.appendUUID(self, to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// Appends the lower-case form to `buffer`.
-    public func appendLowercased(to buffer: inout [UInt8]) {
-        PostgresTextCoding.appendUUID(self, to: &buffer)
-    }
-
-    /// Parses the canonical 8-4-4-4-12 hexadecimal form, either case, without Foundation
-    /// (whose `UUID(uuidString:)` goes through `sscanf`).
-    public init?(canonical text: some StringProtocol) {
-        var text = String(text)
-        let parsed: UUID? = text.withUTF8 { bytes in
-            guard bytes.count == 36, bytes[8] == UInt8(ascii: "-"), bytes[13] == UInt8(ascii: "-"),
-                  bytes[18] == UInt8(ascii: "-"), bytes[23] == UInt8(ascii: "-")
-            else { return nil }
-            return PostgresTextCoding.parseUUID(UnsafeRawBufferPointer(bytes))
-        }
-        guard let parsed else { return nil }
-        self = parsed
-    }
-}
