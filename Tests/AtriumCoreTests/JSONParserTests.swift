@@ -171,6 +171,9 @@ import Testing
         (#"{"e":null}"#, #"{"a":1}"#, #"{"e":null,"a":1}"#),
         (#"[1,2]"#, #"{"a":"b","c":null}"#, #"{"a":"b"}"#),
         (#"{}"#, #"{"a":{"bb":{"ccc":null}}}"#, #"{"a":{"bb":{}}}"#),
+        // Beyond the RFC's table: the target's order stays, and removing what is absent is no change.
+        (#"{"z":1,"a":2}"#, #"{"m":3,"z":4}"#, #"{"z":4,"a":2,"m":3}"#),
+        (#"{"a":1}"#, #"{"missing":null}"#, #"{"a":1}"#),
     ])
     func appliesLikeTheRFC(target: String, patch: String, result: String) throws {
         let merged = MergePatch.apply(try JSONParser.parse(patch), to: try JSONParser.parse(target))

@@ -21,9 +21,7 @@ struct TestApp {
     let database: TestDatabase
     let services: AtriumServices
     let keyRing: TokenKeyRing
-    let revocations: RevocationSet
     let pool: ConnectionPool
-    let watcher: ChangeWatcher
     /// The server settings; rate limits are off unless a test turns them on (suites sign up
     /// many users from one address), the access log too (it would drown the test output).
     var server = ServerConfiguration(
@@ -61,13 +59,8 @@ struct TestApp {
             hashingQueue: 256
         )
         configure(&configuration)
-        let revocations = RevocationSet(retention: configuration.accessTokenLifetime)
-        let cache = CollectionCache()
-        let services = AtriumServices.make(database: db, auth: configuration, revocations: revocations, cache: cache, logger: TestLogger.make("services"))
-        let watcher = ChangeWatcher(
-            database: db, revocations: revocations, collections: cache, listenerConfiguration: database.app, logger: TestLogger.make("watcher")
-        )
-        return TestApp(database: database, services: services, keyRing: keyRing, revocations: revocations, pool: pool, watcher: watcher)
+        let services = AtriumServices(database: db, auth: configuration, logger: TestLogger.make("services"))
+        return TestApp(database: database, services: services, keyRing: keyRing, pool: pool)
     }
 
     var application: some ApplicationProtocol {
@@ -75,7 +68,6 @@ struct TestApp {
             server: self.server,
             services: self.services,
             tls: self.tls,
-            backgroundServices: [self.watcher],
             logger: self.logger
         )
     }

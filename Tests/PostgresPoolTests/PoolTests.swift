@@ -99,8 +99,12 @@ import Testing
         let pool = database.appPool(maxConnections: 1)
         let started = ContinuousClock.now
         let sleeper = Task { try await pool.query("SELECT pg_sleep(30)") }
-        while pool.statistics.inUse == 0 { try await Task.sleep(for: .milliseconds(5)) }
-        try await Task.sleep(for: .milliseconds(50))
+        // Cancelled once PostgreSQL is running it (not merely once it was handed a connection).
+        while try await database.withSuperuser({ admin in
+            try await admin.query("SELECT count(*)::int8 FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(30)'")
+        })[0].decode(Int.self, column: 0) == 0 {
+            try await Task.sleep(for: .milliseconds(5))
+        }
         sleeper.cancel()
         let result = await sleeper.result
         if case .failure(let error as PostgresError) = result {

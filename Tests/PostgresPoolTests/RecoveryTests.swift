@@ -70,7 +70,7 @@ import Testing
             let waiting = Task {
                 try await pool.query("SELECT 42::int8")
             }
-            try await Task.sleep(for: .milliseconds(700))
+            while pool.statistics.waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
             try await cluster.startServer()
             let late = try await waiting.value
             #expect(try late[0].decode(Int.self, column: 0) == 42)
