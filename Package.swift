@@ -91,10 +91,16 @@ let package = Package(
             plugins: ["EmbedMigrations"]
         ),
         .target(
+            name: "AtriumWire",
+            dependencies: ["AtriumText", "AtriumCore"],
+            swiftSettings: swiftSettings + fuzzed
+        ),
+        .target(
             name: "AtriumHTTP",
             dependencies: [
                 "AtriumText",
                 "AtriumCore",
+                "AtriumWire",
                 "AtriumCrypto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -146,7 +152,7 @@ let package = Package(
         ),
         .target(
             name: "AtriumFuzzTargets",
-            dependencies: ["AtriumText", "AtriumCore", "AtriumCrypto", "PostgresPool"],
+            dependencies: ["AtriumText", "AtriumCore", "AtriumWire", "AtriumCrypto", "PostgresPool"],
             path: "Fuzz/AtriumFuzzTargets",
             swiftSettings: swiftSettings + fuzzed
         ),
@@ -196,13 +202,14 @@ let package = Package(
         ),
         .testTarget(
             name: "AtriumCoreTests",
-            dependencies: ["AtriumText", "AtriumCore", "AtriumTestSupport", "AtriumFuzzTargets"],
+            dependencies: ["AtriumText", "AtriumCore", "AtriumWire", "AtriumTestSupport", "AtriumFuzzTargets"],
             swiftSettings: testSettings
         ),
         .testTarget(
             name: "AtriumHTTPTests",
             dependencies: [
                 "AtriumText",
+                "AtriumWire",
                 "AtriumHTTP",
                 "AtriumTestSupport",
                 "AtriumCrypto",

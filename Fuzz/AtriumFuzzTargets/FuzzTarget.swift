@@ -1,5 +1,6 @@
 import AtriumCore
 import AtriumCrypto
+import AtriumWire
 import Foundation
 import PostgresPool
 
@@ -33,18 +34,14 @@ public struct FuzzTarget: Sendable {
         precondition(compact == text, "JSONText does not reproduce the serializer's bytes")
     }
 
-    /// The list and audit query grammars, on name/value pairs split as a query string would be.
+    /// The query-string decoding and the list and audit query grammars.
     static let query = FuzzTarget(name: "query") { input in
-        let text = String(decoding: input, as: UTF8.self)
-        let pairs = text.split(separator: "&", omittingEmptySubsequences: true).map { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            return (name: String(parts[0]), value: parts.count > 1 ? String(parts[1]) : "")
-        }
-        if let query = try? RecordQuery.parse(pairs) {
+        guard let pairs = try? QueryString.pairs(String(decoding: input, as: UTF8.self)) else { return }
+        if let query = try? RecordQuery(parameters: pairs) {
             precondition(query.filters.count <= RecordQuery.maximumFilters)
             precondition((1...RecordQuery.maximumLimit).contains(query.limit))
         }
-        _ = try? AuditQuery.parse(pairs)
+        _ = try? AuditQuery(parameters: pairs)
     }
 
     static let cursorKey = Array(repeating: UInt8(7), count: 32)

@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumWire
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
@@ -61,7 +62,7 @@ import Testing
                 [("filter[label]", "label-7"), ("sort", "createdAt")],
             ]
             for parameters in filters {
-                let query = try RecordQuery.parse(parameters.map { (name: $0.0, value: $0.1) })
+                let query = try RecordQuery(parameters: parameters.map { (name: $0.0, value: $0.1) })
                 let sql = try await app.services.records.sql(for: query, collection: "big", principal: principal)
                 let explained = PostgresQuery(unsafeSQL: "EXPLAIN (FORMAT JSON) " + sql.sql, bindings: sql.bindings)
                 let plan = try await app.services.database.query(in: principal.tenant, explained)
@@ -79,10 +80,10 @@ import Testing
             // Deep pages start where the cursor points, by an index range, not by skipping rows.
             var cursor: String?
             for _ in 0..<3 {
-                let pageQuery = try RecordQuery.parse([(name: "limit", value: "100")] + (cursor.map { [(name: "cursor", value: $0)] } ?? []))
+                let pageQuery = try RecordQuery(parameters: [(name: "limit", value: "100")] + (cursor.map { [(name: "cursor", value: $0)] } ?? []))
                 cursor = try await app.services.records.list(principal, collection: "big", query: pageQuery).nextCursor
             }
-            let deep = try RecordQuery.parse([(name: "cursor", value: try #require(cursor))])
+            let deep = try RecordQuery(parameters: [(name: "cursor", value: try #require(cursor))])
             let deepSQL = try await app.services.records.sql(for: deep, collection: "big", principal: principal)
             let deepPlan = try await app.services.database.query(
                 in: principal.tenant, PostgresQuery(unsafeSQL: "EXPLAIN (FORMAT JSON) " + deepSQL.sql, bindings: deepSQL.bindings)
@@ -93,7 +94,7 @@ import Testing
             #expect(!Self.scans(in: deepText).contains { $0.type == "Seq Scan" })
 
             // The control: a filter on a field that is not indexed cannot use the value index.
-            let plain = try RecordQuery.parse([(name: "filter[plain]", value: "p-5"), (name: "sort", value: "n")])
+            let plain = try RecordQuery(parameters: [(name: "filter[plain]", value: "p-5"), (name: "sort", value: "n")])
             let plainSQL = try await app.services.records.sql(for: plain, collection: "big", principal: principal)
             let plainPlan = try await app.services.database.query(
                 in: principal.tenant, PostgresQuery(unsafeSQL: "EXPLAIN (FORMAT JSON) " + plainSQL.sql, bindings: plainSQL.bindings)

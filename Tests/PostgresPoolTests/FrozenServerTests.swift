@@ -25,9 +25,9 @@ import Testing
             #expect(pool.statistics.open == 8)
 
             cluster.freeze()
-            // Frozen for six seconds whatever happens, so a regression fails here instead of hanging.
+            // Frozen for ten seconds whatever happens, so a regression fails here instead of hanging.
             let thawing = Task {
-                try? await Task.sleep(for: .seconds(6))
+                try? await Task.sleep(for: .seconds(10))
                 cluster.thaw()
             }
             // Meanwhile a task that only sleeps briefly measures how long the threads Swift
@@ -62,7 +62,7 @@ import Testing
                 }
                 return try await group.reduce(into: [Duration]()) { $0.append($1) }
             }
-            // Given up on at 300 ms, they end then, not when PostgreSQL resumes (bounds at half
+            // Given up on at 300 ms, they end then, not when PostgreSQL resumes (a bound far under
             // the freeze: room for a loaded machine, far from what a regression shows).
             #expect(ended.allSatisfy { $0 < .seconds(3) }, "\(ended)")
             // A second after being given up on, the connections still waiting are closed.
@@ -72,7 +72,9 @@ import Testing
             try await Task.sleep(for: .seconds(1))
             probing.withLock { $0 = false }
             let gap = await longestGap.value
-            #expect(gap < .seconds(3), "Swift's threads were unavailable for \(gap) while PostgreSQL was frozen")
+            // Blocked cancels hold the threads for the whole freeze; half of it leaves room for
+            // the other tests of the run, which share these threads (3.3 s has been seen).
+            #expect(gap < .seconds(5), "Swift's threads were unavailable for \(gap) while PostgreSQL was frozen")
             await thawing.value
 
             // The pool opens new connections and every query succeeds again.

@@ -40,38 +40,6 @@ public struct AuditQuery: Sendable {
     public var cursor: String?
 
     public init() {}
-
-    public static func parse(_ parameters: [(name: String, value: String)]) throws -> AuditQuery {
-        var query = AuditQuery()
-        var failures: [AtriumError.FieldFailure] = []
-        for (name, value) in parameters {
-            switch name {
-            case "collection": query.collection = value
-            case "recordId":
-                if let id = UUID(canonical: value) { query.recordID = id } else { failures.append(.init(field: name, reason: "must be an id")) }
-            case "actor":
-                if let id = UUID(canonical: value) { query.actorID = id } else { failures.append(.init(field: name, reason: "must be an id")) }
-            case "operation":
-                if ["create", "update", "delete"].contains(value) { query.operation = value } else {
-                    failures.append(.init(field: name, reason: "must be create, update or delete"))
-                }
-            case "since", "until":
-                guard let date = RFC3339.dateTime(value) else {
-                    failures.append(.init(field: name, reason: "must be an RFC 3339 date-time"))
-                    continue
-                }
-                if name == "since" { query.since = date } else { query.until = date }
-            case "limit":
-                if let limit = Int(value), (1...200).contains(limit) { query.limit = limit } else {
-                    failures.append(.init(field: name, reason: "must be a whole number from 1 to 200"))
-                }
-            case "cursor": query.cursor = value
-            default: failures.append(.init(field: name, reason: "is not a known parameter"))
-            }
-        }
-        guard failures.isEmpty else { throw AtriumError(.badRequest, "the query is invalid", fields: failures) }
-        return query
-    }
 }
 
 extension RecordService {

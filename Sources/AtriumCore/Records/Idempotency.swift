@@ -25,8 +25,8 @@ enum Idempotency {
     /// Two requests racing with one key serialise on the key's row: the second waits for the
     /// first to commit (and replays its answer) or roll back (and takes its place).
     static func perform(
-        _ request: IdempotencyRequest, principal: Principal, in transaction: PostgresTransaction, write: () async throws -> WriteResponse
-    ) async throws -> WriteResponse {
+        _ request: IdempotencyRequest, principal: Principal, in transaction: PostgresTransaction, write: () async throws -> StoredResponse
+    ) async throws -> StoredResponse {
         let tenant = principal.tenant.tenantID
         let caller = Actor(principal).id
         let claimed = try await transaction.query("""
@@ -63,7 +63,7 @@ enum Idempotency {
                 }
             }
         }
-        var response = WriteResponse(status: status, headers: headers, body: body)
+        var response = StoredResponse(status: status, headers: headers, body: body)
         response.replayed = true
         return response
     }

@@ -11,10 +11,10 @@ extension RecordService {
         case mergePatch
     }
 
-    /// Replaces or patches a record. With `ifMatch`, fails with 412 unless it matches the
-    /// record's ETag; an update that changes nothing leaves the version as it was.
+    /// Replaces or patches a record. With a `condition` the current version does not meet, it
+    /// fails (`preconditionFailed`); an update that changes nothing leaves the version as it was.
     public func update(
-        _ principal: Principal, collection name: String, id: UUID, body: JSONValue, mode: UpdateMode, ifMatch: String?, origin: RequestOrigin
+        _ principal: Principal, collection name: String, id: UUID, body: JSONValue, mode: UpdateMode, condition: VersionCondition?, origin: RequestOrigin
     ) async throws -> StoredRecord {
         try await self.withCollection(name, principal) { collection in
             let rules = collection.definition.rules
@@ -25,9 +25,7 @@ extension RecordService {
                 if rules.update.restrictsToOwn(principal), current.createdBy != Actor(principal) {
                     throw AtriumError(.forbidden, "only the record's creator may change it")
                 }
-                if let ifMatch, !ETagMatching.strongMatch(ifMatch, current.etag) {
-                    throw AtriumError(.preconditionFailed, "the record has changed (its ETag is \(current.etag))")
-                }
+                try Self.check(condition, current)
                 let candidate = mode == .replace ? body : MergePatch.apply(body, to: .object(current.data))
                 if mode == .mergePatch, case .object(let patch) = body {
                     let system = patch.keys.filter { CollectionDefinition.systemFields.contains($0) }
@@ -40,6 +38,12 @@ extension RecordService {
                 guard data != current.data else { return current }
                 return try await self.write(data, over: current, collection: collection, targets: targets, principal: principal, origin: origin, in: transaction)
             }
+        }
+    }
+
+    private static func check(_ condition: VersionCondition?, _ current: StoredRecord) throws {
+        if let condition, !condition.holds(for: current.version) {
+            throw AtriumError(.preconditionFailed, "the record has changed (its ETag is \"\(current.version)\")")
         }
     }
 
@@ -72,7 +76,7 @@ extension RecordService {
     }
 
     /// Deletes a record (per the delete rule). Refused (409) while other records reference it.
-    public func delete(_ principal: Principal, collection name: String, id: UUID, ifMatch: String?, origin: RequestOrigin) async throws {
+    public func delete(_ principal: Principal, collection name: String, id: UUID, condition: VersionCondition?, origin: RequestOrigin) async throws {
         let collection = try await self.collections.collection(named: name, in: principal.tenant)
         let rules = collection.definition.rules
         try principal.require(rules.delete.role)
@@ -81,9 +85,7 @@ extension RecordService {
             if rules.delete.restrictsToOwn(principal), current.createdBy != Actor(principal) {
                 throw AtriumError(.forbidden, "only the record's creator may delete it")
             }
-            if let ifMatch, !ETagMatching.strongMatch(ifMatch, current.etag) {
-                throw AtriumError(.preconditionFailed, "the record has changed (its ETag is \(current.etag))")
-            }
+            try Self.check(condition, current)
             let referrers = try await transaction.query("SELECT collection, record_id FROM atrium.record_referrers(\(collection.name), \(id))")
             if !referrers.isEmpty {
                 let list = try referrers.map { row -> String in

@@ -69,8 +69,12 @@ public final class RecordService: Sendable {
         WHERE tenant_id = $1 AND collection_id = $2 AND record_id = $3 AND ($4::uuid IS NULL OR created_by = $4)
         """
 
-    /// Creates a record: 201 with `Location` and `ETag`.
-    public func create(_ principal: Principal, collection name: String, body: JSONValue, idempotency: IdempotencyRequest?, origin: RequestOrigin) async throws -> WriteResponse {
+    /// Creates a record; `respond` renders the answer (inside the write's transaction, so that
+    /// an Idempotency-Key stores it with the write).
+    public func create(
+        _ principal: Principal, collection name: String, body: JSONValue, idempotency: IdempotencyRequest?, origin: RequestOrigin,
+        respond: (StoredCollection, StoredRecord) throws -> StoredResponse
+    ) async throws -> StoredResponse {
         try await self.withCollection(name, principal) { collection in
             try principal.require(collection.definition.rules.create.role)
             let (data, failures) = RecordValidator.validate(body, against: collection.definition, applyDefaults: true)
@@ -79,18 +83,16 @@ public final class RecordService: Sendable {
             let records = [(id: id, data: data, pointer: "")]
             let (plan, insert) = try await self.creationPlan(records, collection: collection, principal: principal, origin: origin)
             return try await self.run(plan, idempotency: idempotency, principal: principal) { results in
-                let record = try StoredRecord(row: results[insert][0])
-                return WriteResponse(
-                    status: 201,
-                    headers: [("Location", "/v1/collections/\(collection.name)/records/\(record.id.lowercasedString)"), ("ETag", record.etag)],
-                    body: JSONSerializer.text(record.json())
-                )
+                try respond(collection, try StoredRecord(row: results[insert][0]))
             }
         }
     }
 
-    /// Creates up to 100 records, all or none: 201 with `{"data": [records]}` in request order.
-    public func createBatch(_ principal: Principal, collection name: String, body: JSONValue, idempotency: IdempotencyRequest?, origin: RequestOrigin) async throws -> WriteResponse {
+    /// Creates up to 100 records, all or none; `respond` gets them in request order.
+    public func createBatch(
+        _ principal: Principal, collection name: String, body: JSONValue, idempotency: IdempotencyRequest?, origin: RequestOrigin,
+        respond: (StoredCollection, [StoredRecord]) throws -> StoredResponse
+    ) async throws -> StoredResponse {
         guard case .object(let object) = body, object.keys == ["records"], case .array(let items) = object["records"] else {
             throw AtriumError.invalid([.init(field: "/", reason: "must be {\"records\": [ … ]} and nothing else")])
         }
@@ -124,8 +126,7 @@ public final class RecordService: Sendable {
                     let record = try StoredRecord(row: row)
                     byID[record.id] = record
                 }
-                let ordered = records.compactMap { byID[$0.id]?.json() }
-                return WriteResponse(status: 201, headers: [], body: JSONSerializer.text(.object(JSONObject([("data", .array(ordered))]))))
+                return try respond(collection, records.compactMap { byID[$0.id] })
             }
         }
     }
@@ -160,8 +161,8 @@ public final class RecordService: Sendable {
     /// Runs a creation plan in one round trip, or under an Idempotency-Key (then the key is
     /// claimed and the response stored in the same transaction as the write).
     private func run(
-        _ plan: WritePlan, idempotency: IdempotencyRequest?, principal: Principal, respond: ([PostgresRows]) throws -> WriteResponse
-    ) async throws -> WriteResponse {
+        _ plan: WritePlan, idempotency: IdempotencyRequest?, principal: Principal, respond: ([PostgresRows]) throws -> StoredResponse
+    ) async throws -> StoredResponse {
         guard let idempotency else {
             return try await plan.translatingFailures {
                 try respond(try await self.database.transaction(in: principal.tenant, plan.statements))

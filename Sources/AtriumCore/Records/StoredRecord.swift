@@ -34,9 +34,6 @@ public struct StoredRecord: Sendable, Hashable {
     public let updatedBy: Actor
     public let data: JSONObject
 
-    /// The strong ETag: the version, quoted.
-    public var etag: String { "\"\(self.version)\"" }
-
     /// The API representation; `fields` limits `data` to those fields (sparse fieldsets).
     public func json(fields: Set<String>? = nil) -> JSONValue {
         var data = self.data
@@ -68,9 +65,6 @@ public struct StoredRecord: Sendable, Hashable {
 public struct RecordDocument: Sendable {
     public let version: Int64
     public let json: [UInt8]
-
-    /// The strong ETag: the version, quoted.
-    public var etag: String { "\"\(self.version)\"" }
 }
 
 /// The before/after of each field that changed, for the audit log.
@@ -92,13 +86,35 @@ enum RecordChanges {
     }
 }
 
-/// A write's response as it is sent and, with an Idempotency-Key, stored for replay.
-public struct WriteResponse: Sendable {
+/// A write's answer as the caller renders it — opaque to the services — which an
+/// Idempotency-Key stores in the write's own transaction and a retry gets back as it was.
+public struct StoredResponse: Sendable {
     public let status: Int
     public let headers: [(name: String, value: String)]
     public let body: String
     /// True when this is the stored answer to an earlier request with the same key.
     public var replayed = false
+
+    public init(status: Int, headers: [(name: String, value: String)], body: String) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// What a write requires of the record's current version (`If-Match`).
+public enum VersionCondition: Sendable, Hashable {
+    /// Any version, as long as the record exists.
+    case any
+    /// One of these versions.
+    case oneOf(Set<Int64>)
+
+    func holds(for version: Int64) -> Bool {
+        switch self {
+        case .any: true
+        case .oneOf(let versions): versions.contains(version)
+        }
+    }
 }
 
 import PostgresPool

@@ -84,21 +84,3 @@ struct WritePlan {
 
 /// The collection changed between reading its definition and writing: read it again and retry.
 struct DefinitionChanged: Error {}
-
-/// `If-Match` / `If-None-Match` comparisons (RFC 9110): a list of entity tags or `*`.
-public enum ETagMatching {
-    /// Strong comparison, as `If-Match` requires.
-    public static func strongMatch(_ header: String, _ etag: String) -> Bool {
-        self.tags(header).contains { $0 == "*" || (!$0.hasPrefix("W/") && $0 == etag) }
-    }
-
-    /// Weak comparison, as `If-None-Match` uses.
-    public static func weakMatch(_ header: String, _ etag: String) -> Bool {
-        let bare = etag.hasPrefix("W/") ? String(etag.dropFirst(2)) : etag
-        return self.tags(header).contains { $0 == "*" || ($0.hasPrefix("W/") ? String($0.dropFirst(2)) : $0) == bare }
-    }
-
-    static func tags(_ header: String) -> [String] {
-        header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-    }
-}

@@ -1,4 +1,6 @@
 import AtriumCore
+import AtriumText
+import AtriumWire
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -11,7 +13,7 @@ struct RecordRoutes {
         let base = "v1/collections/:name/records"
         router.get(RouterPath(base)) { request, context in
             let principal = try context.authenticated()
-            let query = try RecordQuery.parse(try QueryString.pairs(request.uri.query))
+            let query = try RecordQuery(parameters: try QueryString.pairs(request.uri.query))
             let page = try await self.records.list(principal, collection: try context.parameters.require("name"), query: query)
             var body = JSONObject()
             body["data"] = .array(page.records.map { $0.json(fields: page.fields) })
@@ -20,15 +22,27 @@ struct RecordRoutes {
             return Response.json(value: .object(body))
         }
         router.post(RouterPath(base)) { request, context in
-            try await self.create(request, context, self.records.create)
+            try await self.create(request, context) { principal, name, body, idempotency, origin in
+                try await self.records.create(principal, collection: name, body: body, idempotency: idempotency, origin: origin) { collection, record in
+                    StoredResponse(
+                        status: 201,
+                        headers: [("Location", "/v1/collections/\(collection.name)/records/\(record.id.lowercasedString)"), ("ETag", record.etag)],
+                        body: JSONSerializer.text(record.json())
+                    )
+                }
+            }
         }
         router.post(RouterPath(base + "/batch")) { request, context in
-            try await self.create(request, context, self.records.createBatch)
+            try await self.create(request, context) { principal, name, body, idempotency, origin in
+                try await self.records.createBatch(principal, collection: name, body: body, idempotency: idempotency, origin: origin) { _, records in
+                    StoredResponse(status: 201, headers: [], body: JSONSerializer.text(.object(JSONObject([("data", .array(records.map { $0.json() }))]))))
+                }
+            }
         }
         router.get(RouterPath(base + "/:id")) { request, context in
             let principal = try context.authenticated()
             let record = try await self.records.get(principal, collection: try context.parameters.require("name"), id: try context.uuidParameter("id", naming: "record"))
-            if let condition = request.headers[.ifNoneMatch], ETagMatching.weakMatch(condition, record.etag) {
+            if let condition = request.headers[.ifNoneMatch], EntityTag.matches(ifNoneMatch: condition, version: record.version) {
                 return Response(status: .notModified, headers: [.eTag: record.etag])
             }
             return Response(
@@ -47,14 +61,14 @@ struct RecordRoutes {
             let principal = try context.authenticated()
             try await self.records.delete(
                 principal, collection: try context.parameters.require("name"), id: try context.uuidParameter("id", naming: "record"),
-                ifMatch: request.headers[.ifMatch], origin: context.origin
+                condition: request.headers[.ifMatch].map(EntityTag.condition(ifMatch:)), origin: context.origin
             )
             return Response.noContent
         }
 
         router.get("v1/audit") { request, context in
             let principal = try context.require(.admin)
-            let query = try AuditQuery.parse(try QueryString.pairs(request.uri.query))
+            let query = try AuditQuery(parameters: try QueryString.pairs(request.uri.query))
             let (entries, next) = try await self.records.audit(principal, query: query)
             return Response.json(value: .object(JSONObject([
                 ("data", .array(entries.map(\.json))), ("nextCursor", next.map(JSONValue.string) ?? .null),
@@ -65,7 +79,7 @@ struct RecordRoutes {
     /// A create (one record or a batch): the body, the Idempotency-Key, the stored response.
     private func create(
         _ request: Request, _ context: AtriumRequestContext,
-        _ operation: (Principal, String, JSONValue, IdempotencyRequest?, RequestOrigin) async throws -> WriteResponse
+        _ operation: (Principal, String, JSONValue, IdempotencyRequest?, RequestOrigin) async throws -> StoredResponse
     ) async throws -> Response {
         let principal = try context.authenticated()
         let name = try context.parameters.require("name")
@@ -79,7 +93,7 @@ struct RecordRoutes {
         let body = try await JSONBody.value(from: request, context: context, mediaTypes: mediaTypes).value
         let record = try await self.records.update(
             principal, collection: try context.parameters.require("name"), id: try context.uuidParameter("id", naming: "record"),
-            body: body, mode: mode, ifMatch: request.headers[.ifMatch], origin: context.origin
+            body: body, mode: mode, condition: request.headers[.ifMatch].map(EntityTag.condition(ifMatch:)), origin: context.origin
         )
         return Response.json(value: record.json(), headers: [.eTag: record.etag])
     }
@@ -92,7 +106,7 @@ struct RecordRoutes {
         return idempotency
     }
 
-    static func response(_ write: WriteResponse) -> Response {
+    static func response(_ write: StoredResponse) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         for (name, value) in write.headers {
             if let field = HTTPField.Name(name) { headers[field] = value }
@@ -106,23 +120,12 @@ struct RecordRoutes {
     }
 }
 
-/// Query strings as ordered name/value pairs, percent-decoded (and `+` as a space).
-enum QueryString {
-    /// The pairs of `query`; 400 for a name or value holding a NUL character, which no
-    /// parameter takes and PostgreSQL text cannot hold.
-    static func pairs(_ query: String?) throws -> [(name: String, value: String)] {
-        guard let query, !query.isEmpty else { return [] }
-        return try query.split(separator: "&", omittingEmptySubsequences: true).map { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ text: Substring) throws -> String {
-                let spaced = text.replacingOccurrences(of: "+", with: " ")
-                let decoded = spaced.removingPercentEncoding ?? spaced
-                guard !decoded.utf8.contains(0) else {
-                    throw AtriumError(.badRequest, "the query is invalid", fields: [.init(field: String(parts[0]), reason: "must not contain NUL characters")])
-                }
-                return decoded
-            }
-            return (try decode(parts[0]), parts.count > 1 ? try decode(parts[1]) : "")
-        }
-    }
+extension StoredRecord {
+    /// The strong ETag of this version.
+    var etag: String { EntityTag.of(version: self.version) }
+}
+
+extension RecordDocument {
+    /// The strong ETag of this version.
+    var etag: String { EntityTag.of(version: self.version) }
 }

@@ -1,0 +1,119 @@
+import AtriumCore
+import AtriumWire
+import Testing
+
+/// The HTTP side's codecs that need no server: entity tags and the query-string grammar.
+@Suite struct EntityTagTests {
+    @Test(arguments: [
+        (#""5""#, VersionCondition.oneOf([5])),
+        (#""5", "7""#, .oneOf([5, 7])),
+        (#" "5" ,"7" "#, .oneOf([5, 7])),
+        ("*", .any),
+        (#""5", *"#, .any),
+        (#"W/"5""#, .oneOf([])),  // If-Match compares strongly: a weak tag never matches
+        (#"W/"5", "6""#, .oneOf([6])),
+        (#""05""#, .oneOf([])),  // not an ETag this server writes
+        (#""+5""#, .oneOf([])),
+        (#""5"#, .oneOf([])),
+        (#"5"#, .oneOf([])),
+        (#""""#, .oneOf([])),
+        (#""99999999999999999999""#, .oneOf([])),
+        ("", .oneOf([])),
+        (",,", .oneOf([])),
+    ])
+    func ifMatch(header: String, condition: VersionCondition) {
+        #expect(EntityTag.condition(ifMatch: header) == condition, "\(header)")
+    }
+
+    @Test(arguments: [
+        (#""5""#, true), (#"W/"5""#, true), (#""4", W/"5""#, true), ("*", true),
+        (#""4""#, false), (#"W/"4""#, false), (#""05""#, false), ("", false), (#"W/5"#, false),
+    ])
+    func ifNoneMatch(header: String, matchesVersionFive: Bool) {
+        #expect(EntityTag.matches(ifNoneMatch: header, version: 5) == matchesVersionFive, "\(header)")
+    }
+
+    @Test func tagsAreTheQuotedVersion() {
+        #expect(EntityTag.of(version: 1) == #""1""#)
+        #expect(EntityTag.condition(ifMatch: EntityTag.of(version: Int64.max)) == .oneOf([Int64.max]))
+    }
+}
+
+@Suite struct QueryStringTests {
+    @Test(arguments: [
+        ("", []),
+        ("a=1", [("a", "1")]),
+        ("a=1&a=2", [("a", "1"), ("a", "2")]),  // repeated names stay, in order
+        ("a&b=", [("a", ""), ("b", "")]),
+        ("&&a=1&&", [("a", "1")]),
+        ("a=1=2", [("a", "1=2")]),
+        ("filter%5Bstatus%5D=open", [("filter[status]", "open")]),  // percent-encoded names
+        ("q=a+b%20c%2B", [("q", "a b c+")]),
+        ("q=%E2%82%AC", [("q", "€")]),
+        ("q=%zz", [("q", "%zz")]),  // not an escape: kept as written
+        ("q=100%", [("q", "100%")]),
+    ] as [(String, [(String, String)])])
+    func pairs(query: String, expected: [(String, String)]) throws {
+        let pairs = try QueryString.pairs(query)
+        #expect(pairs.map(\.name) == expected.map(\.0))
+        #expect(pairs.map(\.value) == expected.map(\.1))
+    }
+
+    @Test(arguments: ["a=%00", "%00=1", "filter[title]=x%00y"])
+    func nulIsRefused(query: String) {
+        #expect(throws: AtriumError.self) { try QueryString.pairs(query) }
+    }
+
+    @Test func listGrammar() throws {
+        let query = try RecordQuery(parameters: try QueryString.pairs(
+            "filter%5Bstatus%5D=open&filter[priority][gte]=3&sort=-priority,createdAt&limit=50&fields=title,status&count=exact&cursor=abc"
+        ))
+        #expect(query.filters == [
+            .init(field: "status", op: .eq, value: "open", parameter: "filter[status]"),
+            .init(field: "priority", op: .gte, value: "3", parameter: "filter[priority][gte]"),
+        ])
+        #expect(query.sort.map(\.field) == ["priority", "createdAt"])
+        #expect(query.sort.map(\.descending) == [true, false])
+        #expect(query.limit == 50)
+        #expect(query.fields == ["title", "status"])
+        #expect(query.count == .exact)
+        #expect(query.cursor == "abc")
+    }
+
+    @Test(arguments: [
+        ("limit=1&limit=2", "limit"), ("limit=0", "limit"), ("limit=101", "limit"), ("limit=x", "limit"),
+        ("sort=", "sort"), ("sort=-", "sort"), ("sort=a,a", "sort"), ("sort=a,b,c,d", "sort"), ("sort=a,,b", "sort"),
+        ("count=maybe", "count"), ("fields=", "fields"), ("page=2", "page"),
+        ("filter[a][like]=x", "filter[a][like]"), ("filter[]=x", "filter[]"), ("filter[a=x", "filter[a"),
+        ("filter[a][eq][x]=1", "filter[a][eq][x]"), ("filter[a[b]]=1", "filter[a[b]]"),
+    ])
+    func listGrammarNamesWhatIsWrong(query: String, parameter: String) throws {
+        do {
+            _ = try RecordQuery(parameters: try QueryString.pairs(query))
+            Issue.record("\(query) was accepted")
+        } catch let error as AtriumError {
+            #expect(error.code == .badRequest)
+            #expect(error.fields.map(\.field) == [parameter], "\(query)")
+        }
+    }
+
+    @Test func tooManyFiltersAreRefused() throws {
+        let many = (0...RecordQuery.maximumFilters).map { "filter[f\($0)]=1" }.joined(separator: "&")
+        #expect(throws: AtriumError.self) { try RecordQuery(parameters: try QueryString.pairs(many)) }
+        let enough = (1...RecordQuery.maximumFilters).map { "filter[f\($0)]=1" }.joined(separator: "&")
+        #expect(try RecordQuery(parameters: try QueryString.pairs(enough)).filters.count == RecordQuery.maximumFilters)
+    }
+
+    @Test(arguments: [
+        ("recordId=nope", "recordId"), ("actor=1", "actor"), ("operation=read", "operation"),
+        ("since=yesterday", "since"), ("until=2026-13-01T00:00:00Z", "until"), ("limit=201", "limit"), ("x=1", "x"),
+    ])
+    func auditGrammarNamesWhatIsWrong(query: String, parameter: String) throws {
+        do {
+            _ = try AuditQuery(parameters: try QueryString.pairs(query))
+            Issue.record("\(query) was accepted")
+        } catch let error as AtriumError {
+            #expect(error.fields.map(\.field) == [parameter], "\(query)")
+        }
+    }
+}
