@@ -1,5 +1,7 @@
-import AtriumCore
+@testable import AtriumCore
+import AtriumText
 import AtriumWire
+import Foundation
 import Testing
 
 /// The HTTP side's codecs that need no server: entity tags and the query-string grammar.
@@ -115,5 +117,47 @@ import Testing
         } catch let error as AtriumError {
             #expect(error.fields.map(\.field) == [parameter], "\(query)")
         }
+    }
+}
+
+/// Each representation, byte for byte: what clients parse must not drift when code moves.
+@Suite struct RepresentationTests {
+    static let id = UUID(canonical: "01234567-89ab-cdef-fedc-ba9876543210")!
+    static let user = Actor(id: UUID(canonical: "11111111-2222-3333-4444-555555555555")!, kind: "user")
+    static let key = Actor(id: UUID(canonical: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")!, kind: "apikey")
+    static let created = Date(timeIntervalSince1970: 1_796_475_728.123)
+    static let updated = Date(timeIntervalSince1970: 1_796_475_729.5)
+    static let golden = #"{"id":"01234567-89ab-cdef-fedc-ba9876543210","version":3,"createdAt":"2026-12-05T13:02:08.123Z","#
+        + #""createdBy":{"type":"user","id":"11111111-2222-3333-4444-555555555555"},"updatedAt":"2026-12-05T13:02:09.500Z","#
+        + #""updatedBy":{"type":"apikey","id":"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"},"#
+        + #""data":{"title":"<b> & \"q\"","n":1.5,"tags":["a"],"none":null}}"#
+
+    @Test func aRecord() throws {
+        let data = try #require(try JSONParser.parse(#"{"title":"<b> & \"q\"","n":1.5,"tags":["a"],"none":null}"#).objectValue)
+        let record = StoredRecord(id: Self.id, version: 3, createdAt: Self.created, createdBy: Self.user, updatedAt: Self.updated, updatedBy: Self.key, data: data)
+        let expected = Self.golden.replacingOccurrences(of: "<b> & ", with: #"\u003cb\u003e \u0026 "#)
+        #expect(JSONSerializer.text(RecordJSON.record(record)) == expected)
+        #expect(JSONSerializer.text(RecordJSON.record(record, fields: ["n", "absent"])).hasSuffix(#""data":{"n":1.5}}"#))
+    }
+
+    @Test func aRecordAsPostgreSQLPrintedIt() {
+        // jsonb's own output: spaces after ':' and ',', keys in its order, '<' and '&' unescaped.
+        let text = RecordText(
+            id: Self.id, version: 3, createdAt: Self.created, createdBy: Self.user, updatedAt: Self.updated, updatedBy: Self.key,
+            data: Array(#"{"n": 1.5, "none": null, "tags": ["a"], "title": "<b> & \"q\""}"#.utf8)
+        )
+        let expected = Self.golden
+            .replacingOccurrences(of: #"{"title":"<b> & \"q\"","n":1.5,"tags":["a"],"none":null}"#, with: #"{"n":1.5,"none":null,"tags":["a"],"title":"\u003cb\u003e \u0026 \"q\""}"#)
+        #expect(String(decoding: RecordJSON.bytes(text), as: UTF8.self) == expected)
+    }
+
+    @Test func anAuditEntry() {
+        let entry = AuditEntry(
+            id: Self.id, occurredAt: Self.created, actor: Self.key, requestID: nil, collection: "notes",
+            recordID: Self.id, operation: "update", changes: .object(JSONObject([("n", .object(JSONObject([("before", .number(JSONNumber(Int64(1)))), ("after", .number(JSONNumber(Int64(2))))])))]))
+        )
+        #expect(JSONSerializer.text(RecordJSON.audit(entry)) == #"{"id":"01234567-89ab-cdef-fedc-ba9876543210","occurredAt":"2026-12-05T13:02:08.123Z","#
+            + #""actor":{"type":"apikey","id":"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"},"requestId":null,"collection":"notes","#
+            + #""recordId":"01234567-89ab-cdef-fedc-ba9876543210","operation":"update","changes":{"n":{"before":1,"after":2}}}"#)
     }
 }

@@ -93,7 +93,7 @@ public enum RFC3339 {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    static func write(_ date: Date, into output: inout [UInt8]) {
+    package static func write(_ date: Date, into output: inout [UInt8]) {
         let micros = (date.timeIntervalSince1970 * 1_000_000).rounded()
         // Outside years 1-9999 (not produced by PostgreSQL timestamps Atrium writes) fall back.
         guard micros.isFinite, Self.printable.contains(micros) else {

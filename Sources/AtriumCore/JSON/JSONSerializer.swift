@@ -42,7 +42,7 @@ public enum JSONSerializer {
 
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
-    static func write(_ string: String, into output: inout [UInt8]) {
+    package static func write(_ string: String, into output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         for byte in string.utf8 {
             switch byte {

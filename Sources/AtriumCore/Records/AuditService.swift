@@ -13,19 +13,6 @@ public struct AuditEntry: Sendable {
     public let recordID: UUID
     public let operation: String
     public let changes: JSONValue
-
-    public var json: JSONValue {
-        .object(JSONObject([
-            ("id", .string(self.id.lowercasedString)),
-            ("occurredAt", .string(StoredRecord.timestamp(self.occurredAt))),
-            ("actor", self.actor.json),
-            ("requestId", self.requestID.map(JSONValue.string) ?? .null),
-            ("collection", .string(self.collection)),
-            ("recordId", .string(self.recordID.lowercasedString)),
-            ("operation", .string(self.operation)),
-            ("changes", self.changes),
-        ]))
-    }
 }
 
 /// Filters of `GET /v1/audit`.

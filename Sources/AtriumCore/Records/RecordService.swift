@@ -46,8 +46,8 @@ public final class RecordService: Sendable {
         return targets
     }
 
-    /// A record by id (per the collection's read rule), ready to send.
-    public func get(_ principal: Principal, collection name: String, id: UUID) async throws -> RecordDocument {
+    /// A record by id (per the collection's read rule), its data as PostgreSQL printed it.
+    public func get(_ principal: Principal, collection name: String, id: UUID) async throws -> RecordText {
         let collection = try await self.collections.collection(named: name, in: principal.tenant)
         let rule = collection.definition.rules.read
         try principal.require(rule.role)
@@ -61,11 +61,11 @@ public final class RecordService: Sendable {
         if let own { bindings.append(own) } else { bindings.appendNull() }
         let rows = try await self.database.query(in: principal.tenant, PostgresQuery(unsafeSQL: Self.readSQL, bindings: bindings))
         guard let row = rows.single else { throw AtriumError.notFound("record") }
-        return try RecordDocument(row: row, id: id)
+        return try RecordText(row: row, id: id)
     }
 
     private static let readSQL = """
-        SELECT \(RecordDocument.columns) FROM atrium.records
+        SELECT \(RecordText.columns) FROM atrium.records
         WHERE tenant_id = $1 AND collection_id = $2 AND record_id = $3 AND ($4::uuid IS NULL OR created_by = $4)
         """
 

@@ -18,10 +18,6 @@ public struct Actor: Sendable, Hashable {
         case .apiKey(let key): self.init(id: key, kind: "apikey")
         }
     }
-
-    var json: JSONValue {
-        .object(JSONObject([("type", .string(self.kind)), ("id", .string(self.id.lowercasedString))]))
-    }
 }
 
 /// A record with its system fields.
@@ -34,37 +30,22 @@ public struct StoredRecord: Sendable, Hashable {
     public let updatedBy: Actor
     public let data: JSONObject
 
-    /// The API representation; `fields` limits `data` to those fields (sparse fieldsets).
-    public func json(fields: Set<String>? = nil) -> JSONValue {
-        var data = self.data
-        if let fields {
-            data = JSONObject(data.entries.filter { fields.contains($0.key) })
-        }
-        return .object(JSONObject([
-            ("id", .string(self.id.lowercasedString)),
-            ("version", .number(JSONNumber(self.version))),
-            ("createdAt", .string(Self.timestamp(self.createdAt))),
-            ("createdBy", self.createdBy.json),
-            ("updatedAt", .string(Self.timestamp(self.updatedAt))),
-            ("updatedBy", self.updatedBy.json),
-            ("data", .object(data)),
-        ]))
-    }
-
-    static func timestamp(_ date: Date) -> String {
-        RFC3339.string(date)
-    }
-
     /// The columns a query must select, in order, for `init(row:)`.
     static let columns = "record_id, version, created_at, created_by, created_by_kind, updated_at, updated_by, updated_by_kind, data"
 }
 
-/// A record ready to send: the same JSON as `StoredRecord.json()`, written straight from the
-/// row with the data passed on as PostgreSQL printed it (see `JSONText`), never parsed. Reading
-/// one record is the busiest route, and this is what keeps it cheap.
-public struct RecordDocument: Sendable {
+/// A record as PostgreSQL printed it: the system fields decoded, the data still the `jsonb`
+/// text, never parsed (it can be passed on as is, see `JSONText`). Reading one record is the
+/// busiest route, and this is what keeps it cheap.
+public struct RecordText: Sendable {
+    public let id: UUID
     public let version: Int64
-    public let json: [UInt8]
+    public let createdAt: Date
+    public let createdBy: Actor
+    public let updatedAt: Date
+    public let updatedBy: Actor
+    /// The data as `jsonb` prints it: valid JSON, with spaces after `:` and `,`.
+    public let data: [UInt8]
 }
 
 /// The before/after of each field that changed, for the audit log.
@@ -119,7 +100,7 @@ public enum VersionCondition: Sendable, Hashable {
 
 import PostgresPool
 
-extension RecordDocument {
+extension RecordText {
     /// The columns `init(row:id:)` reads, in order: `StoredRecord.columns` without the id.
     static let columns = "version, created_at, created_by, created_by_kind, updated_at, updated_by, updated_by_kind, data"
 
@@ -127,36 +108,13 @@ extension RecordDocument {
     init(row: PostgresRow, id: UUID) throws {
         let (version, createdAt, createdBy, createdKind, updatedAt, updatedBy, updatedKind) =
             try row.decode((Int64, Date, UUID, String, Date, UUID, String).self)
-        var json: [UInt8] = []
-        json.reserveCapacity(512)
-        json.append(contentsOf: #"{"id":""#.utf8)
-        id.appendLowercased(to: &json)
-        json.append(contentsOf: #"","version":"#.utf8)
-        json.append(contentsOf: version.description.utf8)
-        Self.appendStamp(time: ("createdAt", createdAt), actor: ("createdBy", createdBy, createdKind), to: &json)
-        Self.appendStamp(time: ("updatedAt", updatedAt), actor: ("updatedBy", updatedBy, updatedKind), to: &json)
-        json.append(contentsOf: #","data":"#.utf8)
-        let data: Void? = try row.withUnsafeBytes(column: 7) { bytes in
-            bytes.map { JSONText.appendCompact($0, to: &json) }
+        guard let data = try row.withUnsafeBytes(column: 7, { bytes in bytes.map { Array($0) } }) else {
+            throw PostgresError(code: .decoding, message: "record data is NULL")
         }
-        guard data != nil else { throw PostgresError(code: .decoding, message: "record data is NULL") }
-        json.append(UInt8(ascii: "}"))
-        self.init(version: version, json: json)
-    }
-
-    /// `,"createdAt":"…","createdBy":{"type":"user","id":"…"}`
-    private static func appendStamp(time: (key: StaticString, value: Date), actor: (key: StaticString, id: UUID, kind: String), to json: inout [UInt8]) {
-        json.append(contentsOf: #",""#.utf8)
-        time.key.withUTF8Buffer { json.append(contentsOf: $0) }
-        json.append(contentsOf: #"":""#.utf8)
-        RFC3339.write(time.value, into: &json)
-        json.append(contentsOf: #"",""#.utf8)
-        actor.key.withUTF8Buffer { json.append(contentsOf: $0) }
-        json.append(contentsOf: #"":{"type":"#.utf8)
-        JSONSerializer.write(actor.kind, into: &json)
-        json.append(contentsOf: #","id":""#.utf8)
-        actor.id.appendLowercased(to: &json)
-        json.append(contentsOf: #""}"#.utf8)
+        self.init(
+            id: id, version: version, createdAt: createdAt, createdBy: Actor(id: createdBy, kind: createdKind),
+            updatedAt: updatedAt, updatedBy: Actor(id: updatedBy, kind: updatedKind), data: data
+        )
     }
 }
 

@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumWire
 import AtriumText
 import Foundation
 import HTTPTypes
@@ -74,7 +75,7 @@ struct ExportRoutes {
         case .records(let collection, let records):
             output.reserveCapacity(records.count * 300)
             for record in records {
-                line(.object(JSONObject([("type", .string("record")), ("collection", .string(collection)), ("record", record.json())])))
+                line(.object(JSONObject([("type", .string("record")), ("collection", .string(collection)), ("record", RecordJSON.record(record))])))
             }
         case .end(let collections, let records):
             line(.object(JSONObject([

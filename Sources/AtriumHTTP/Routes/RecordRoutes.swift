@@ -16,7 +16,7 @@ struct RecordRoutes {
             let query = try RecordQuery(parameters: try QueryString.pairs(request.uri.query))
             let page = try await self.records.list(principal, collection: try context.parameters.require("name"), query: query)
             var body = JSONObject()
-            body["data"] = .array(page.records.map { $0.json(fields: page.fields) })
+            body["data"] = .array(page.records.map { RecordJSON.record($0, fields: page.fields) })
             body["nextCursor"] = page.nextCursor.map(JSONValue.string) ?? .null
             if let count = page.count { body["count"] = .number(JSONNumber(Int64(count))) }
             return Response.json(value: .object(body))
@@ -27,7 +27,7 @@ struct RecordRoutes {
                     StoredResponse(
                         status: 201,
                         headers: [("Location", "/v1/collections/\(collection.name)/records/\(record.id.lowercasedString)"), ("ETag", record.etag)],
-                        body: JSONSerializer.text(record.json())
+                        body: JSONSerializer.text(RecordJSON.record(record))
                     )
                 }
             }
@@ -35,7 +35,7 @@ struct RecordRoutes {
         router.post(RouterPath(base + "/batch")) { request, context in
             try await self.create(request, context) { principal, name, body, idempotency, origin in
                 try await self.records.createBatch(principal, collection: name, body: body, idempotency: idempotency, origin: origin) { _, records in
-                    StoredResponse(status: 201, headers: [], body: JSONSerializer.text(.object(JSONObject([("data", .array(records.map { $0.json() }))]))))
+                    StoredResponse(status: 201, headers: [], body: JSONSerializer.text(.object(JSONObject([("data", .array(records.map { RecordJSON.record($0) }))]))))
                 }
             }
         }
@@ -48,7 +48,7 @@ struct RecordRoutes {
             return Response(
                 status: .ok,
                 headers: [.contentType: "application/json", .eTag: record.etag],
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: record.json))
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: RecordJSON.bytes(record)))
             )
         }
         router.put(RouterPath(base + "/:id")) { request, context in
@@ -71,7 +71,7 @@ struct RecordRoutes {
             let query = try AuditQuery(parameters: try QueryString.pairs(request.uri.query))
             let (entries, next) = try await self.records.audit(principal, query: query)
             return Response.json(value: .object(JSONObject([
-                ("data", .array(entries.map(\.json))), ("nextCursor", next.map(JSONValue.string) ?? .null),
+                ("data", .array(entries.map(RecordJSON.audit))), ("nextCursor", next.map(JSONValue.string) ?? .null),
             ])))
         }
     }
@@ -95,7 +95,7 @@ struct RecordRoutes {
             principal, collection: try context.parameters.require("name"), id: try context.uuidParameter("id", naming: "record"),
             body: body, mode: mode, condition: request.headers[.ifMatch].map(EntityTag.condition(ifMatch:)), origin: context.origin
         )
-        return Response.json(value: record.json(), headers: [.eTag: record.etag])
+        return Response.json(value: RecordJSON.record(record), headers: [.eTag: record.etag])
     }
 
     static func idempotency(_ request: Request, body: JSONValue) throws -> IdempotencyRequest? {
@@ -125,7 +125,7 @@ extension StoredRecord {
     var etag: String { EntityTag.of(version: self.version) }
 }
 
-extension RecordDocument {
+extension RecordText {
     /// The strong ETag of this version.
     var etag: String { EntityTag.of(version: self.version) }
 }
