@@ -40,16 +40,10 @@ public struct AtriumRequestContext: RequestContext {
         RequestOrigin(clientAddress: self.clientAddress, requestID: self.requestID, userAgent: self.userAgent)
     }
 
-    /// The principal, or 401.
+    /// The principal, or 401. Roles are the services' to check (each states what it needs),
+    /// so routes ask only for a caller.
     public func authenticated() throws -> Principal {
         guard let principal else { throw AtriumError.unauthenticated }
-        return principal
-    }
-
-    /// The principal if its role includes `role`; 401 without one, 403 with a lesser one.
-    public func require(_ role: Role) throws -> Principal {
-        let principal = try self.authenticated()
-        try principal.require(role)
         return principal
     }
 }

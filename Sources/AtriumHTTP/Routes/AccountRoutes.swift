@@ -36,17 +36,17 @@ struct AccountRoutes {
             return try Response.json(MembershipJSON(tenant), status: .created)
         }
         router.get("v1/tenant") { _, context in
-            let tenant = try await self.auth.tenant(try context.require(.viewer))
+            let tenant = try await self.auth.tenant(try context.authenticated())
             return try Response.json(TenantJSON(tenant))
         }
         router.patch("v1/tenant") { request, context in
-            let principal = try context.require(.admin)
+            let principal = try context.authenticated()
             let body = try await JSONBody.decode(UpdateTenantRequest.self, from: request, context: context)
             let tenant = try await self.auth.updateTenant(principal, name: body.name, slug: body.slug)
             return try Response.json(TenantJSON(tenant))
         }
         router.delete("v1/tenant") { _, context in
-            try await self.auth.deleteTenant(try context.require(.owner), origin: context.origin)
+            try await self.auth.deleteTenant(try context.authenticated(), origin: context.origin)
             return Response.noContent
         }
     }

@@ -67,7 +67,7 @@ struct RecordRoutes {
         }
 
         router.get("v1/audit") { request, context in
-            let principal = try context.require(.admin)
+            let principal = try context.authenticated()
             let query = try AuditQuery(parameters: try QueryString.pairs(request.uri.query))
             let (entries, next) = try await self.records.audit(principal, query: query)
             return Response.json(value: .object(JSONObject([
