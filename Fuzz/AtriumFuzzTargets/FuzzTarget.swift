@@ -1,5 +1,6 @@
 import AtriumCore
 import AtriumCrypto
+import AtriumText
 import AtriumWire
 import Foundation
 import PostgresPool

@@ -1,4 +1,5 @@
 @testable import AtriumCore
+@testable import AtriumText
 import Foundation
 import Testing
 

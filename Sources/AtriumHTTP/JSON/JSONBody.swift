@@ -1,5 +1,6 @@
 import AtriumCore
 import AtriumCrypto
+import AtriumText
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -158,8 +159,8 @@ enum JSONCoding {
         decoder.dateDecodingStrategy = .custom { decoder in
             let container = try decoder.singleValueContainer()
             let text = try container.decode(String.self)
-            if let date = try? Date(text, strategy: .iso8601) { return date }
-            if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return date }
+            // The grammar of `datetime` fields and query parameters: one for every date read.
+            if let date = RFC3339.dateTime(text) { return date }
             throw DecodingError.dataCorruptedError(in: container, debugDescription: "must be an RFC 3339 date-time such as 2030-01-02T03:04:05Z")
         }
         return decoder

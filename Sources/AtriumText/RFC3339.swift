@@ -1,10 +1,8 @@
-import AtriumText
 import Foundation
-import PostgresPool
 
 /// Strict RFC 3339 date-times (`2030-01-02T03:04:05.678+02:00`) and full dates (`2030-01-02`).
 public enum RFC3339 {
-    package static func dateTime(_ text: String) -> Date? {
+    public static func dateTime(_ text: String) -> Date? {
         let bytes = Array(text.utf8)
         var index = 0
         func digits(_ count: Int) -> Int? {
@@ -62,7 +60,7 @@ public enum RFC3339 {
     /// Microseconds since 1970 of 0001-01-01T00:00:00Z up to the end of 9999-12-31.
     static let printable = -62_135_596_800_000_000.0 ..< 253_402_300_800_000_000.0
 
-    package static func date(_ text: String) -> Date? {
+    public static func date(_ text: String) -> Date? {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard text.utf8.count == 10, parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
               let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]),
@@ -93,7 +91,7 @@ public enum RFC3339 {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    package static func write(_ date: Date, into output: inout [UInt8]) {
+    public static func write(_ date: Date, into output: inout [UInt8]) {
         let micros = (date.timeIntervalSince1970 * 1_000_000).rounded()
         // Outside years 1-9999 (not produced by PostgreSQL timestamps Atrium writes) fall back.
         guard micros.isFinite, Self.printable.contains(micros) else {
