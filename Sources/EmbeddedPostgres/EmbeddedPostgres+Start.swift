@@ -24,7 +24,7 @@ extension EmbeddedPostgres {
             root = try Self.makeTemporaryDirectory()
         }
 
-        let lockDescriptor = try Self.lock(root + "/postgres.lock")
+        let lockDescriptor = try await Self.lock(root + "/postgres.lock")
         do {
             let dataDirectory = try await Self.dataDirectory(root: root, account: account, logger: logger)
             let logFile = root + "/postgres.log"
@@ -77,12 +77,25 @@ extension EmbeddedPostgres {
 
     /// Holds an exclusive lock on the cluster for as long as this process uses it, so a second
     /// process cannot start a server on the same data at the same time.
-    private static func lock(_ path: String) throws -> Int32 {
+    private static func lock(_ path: String) async throws -> Int32 {
         let descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             throw EmbeddedPostgresError("could not open \(path): \(String(cString: strerror(errno)))")
         }
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+        // A child being spawned by another thread of this process holds a copy of the
+        // descriptor until it execs (and closes it), so a lock just released may still look
+        // taken for a moment: try for a second before calling it in use.
+        var locked = flock(descriptor, LOCK_EX | LOCK_NB) == 0
+        for _ in 0..<20 where !locked {
+            do {
+                try await Task.sleep(for: .milliseconds(50))
+            } catch {
+                close(descriptor)
+                throw error
+            }
+            locked = flock(descriptor, LOCK_EX | LOCK_NB) == 0
+        }
+        guard locked else {
             close(descriptor)
             throw EmbeddedPostgresError(
                 "another process is using the embedded database in \((path as NSString).deletingLastPathComponent); stop it first"
