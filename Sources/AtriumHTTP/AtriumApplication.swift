@@ -32,7 +32,7 @@ public struct AtriumServices: Sendable {
         let cache = CollectionCache()
         self.database = database
         self.auth = AuthService(database: database, configuration: auth, revocations: revocations, logger: logger)
-        self.collections = CollectionService(database: database, cache: cache, logger: logger)
+        self.collections = CollectionService(database: database, cache: cache, records: RecordStore(), logger: logger)
         self.records = RecordService(
             database: database, collections: self.collections,
             cursorKey: auth.keyRing.derivedKey(purpose: "atrium list cursors"), exportLimits: exportLimits, logger: logger

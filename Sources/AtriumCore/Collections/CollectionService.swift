@@ -2,15 +2,27 @@ import Foundation
 import Logging
 import PostgresPool
 
+/// Rewrites a collection's records when its fields change, in the transaction that changes
+/// them. The records' side does it (`RecordStore`): collections never touch record tables.
+public protocol RecordMigrating: Sendable {
+    /// Brings every record in line with `definition`, or fails listing the records that do not fit.
+    func migrateRecords(
+        of collection: StoredCollection, to definition: CollectionDefinition, by principal: Principal,
+        origin: RequestOrigin, in transaction: PostgresTransaction
+    ) async throws
+}
+
 /// Collections of a tenant: their definitions (fields, constraints, rules) and changes to them.
 public final class CollectionService: Sendable {
     let database: Database
     let cache: CollectionCache
+    let records: any RecordMigrating
     let logger: Logger
 
-    public init(database: Database, cache: CollectionCache, logger: Logger) {
+    public init(database: Database, cache: CollectionCache, records: any RecordMigrating, logger: Logger) {
         self.database = database
         self.cache = cache
+        self.records = records
         self.logger = logger
     }
 

@@ -56,19 +56,14 @@ extension RecordService {
         let records = [(id: current.id, data: data, pointer: "")]
         var plan = WritePlan()
         plan.addChecks(for: records, collection: collection, targets: targets, tenant: tenant)
-        let update = plan.add("""
-            UPDATE atrium.records SET data = \(JSONSerializer.text(.object(data)))::jsonb, version = version + 1, updated_at = now(),
-                updated_by = \(actor.id), updated_by_kind = \(actor.kind)
-            WHERE tenant_id = \(tenant) AND collection_id = \(collection.id) AND record_id = \(current.id)
-            RETURNING \(unescaped: StoredRecord.columns)
-            """)
-        _ = plan.add("DELETE FROM atrium.record_values WHERE tenant_id = \(tenant) AND collection_id = \(collection.id) AND record_id = \(current.id)")
+        let update = plan.add(RecordStore.update(current.id, data: data, tenant: tenant, collection: collection.id, actor: actor))
+        _ = plan.add(RecordStore.deleteValues(tenant: tenant, collection: collection.id, record: current.id))
         let values = RecordIndexing.rows(RecordIndexing.entries(data, collection.definition), record: current.id)
-        if !values.isEmpty { _ = plan.add(RecordWrites.insertValues(tenant: tenant, collection: collection.id, rows: .array(values))) }
-        _ = plan.add("DELETE FROM atrium.record_unique_values WHERE tenant_id = \(tenant) AND collection_id = \(collection.id) AND record_id = \(current.id)")
+        if !values.isEmpty { _ = plan.add(RecordStore.insertValues(tenant: tenant, collection: collection.id, rows: .array(values))) }
+        _ = plan.add(RecordStore.deleteUniques(tenant: tenant, collection: collection.id, record: current.id))
         plan.addUniques(for: records, collection: collection, tenant: tenant)
-        _ = plan.add(RecordWrites.audit(
-            tenant: tenant, collection: collection, actor: actor, origin: origin, operation: "update",
+        _ = plan.add(RecordStore.audit(
+            tenant: tenant, collection: collection.id, named: collection.name, actor: actor, origin: origin, operation: "update",
             entries: [(current.id, RecordChanges.diff(before: current.data, after: data))]
         ))
         let results = try await plan.translatingFailures { try await transaction.execute(plan.statements) }
@@ -96,9 +91,9 @@ extension RecordService {
             }
             let tenant = principal.tenant.tenantID
             _ = try await transaction.execute([
-                "DELETE FROM atrium.records WHERE tenant_id = \(tenant) AND collection_id = \(collection.id) AND record_id = \(id)",
-                RecordWrites.audit(
-                    tenant: tenant, collection: collection, actor: Actor(principal), origin: origin, operation: "delete",
+                RecordStore.delete(id, tenant: tenant, collection: collection.id),
+                RecordStore.audit(
+                    tenant: tenant, collection: collection.id, named: collection.name, actor: Actor(principal), origin: origin, operation: "delete",
                     entries: [(id, RecordChanges.diff(before: current.data, after: nil))]
                 ),
             ])

@@ -140,19 +140,14 @@ public final class RecordService: Sendable {
         var plan = WritePlan()
         plan.addChecks(for: records, collection: collection, targets: try await self.referenceTargets(of: collection, in: principal.tenant), tenant: tenant)
         let rows = JSONValue.array(records.map { .object(JSONObject([("id", .string($0.id.lowercasedString)), ("data", .object($0.data))])) })
-        let insert = plan.add("""
-            INSERT INTO atrium.records (tenant_id, collection_id, record_id, data, created_by, created_by_kind, updated_by, updated_by_kind)
-            SELECT \(tenant), \(collection.id), r.id, r.data, \(actor.id), \(actor.kind), \(actor.id), \(actor.kind)
-            FROM jsonb_to_recordset(\(JSONSerializer.text(rows))::jsonb) AS r(id uuid, data jsonb)
-            RETURNING \(unescaped: StoredRecord.columns)
-            """)
+        let insert = plan.add(RecordStore.insert(rows, tenant: tenant, collection: collection.id, actor: actor))
         let values = records.flatMap { RecordIndexing.rows(RecordIndexing.entries($0.data, collection.definition), record: $0.id) }
         if !values.isEmpty {
-            _ = plan.add(RecordWrites.insertValues(tenant: tenant, collection: collection.id, rows: .array(values)))
+            _ = plan.add(RecordStore.insertValues(tenant: tenant, collection: collection.id, rows: .array(values)))
         }
         plan.addUniques(for: records, collection: collection, tenant: tenant)
-        _ = plan.add(RecordWrites.audit(
-            tenant: tenant, collection: collection, actor: actor, origin: origin, operation: "create",
+        _ = plan.add(RecordStore.audit(
+            tenant: tenant, collection: collection.id, named: collection.name, actor: actor, origin: origin, operation: "create",
             entries: records.map { ($0.id, RecordChanges.diff(before: nil, after: $0.data)) }
         ))
         return (plan, insert)

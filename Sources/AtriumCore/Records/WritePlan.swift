@@ -28,7 +28,7 @@ struct WritePlan {
         targets: [String: StoredCollection],
         tenant: UUID
     ) {
-        _ = self.add(RecordWrites.versionGuard(collection), .definitionGuard)
+        _ = self.add(RecordStore.versionGuard(collection), .definitionGuard)
         for field in collection.definition.fields where field.type == .reference {
             guard let targetName = field.collection, let target = targets[targetName] else { continue }
             let ids = records.compactMap { $0.data[field.name]?.stringValue.flatMap({ UUID(canonical: $0) }) }
@@ -49,7 +49,7 @@ struct WritePlan {
         for field in collection.definition.fields where byField[field.name] != nil {
             let keys = byField[field.name]!
             _ = self.add(
-                RecordWrites.insertUnique(tenant: tenant, collection: collection.id, field: field.name, keys: keys),
+                RecordStore.insertUnique(tenant: tenant, collection: collection.id, field: field.name, keys: keys),
                 .unique(field: field.name, pointers: pointers)
             )
         }
