@@ -206,6 +206,11 @@ let package = Package(
             swiftSettings: testSettings
         ),
         .testTarget(
+            name: "AtriumTests",
+            dependencies: ["atrium", "AtriumCrypto"],
+            swiftSettings: testSettings
+        ),
+        .testTarget(
             name: "AtriumHTTPTests",
             dependencies: [
                 "AtriumText",

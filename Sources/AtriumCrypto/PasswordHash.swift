@@ -16,15 +16,7 @@ public struct PasswordHash: Sendable, Hashable {
     public init?(phc: String) {
         let fields = phc.split(separator: "$", omittingEmptySubsequences: false)
         guard fields.count == 5, fields[0].isEmpty, fields[1] == "scrypt" else { return nil }
-        var values: [Substring: Int] = [:]
-        for pair in fields[2].split(separator: ",") {
-            let parts = pair.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, let number = Int(parts[1]), values[parts[0]] == nil else { return nil }
-            values[parts[0]] = number
-        }
-        guard values.count == 3, let logN = values["ln"], let r = values["r"], let p = values["p"] else { return nil }
-        let parameters = Scrypt.Parameters(logN: logN, r: r, p: p)
-        guard parameters.isValid,
+        guard let parameters = Scrypt.Parameters(phc: fields[2]),
               let salt = Base64.decode(fields[3], alphabet: .standard), salt.count >= 8,
               let hash = Base64.decode(fields[4], alphabet: .standard), hash.count >= 16
         else { return nil }

@@ -26,7 +26,21 @@ public enum Scrypt {
             (1...24).contains(self.logN) && (1...32).contains(self.r) && (1...16).contains(self.p)
         }
 
+        /// The PHC form, `ln=17,r=8,p=1`.
         public var description: String { "ln=\(self.logN),r=\(self.r),p=\(self.p)" }
+
+        /// Parses the PHC form (each of ln, r and p once, in any order); nil unless valid.
+        public init?(phc text: some StringProtocol) {
+            var values: [Substring: Int] = [:]
+            for pair in text.split(separator: ",") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, let number = Int(parts[1]), values[Substring(parts[0])] == nil else { return nil }
+                values[Substring(parts[0])] = number
+            }
+            guard values.count == 3, let logN = values["ln"], let r = values["r"], let p = values["p"] else { return nil }
+            self.init(logN: logN, r: r, p: p)
+            guard self.isValid else { return nil }
+        }
     }
 
     /// Derives `length` bytes from `password` and `salt`.

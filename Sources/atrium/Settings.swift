@@ -31,59 +31,17 @@ struct Settings: Sendable {
         tls options: TLSOptions = TLSOptions(),
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> Settings {
-        func value(_ flag: String?, _ variable: String) -> String? {
-            if let flag, !flag.isEmpty { return flag }
-            if let fromEnvironment = environment[variable], !fromEnvironment.isEmpty { return fromEnvironment }
-            return nil
-        }
-        func integer(_ flag: Int?, _ variable: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
-            let text = flag.map(String.init) ?? environment[variable]
-            guard let text, !text.isEmpty else { return fallback }
-            guard let number = Int(text), range.contains(number) else {
-                throw SettingsError("\(variable) must be a whole number from \(range.lowerBound) to \(range.upperBound), got \"\(text)\"")
-            }
-            return number
-        }
-        func seconds(_ variable: String, default fallback: Duration) throws -> Duration {
-            guard let text = environment[variable], !text.isEmpty else { return fallback }
-            guard let number = Double(text), number > 0, number <= 86_400 else {
-                throw SettingsError("\(variable) must be a number of seconds, got \"\(text)\"")
-            }
-            return .milliseconds(Int64(number * 1000))
+        let read = SettingsReader(environment: environment)
+        let level = try read.choice("ATRIUM_LOG_LEVEL", flag: database.logLevel, default: Logger.Level.info, Logger.Level.allCases.map { ($0.rawValue, $0) })
+        let jsonLogs = try read.choice("ATRIUM_LOG_FORMAT", flag: database.logFormat, default: false, [("text", false), ("json", true)])
+        let scrypt = try read.parsed("ATRIUM_PASSWORD_SCRYPT", default: Scrypt.Parameters.recommended, form: "ln=17,r=8,p=1 (ln 1-24, r 1-32, p 1-16)") {
+            Scrypt.Parameters(phc: $0)
         }
 
-        let levelText = value(database.logLevel, "ATRIUM_LOG_LEVEL") ?? "info"
-        guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
-            throw SettingsError("log level must be one of trace, debug, info, notice, warning, error, critical; got \"\(levelText)\"")
-        }
-        let format = (value(database.logFormat, "ATRIUM_LOG_FORMAT") ?? "text").lowercased()
-        guard format == "text" || format == "json" else {
-            throw SettingsError("log format must be text or json, got \"\(format)\"")
-        }
-        let disableMigrations = noMigrate || ["1", "true", "yes"].contains(environment["ATRIUM_NO_MIGRATE"]?.lowercased() ?? "")
-        var scrypt = Scrypt.Parameters.recommended
-        if let text = environment["ATRIUM_PASSWORD_SCRYPT"], !text.isEmpty {
-            guard let parsed = PasswordHash(phc: "$scrypt$\(text)$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA")?.parameters else {
-                throw SettingsError("ATRIUM_PASSWORD_SCRYPT must look like ln=17,r=8,p=1 (ln 1-24, r 1-32, p 1-16), got \"\(text)\"")
-            }
-            scrypt = parsed
-        }
-        func number(_ variable: String, default fallback: Double) throws -> Double {
-            guard let text = environment[variable], !text.isEmpty else { return fallback }
-            guard let number = Double(text), number >= 0, number <= 1_000_000 else {
-                throw SettingsError("\(variable) must be a number from 0 to 1000000, got \"\(text)\"")
-            }
-            return number
-        }
-        func flag(_ variable: String) -> Bool {
-            ["1", "true", "yes"].contains(environment[variable]?.lowercased() ?? "")
-        }
-
-        var tls: TLSSettings?
-        let certificate = value(options.certificate, "ATRIUM_TLS_CERT")
-        let key = value(options.key, "ATRIUM_TLS_KEY")
-        let selfSigned = options.selfSigned || flag("ATRIUM_TLS_SELF_SIGNED")
-        switch (certificate, key, selfSigned) {
+        let tls: TLSSettings?
+        let certificate = read.text("ATRIUM_TLS_CERT", flag: options.certificate)
+        let key = read.text("ATRIUM_TLS_KEY", flag: options.key)
+        switch (certificate, key, try options.selfSigned || read.boolean("ATRIUM_TLS_SELF_SIGNED", default: false)) {
         case (nil, nil, false): tls = nil
         case (nil, nil, true): tls = TLSSettings(.selfSigned)
         case (let certificate?, let key?, false): tls = TLSSettings(.files(certificate: certificate, key: key))
@@ -91,8 +49,8 @@ struct Settings: Sendable {
         default: throw SettingsError("--tls-cert and --tls-key (ATRIUM_TLS_CERT, ATRIUM_TLS_KEY) go together")
         }
 
-        let origins = (environment["ATRIUM_CORS_ORIGINS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        let credentials = flag("ATRIUM_CORS_CREDENTIALS")
+        let origins = (read.text("ATRIUM_CORS_ORIGINS") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let credentials = try read.boolean("ATRIUM_CORS_CREDENTIALS", default: false)
         if credentials && origins.contains("*") {
             throw SettingsError("ATRIUM_CORS_ORIGINS=* cannot be combined with ATRIUM_CORS_CREDENTIALS: list the origins")
         }
@@ -103,66 +61,117 @@ struct Settings: Sendable {
             }
         }
 
-        let metricsText = (environment["ATRIUM_METRICS"] ?? "on").lowercased()
-        let metrics: ServerConfiguration.MetricsExposure
-        switch metricsText {
-        case "on", "": metrics = .sameServer
-        case "off": metrics = .off
-        default:
-            guard let port = Int(metricsText), (1...65535).contains(port) else {
-                throw SettingsError("ATRIUM_METRICS must be on, off or a port number, got \"\(metricsText)\"")
+        let metrics = try read.parsed("ATRIUM_METRICS", default: ServerConfiguration.MetricsExposure.sameServer, form: "on, off or a port number") { text in
+            switch text.lowercased() {
+            case "on": .sameServer
+            case "off": .off
+            default: Int(text).flatMap { (1...65535).contains($0) ? .port($0) : nil }
             }
-            metrics = .port(port)
         }
 
         let limits = ServerConfiguration.Limits(
-            maximumBodySize: try integer(nil, "ATRIUM_MAX_BODY_BYTES", default: 1 << 20, range: 1024...(1 << 30)),
-            maximumHeaderSize: try integer(nil, "ATRIUM_MAX_HEADER_BYTES", default: 32 * 1024, range: 1024...(1 << 20)),
-            requestTimeout: try seconds("ATRIUM_REQUEST_TIMEOUT", default: .seconds(30)),
-            headerTimeout: try seconds("ATRIUM_HEADER_TIMEOUT", default: .seconds(10)),
-            idleTimeout: try seconds("ATRIUM_IDLE_TIMEOUT", default: .seconds(60)),
-            maximumConnections: try integer(nil, "ATRIUM_MAX_CONNECTIONS", default: 4096, range: 1...1_000_000),
-            streamStallTimeout: try seconds("ATRIUM_STREAM_STALL_TIMEOUT", default: .seconds(30))
+            maximumBodySize: try read.integer("ATRIUM_MAX_BODY_BYTES", default: 1 << 20, range: 1024...(1 << 30)),
+            maximumHeaderSize: try read.integer("ATRIUM_MAX_HEADER_BYTES", default: 32 * 1024, range: 1024...(1 << 20)),
+            requestTimeout: try read.seconds("ATRIUM_REQUEST_TIMEOUT", default: .seconds(30)),
+            headerTimeout: try read.seconds("ATRIUM_HEADER_TIMEOUT", default: .seconds(10)),
+            idleTimeout: try read.seconds("ATRIUM_IDLE_TIMEOUT", default: .seconds(60)),
+            maximumConnections: try read.integer("ATRIUM_MAX_CONNECTIONS", default: 4096, range: 1...1_000_000),
+            streamStallTimeout: try read.seconds("ATRIUM_STREAM_STALL_TIMEOUT", default: .seconds(30))
         )
         let rateLimits = RateLimitPolicy(
-            tenantRate: try number("ATRIUM_RATE_LIMIT_TENANT", default: 100),
-            tenantBurst: try integer(nil, "ATRIUM_RATE_LIMIT_TENANT_BURST", default: 200, range: 1...1_000_000),
-            addressRate: try number("ATRIUM_RATE_LIMIT_ADDRESS", default: 10),
-            addressBurst: try integer(nil, "ATRIUM_RATE_LIMIT_ADDRESS_BURST", default: 40, range: 1...1_000_000)
+            tenantRate: try read.number("ATRIUM_RATE_LIMIT_TENANT", default: 100),
+            tenantBurst: try read.integer("ATRIUM_RATE_LIMIT_TENANT_BURST", default: 200, range: 1...1_000_000),
+            addressRate: try read.number("ATRIUM_RATE_LIMIT_ADDRESS", default: 10),
+            addressBurst: try read.integer("ATRIUM_RATE_LIMIT_ADDRESS_BURST", default: 40, range: 1...1_000_000)
         )
 
-        let threads = try integer(nil, "ATRIUM_PASSWORD_HASHING_THREADS", default: ProcessInfo.processInfo.activeProcessorCount, range: 1...256)
+        let threads = try read.integer("ATRIUM_PASSWORD_HASHING_THREADS", default: ProcessInfo.processInfo.activeProcessorCount, range: 1...256)
         return Settings(
-            databaseURL: value(database.databaseURL, "DATABASE_URL"),
-            migrationDatabaseURL: value(database.migrationDatabaseURL, "ATRIUM_MIGRATION_DATABASE_URL"),
-            dataDirectory: value(database.dataDir, "ATRIUM_DATA_DIR") ?? ".atrium",
-            maxConnections: try integer(database.dbMaxConnections, "ATRIUM_DB_MAX_CONNECTIONS", default: 8, range: 1...1000),
-            acquireTimeout: try seconds("ATRIUM_DB_ACQUIRE_TIMEOUT", default: .seconds(5)),
-            statementTimeout: try seconds("ATRIUM_DB_STATEMENT_TIMEOUT", default: .seconds(30)),
+            databaseURL: read.text("DATABASE_URL", flag: database.databaseURL),
+            migrationDatabaseURL: read.text("ATRIUM_MIGRATION_DATABASE_URL", flag: database.migrationDatabaseURL),
+            dataDirectory: read.text("ATRIUM_DATA_DIR", flag: database.dataDir) ?? ".atrium",
+            maxConnections: try read.integer("ATRIUM_DB_MAX_CONNECTIONS", flag: database.dbMaxConnections, default: 8, range: 1...1000),
+            acquireTimeout: try read.seconds("ATRIUM_DB_ACQUIRE_TIMEOUT", default: .seconds(5)),
+            statementTimeout: try read.seconds("ATRIUM_DB_STATEMENT_TIMEOUT", default: .seconds(30)),
             logLevel: level,
-            jsonLogs: format == "json",
+            jsonLogs: jsonLogs,
             server: ServerConfiguration(
-                host: value(host, "ATRIUM_HOST") ?? "127.0.0.1",
-                port: try integer(port, "ATRIUM_PORT", default: 8080, range: 0...65535),
-                proxyHops: try integer(nil, "ATRIUM_PROXY_HOPS", default: 0, range: 0...10),
+                host: read.text("ATRIUM_HOST", flag: host) ?? "127.0.0.1",
+                port: try read.integer("ATRIUM_PORT", flag: port, default: 8080, range: 0...65535),
+                proxyHops: try read.integer("ATRIUM_PROXY_HOPS", default: 0, range: 0...10),
                 tls: tls,
                 limits: limits,
-                cors: CORSPolicy(allowedOrigins: origins, allowCredentials: credentials, maxAge: try integer(nil, "ATRIUM_CORS_MAX_AGE", default: 600, range: 0...86_400)),
+                cors: CORSPolicy(allowedOrigins: origins, allowCredentials: credentials, maxAge: try read.integer("ATRIUM_CORS_MAX_AGE", default: 600, range: 0...86_400)),
                 rateLimits: rateLimits,
                 metrics: metrics,
-                metricsTenants: try integer(nil, "ATRIUM_METRICS_TENANTS", default: 0, range: 0...100),
-                accessLog: !["0", "false", "no", "off"].contains(environment["ATRIUM_ACCESS_LOG"]?.lowercased() ?? "")
+                metricsTenants: try read.integer("ATRIUM_METRICS_TENANTS", default: 0, range: 0...100),
+                accessLog: try read.boolean("ATRIUM_ACCESS_LOG", default: true)
             ),
-            migrateOnStart: !disableMigrations,
-            tokenKeys: environment["ATRIUM_TOKEN_KEYS"].flatMap { $0.isEmpty ? nil : $0 },
+            migrateOnStart: !(try noMigrate || read.boolean("ATRIUM_NO_MIGRATE", default: false)),
+            tokenKeys: read.text("ATRIUM_TOKEN_KEYS"),
             passwordParameters: scrypt,
             hashingThreads: threads,
-            hashingQueue: try integer(nil, "ATRIUM_PASSWORD_HASHING_QUEUE", default: threads * 4, range: 0...10_000),
+            hashingQueue: try read.integer("ATRIUM_PASSWORD_HASHING_QUEUE", default: threads * 4, range: 0...10_000),
             exportLimits: ExportLimits(
-                perTenant: try integer(nil, "ATRIUM_EXPORTS_PER_TENANT", default: 1, range: 1...100),
-                total: try integer(nil, "ATRIUM_EXPORTS_TOTAL", default: 4, range: 1...1000)
+                perTenant: try read.integer("ATRIUM_EXPORTS_PER_TENANT", default: 1, range: 1...100),
+                total: try read.integer("ATRIUM_EXPORTS_TOTAL", default: 4, range: 1...1000)
             )
         )
+    }
+}
+
+/// Reads settings: a command-line flag wins over its environment variable, an empty variable
+/// is unset, and a bad value is an error that names the variable and the form it takes.
+struct SettingsReader {
+    let environment: [String: String]
+
+    /// Yes and no, for every switch: the one spelling Atrium accepts.
+    static let yes: Set<String> = ["1", "true", "yes", "on"]
+    static let no: Set<String> = ["0", "false", "no", "off"]
+
+    func text(_ variable: String, flag: String? = nil) -> String? {
+        if let flag, !flag.isEmpty { return flag }
+        if let value = self.environment[variable], !value.isEmpty { return value }
+        return nil
+    }
+
+    /// A value in the form `parse` reads (nil for anything else).
+    func parsed<Value>(_ variable: String, flag: String? = nil, default fallback: Value, form: String, _ parse: (String) -> Value?) throws -> Value {
+        guard let text = self.text(variable, flag: flag) else { return fallback }
+        guard let value = parse(text) else { throw SettingsError("\(variable) must be \(form), got \"\(text)\"") }
+        return value
+    }
+
+    /// One of a few names, in any case.
+    func choice<Value>(_ variable: String, flag: String? = nil, default fallback: Value, _ options: [(String, Value)]) throws -> Value {
+        try self.parsed(variable, flag: flag, default: fallback, form: "one of " + options.map(\.0).joined(separator: ", ")) { text in
+            options.first { $0.0 == text.lowercased() }?.1
+        }
+    }
+
+    func boolean(_ variable: String, default fallback: Bool) throws -> Bool {
+        try self.parsed(variable, default: fallback, form: "1, true, yes or on, or 0, false, no or off") { text in
+            Self.yes.contains(text.lowercased()) ? true : Self.no.contains(text.lowercased()) ? false : nil
+        }
+    }
+
+    func integer(_ variable: String, flag: Int? = nil, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
+        try self.parsed(variable, flag: flag.map(String.init), default: fallback, form: "a whole number from \(range.lowerBound) to \(range.upperBound)") { text in
+            Int(text).flatMap { range.contains($0) ? $0 : nil }
+        }
+    }
+
+    func number(_ variable: String, default fallback: Double, range: ClosedRange<Double> = 0...1_000_000) throws -> Double {
+        try self.parsed(variable, default: fallback, form: "a number from \(Int(range.lowerBound)) to \(Int(range.upperBound))") { text in
+            Double(text).flatMap { range.contains($0) ? $0 : nil }
+        }
+    }
+
+    /// Seconds, fractions allowed, more than 0 and at most a day.
+    func seconds(_ variable: String, default fallback: Duration) throws -> Duration {
+        try self.parsed(variable, default: fallback, form: "a number of seconds (more than 0, at most 86400)") { text in
+            Double(text).flatMap { $0 > 0 && $0 <= 86_400 ? .milliseconds(Int64($0 * 1000)) : nil }
+        }
     }
 }
 

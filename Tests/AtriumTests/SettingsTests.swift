@@ -1,0 +1,85 @@
+@testable import atrium
+import AtriumCrypto
+import Testing
+
+/// `atrium serve`'s settings: defaults, flags over variables, and a clear error for every bad
+/// value, naming the variable and the form it takes.
+@Suite struct SettingsTests {
+    static func resolve(_ environment: [String: String], arguments: [String] = []) throws -> Settings {
+        try Settings.resolve(database: try DatabaseOptions.parse(arguments), environment: environment)
+    }
+
+    @Test func defaults() throws {
+        let settings = try Self.resolve([:])
+        #expect(settings.databaseURL == nil)
+        #expect(settings.dataDirectory == ".atrium")
+        #expect(settings.maxConnections == 8)
+        #expect(settings.server.port == 8080)
+        #expect(settings.server.host == "127.0.0.1")
+        #expect(settings.server.accessLog)
+        #expect(settings.migrateOnStart)
+        #expect(settings.passwordParameters == .recommended)
+        #expect(settings.logLevel == .info)
+        #expect(!settings.jsonLogs)
+        #expect(settings.server.limits.requestTimeout == .seconds(30))
+    }
+
+    @Test func flagsWinOverVariablesAndEmptyVariablesAreUnset() throws {
+        let settings = try Self.resolve(
+            ["ATRIUM_DB_MAX_CONNECTIONS": "3", "ATRIUM_DATA_DIR": "", "ATRIUM_LOG_LEVEL": "DEBUG", "ATRIUM_LOG_FORMAT": "json"],
+            arguments: ["--db-max-connections", "5"]
+        )
+        #expect(settings.maxConnections == 5)
+        #expect(settings.dataDirectory == ".atrium")
+        #expect(settings.logLevel == .debug)
+        #expect(settings.jsonLogs)
+    }
+
+    @Test(arguments: [("1", true), ("true", true), ("YES", true), ("on", true), ("0", false), ("false", false), ("No", false), ("off", false)])
+    func oneBooleanGrammar(text: String, value: Bool) throws {
+        let settings = try Self.resolve(["ATRIUM_ACCESS_LOG": text, "ATRIUM_NO_MIGRATE": text, "ATRIUM_CORS_CREDENTIALS": text])
+        #expect(settings.server.accessLog == value)
+        #expect(settings.migrateOnStart == !value)
+        #expect(settings.server.cors.allowCredentials == value)
+    }
+
+    @Test func scryptParameters() throws {
+        #expect(try Self.resolve(["ATRIUM_PASSWORD_SCRYPT": "p=2,ln=12,r=4"]).passwordParameters == Scrypt.Parameters(logN: 12, r: 4, p: 2))
+        #expect(Scrypt.Parameters(phc: "ln=17,r=8,p=1") == .recommended)
+        for bad in ["ln=17,r=8", "ln=17,r=8,p=1,x=2", "ln=17,ln=16,r=8", "ln=25,r=8,p=1", "ln=17,r=8,p=x", "ln=17;r=8;p=1", ""] {
+            #expect(Scrypt.Parameters(phc: bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test(arguments: [
+        ("ATRIUM_ACCESS_LOG", "maybe", "1, true, yes or on, or 0, false, no or off"),
+        ("ATRIUM_PORT", "80a", "a whole number from 0 to 65535"),
+        ("ATRIUM_PORT", "70000", "a whole number from 0 to 65535"),
+        ("ATRIUM_REQUEST_TIMEOUT", "0", "a number of seconds"),
+        ("ATRIUM_REQUEST_TIMEOUT", "soon", "a number of seconds"),
+        ("ATRIUM_RATE_LIMIT_TENANT", "-1", "a number from 0 to 1000000"),
+        ("ATRIUM_LOG_LEVEL", "loud", "one of trace, debug, info, notice, warning, error, critical"),
+        ("ATRIUM_LOG_FORMAT", "xml", "one of text, json"),
+        ("ATRIUM_METRICS", "maybe", "on, off or a port number"),
+        ("ATRIUM_METRICS", "0", "on, off or a port number"),
+        ("ATRIUM_PASSWORD_SCRYPT", "ln=99,r=8,p=1", "ln=17,r=8,p=1"),
+        ("ATRIUM_CORS_ORIGINS", "app.example.com", "origins like https://app.example.com"),
+    ])
+    func badValuesNameTheVariableAndTheForm(variable: String, value: String, form: String) {
+        do {
+            _ = try Self.resolve([variable: value])
+            Issue.record("\(variable)=\(value) was accepted")
+        } catch {
+            let message = String(describing: error)
+            #expect(message.contains(variable), "\(message)")
+            #expect(message.contains(form), "\(message)")
+            #expect(message.contains(value), "\(message)")
+        }
+    }
+
+    @Test func metricsExposure() throws {
+        #expect(try Self.resolve(["ATRIUM_METRICS": "off"]).server.metrics == .off)
+        #expect(try Self.resolve(["ATRIUM_METRICS": "9100"]).server.metrics == .port(9100))
+        #expect(try Self.resolve(["ATRIUM_METRICS": "ON"]).server.metrics == .sameServer)
+    }
+}
