@@ -10,6 +10,7 @@ import Logging
 import NIOCore
 import PostgresPool
 import ServiceLifecycle
+import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -110,8 +111,14 @@ struct JSONResponse: Sendable {
     let headers: HTTPFields
     let body: String
 
+    /// The body as a JSON object; a body that is not one fails the test (a field read from
+    /// garbage must not pass as a missing field).
     var object: [String: Any] {
-        (try? JSONSerialization.jsonObject(with: Data(self.body.utf8))) as? [String: Any] ?? [:]
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(self.body.utf8))) as? [String: Any] else {
+            Issue.record("the body is not a JSON object: \(self.body.prefix(200))")
+            return [:]
+        }
+        return object
     }
 
     subscript(path: String) -> Any? {
