@@ -2,7 +2,6 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
-import Testing
 
 /// HTTP calls to a live server (`TestApp.serve`), as a real client makes them.
 struct LiveClient: Sendable {
@@ -22,15 +21,8 @@ struct LiveClient: Sendable {
         let headers: HTTPHeaders
         let body: String
 
-        /// The body as a JSON object; a body that is not one fails the test (a field read from
-        /// garbage must not pass as a missing field).
-        var json: [String: Any] {
-            guard let object = (try? JSONSerialization.jsonObject(with: Data(self.body.utf8))) as? [String: Any] else {
-                Issue.record("the body is not a JSON object: \(self.body.prefix(200))")
-                return [:]
-            }
-            return object
-        }
+        /// The body as a JSON object (see `JSONResponse.object`).
+        var json: [String: Any] { JSONResponse.object(of: self.body) }
     }
 
     func call(_ method: HTTPMethod, _ path: String, token: String? = nil, body: String? = nil, contentType: String = "application/json") async throws -> Reply {

@@ -111,11 +111,13 @@ struct JSONResponse: Sendable {
     let headers: HTTPFields
     let body: String
 
-    /// The body as a JSON object; a body that is not one fails the test (a field read from
+    var object: [String: Any] { Self.object(of: self.body) }
+
+    /// `body` as a JSON object; a body that is not one fails the test (a field read from
     /// garbage must not pass as a missing field).
-    var object: [String: Any] {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(self.body.utf8))) as? [String: Any] else {
-            Issue.record("the body is not a JSON object: \(self.body.prefix(200))")
+    static func object(of body: String) -> [String: Any] {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] else {
+            Issue.record("the body is not a JSON object: \(body.prefix(200))")
             return [:]
         }
         return object
