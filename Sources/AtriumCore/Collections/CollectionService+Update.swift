@@ -8,7 +8,7 @@ extension CollectionService {
     ///
     /// When fields change and the collection has records, every record is checked against the
     /// new definition in the same transaction: loosening always passes, tightening is refused
-    /// (422) listing the records that fail. Removed fields are dropped from records, new fields
+    /// (`validation`) listing the records that fail. Removed fields are dropped from records, new fields
     /// with a default are filled in, and the indexes of the collection are rebuilt.
     public func update(_ principal: Principal, name: String, patch: JSONValue, origin: RequestOrigin) async throws -> StoredCollection {
         try principal.require(.admin)

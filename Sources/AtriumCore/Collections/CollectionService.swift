@@ -4,7 +4,7 @@ import PostgresPool
 
 /// Rewrites a collection's records when its fields change, in the transaction that changes
 /// them. The records' side does it (`RecordStore`): collections never touch record tables.
-public protocol RecordMigrating: Sendable {
+package protocol RecordMigrating: Sendable {
     /// Brings every record in line with `definition`, or fails listing the records that do not fit.
     func migrateRecords(
         of collection: StoredCollection, to definition: CollectionDefinition, by principal: Principal,
@@ -19,14 +19,14 @@ public final class CollectionService: Sendable {
     let records: any RecordMigrating
     let logger: Logger
 
-    public init(database: Database, cache: CollectionCache, records: any RecordMigrating, logger: Logger) {
+    package init(database: Database, cache: CollectionCache, records: any RecordMigrating, logger: Logger) {
         self.database = database
         self.cache = cache
         self.records = records
         self.logger = logger
     }
 
-    /// The collection `name` of the tenant, from the cache or the database; 404 when missing.
+    /// The collection `name` of the tenant, from the cache or the database; `notFound` when missing.
     public func collection(named name: String, in tenant: TenantContext) async throws -> StoredCollection {
         if let cached = self.cache.get(tenant: tenant.tenantID, name: name) { return cached }
         guard CollectionDefinition.isValidName(name) else { throw AtriumError.notFound("collection") }

@@ -14,7 +14,7 @@ public final class Database: Service, Sendable {
         self.logger = logger
     }
 
-    public init(pool: ConnectionPool, logger: Logger) {
+    package init(pool: ConnectionPool, logger: Logger) {
         self.pool = pool
         self.logger = logger
     }
@@ -27,7 +27,7 @@ public final class Database: Service, Sendable {
     /// Runs `statements` in one transaction scoped to `tenant`, in one round trip. Work scoped to
     /// a tenant waits for a contended connection behind that tenant's own work (see
     /// `ConnectionPool.execute(_:share:)`).
-    public func transaction(in tenant: TenantContext, _ statements: [PostgresQuery]) async throws -> [PostgresRows] {
+    package func transaction(in tenant: TenantContext, _ statements: [PostgresQuery]) async throws -> [PostgresRows] {
         try await Self.translatingPoolErrors {
             try await self.pool.transaction(statements, prelude: [Self.setTenant(tenant)], share: tenant.tenantID)
         }
@@ -38,7 +38,7 @@ public final class Database: Service, Sendable {
     /// No `BEGIN`/`COMMIT`: PostgreSQL runs the tenant setting and the statement in the implicit
     /// transaction that lasts until the batch's pipeline sync, which is atomic all the same and
     /// saves two statements on the hottest paths (reading a record is one of them).
-    public func query(in tenant: TenantContext, _ statement: PostgresQuery) async throws -> PostgresRows {
+    package func query(in tenant: TenantContext, _ statement: PostgresQuery) async throws -> PostgresRows {
         try await Self.translatingPoolErrors {
             try await self.pool.execute(PipelineBatch(statements: [statement], prelude: [Self.setTenant(tenant)]), share: tenant.tenantID)[0]
         }
@@ -46,7 +46,7 @@ public final class Database: Service, Sendable {
 
     /// An interactive transaction scoped to `tenant`, for work whose next statement depends on
     /// the last result. Commits when `body` returns, rolls back when it throws.
-    public func withTransaction<Result>(
+    package func withTransaction<Result>(
         in tenant: TenantContext,
         _ body: (PostgresTransaction) async throws -> Result
     ) async throws -> Result {
@@ -57,7 +57,7 @@ public final class Database: Service, Sendable {
 
     /// A read-only REPEATABLE READ transaction scoped to `tenant`: every query in it sees the
     /// same snapshot (for exports that page through a lot of data).
-    public func withSnapshot<Result>(
+    package func withSnapshot<Result>(
         in tenant: TenantContext,
         _ body: (PostgresTransaction) async throws -> Result
     ) async throws -> Result {
@@ -72,7 +72,7 @@ public final class Database: Service, Sendable {
 
     /// Runs statements that touch no tenant table (or only through the narrow SECURITY DEFINER
     /// functions made for that), in one transaction.
-    public func unscopedTransaction(_ statements: [PostgresQuery]) async throws -> [PostgresRows] {
+    package func unscopedTransaction(_ statements: [PostgresQuery]) async throws -> [PostgresRows] {
         try await Self.translatingPoolErrors {
             try await self.pool.transaction(statements, prelude: [Self.setTenant(nil)])
         }

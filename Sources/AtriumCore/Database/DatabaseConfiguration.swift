@@ -37,7 +37,7 @@ public struct DatabaseConfiguration: Sendable {
     }
 
     /// Settings for the migrator's connection.
-    public var migrationConnection: PostgresConfiguration {
+    package var migrationConnection: PostgresConfiguration {
         PostgresConfiguration(connectionString: self.migrationURL, applicationName: "atrium-migrate")
     }
 }

@@ -21,7 +21,7 @@ public final class DatabaseSnapshot: Sendable {
     }
 
     /// Runs `statements` in a read-only transaction scoped to `tenant` that sees the snapshot.
-    public func read(in tenant: TenantContext, _ statements: [PostgresQuery]) async throws -> [PostgresRows] {
+    package func read(in tenant: TenantContext, _ statements: [PostgresQuery]) async throws -> [PostgresRows] {
         try await Database.translatingPoolErrors {
             try await self.database.pool.transaction(
                 statements,

@@ -8,14 +8,14 @@ import PostgresPool
 /// checksum; if a file changed after it was applied, migrating stops before touching anything.
 public struct Migrator: Sendable {
     /// Connection as a role that may create objects and become `atrium_owner`.
-    public let configuration: PostgresConfiguration
+    package let configuration: PostgresConfiguration
     public let migrations: [Migrations.Migration]
     let logger: Logger
 
     /// Arbitrary but fixed: every Atrium migrator contends for this advisory lock key.
     static let lockKey: Int64 = 0x6174_7269_756D
 
-    public init(configuration: PostgresConfiguration, migrations: [Migrations.Migration], logger: Logger) {
+    package init(configuration: PostgresConfiguration, migrations: [Migrations.Migration], logger: Logger) {
         var configuration = configuration
         configuration.statementTimeout = nil
         configuration.idleInTransactionTimeout = nil
@@ -63,7 +63,7 @@ public struct Migrator: Sendable {
     }
 
     /// Migrations recorded as applied, in version order.
-    public func history(on connection: PostgresConnection) async throws -> [AppliedMigration] {
+    package func history(on connection: PostgresConnection) async throws -> [AppliedMigration] {
         let rows = try await connection.query("SELECT version, name, checksum FROM public.atrium_migrations ORDER BY version")
         return try rows.map { row in
             let (version, name, checksum) = try row.decode((Int, String, String).self)

@@ -46,7 +46,7 @@ public struct AccessTokens: Sendable {
         return (CompactJWS.sign(payload: Array(payload), with: self.configuration.keyRing), Date(timeIntervalSince1970: Double(expiresAt)))
     }
 
-    /// Why a token was refused (the caller answers 401 either way; this is for logs and metrics).
+    /// Why a token was refused (the caller is refused the same way whatever it is; this is for logs and metrics).
     public enum Rejection: String, Error, Sendable {
         case malformed, unsupportedAlgorithm, unknownKey, badSignature, invalidClaims, wrongIssuer, expired, notYetValid, revoked
     }

@@ -28,7 +28,7 @@ struct PasswordAttempt {
         "SELECT atrium.auth_login_succeeded(\(self.account), \(self.origin.clientAddress), \(self.id))"
     }
 
-    /// Throws 429 unless the result of `begin` reserved the attempt.
+    /// Throws `throttled` unless the result of `begin` reserved the attempt.
     static func requireReserved(_ rows: PostgresRows, message: String) throws {
         let wait = try rows[0].decode(Int.self, column: 0)
         guard wait == 0 else { throw AtriumError(.throttled, message, retryAfter: wait) }

@@ -5,7 +5,7 @@ import PostgresPool
 
 /// Opaque, signed list cursors. A cursor carries the sort key values and id of the last record
 /// of a page, and is bound (by its MAC) to the tenant, the collection, the sort and the filters
-/// it was made for: tampered or foreign cursors are refused with 400.
+/// it was made for: tampered or foreign cursors are refused (`badRequest`).
 package struct CursorCodec: Sendable {
     let key: [UInt8]
 

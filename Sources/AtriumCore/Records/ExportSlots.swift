@@ -24,7 +24,7 @@ final class ExportSlots: Sendable {
         self.limits = limits
     }
 
-    /// Takes a slot for `tenant`: 429 while the tenant has its share running, 503 when all are.
+    /// Takes a slot for `tenant`: `throttled` while the tenant has its share running, `overloaded` when all are.
     func reserve(for tenant: UUID) throws {
         let outcome = self.running.withLock { running -> AtriumError? in
             if running.byTenant[tenant, default: 0] >= self.limits.perTenant {

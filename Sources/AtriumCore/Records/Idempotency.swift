@@ -20,7 +20,7 @@ enum Idempotency {
     static let lifetime = "24 hours"
 
     /// Claims the key, then runs `write`; a key already used (within 24 hours) returns the
-    /// first response instead, or 422 if it came with a different request.
+    /// first response instead, or fails validation if it came with a different request.
     ///
     /// Two requests racing with one key serialise on the key's row: the second waits for the
     /// first to commit (and replays its answer) or roll back (and takes its place).

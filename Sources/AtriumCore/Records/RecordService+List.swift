@@ -49,7 +49,7 @@ extension RecordService {
     }
 
     /// The SQL for `query` (the page, and the count if asked). Public for EXPLAIN in tests.
-    public func sql(for query: RecordQuery, collection name: String, principal: Principal) async throws -> PostgresQuery {
+    package func sql(for query: RecordQuery, collection name: String, principal: Principal) async throws -> PostgresQuery {
         let collection = try await self.collections.collection(named: name, in: principal.tenant)
         return try self.plan(query, collection: collection, principal: principal).page
     }

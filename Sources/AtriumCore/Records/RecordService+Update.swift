@@ -70,7 +70,7 @@ extension RecordService {
         return try StoredRecord(row: results[update][0])
     }
 
-    /// Deletes a record (per the delete rule). Refused (409) while other records reference it.
+    /// Deletes a record (per the delete rule). Refused (`conflict`) while other records reference it.
     public func delete(_ principal: Principal, collection name: String, id: UUID, condition: VersionCondition?, origin: RequestOrigin) async throws {
         let collection = try await self.collections.collection(named: name, in: principal.tenant)
         let rules = collection.definition.rules
@@ -100,7 +100,7 @@ extension RecordService {
         }
     }
 
-    /// The record, locked for this transaction; 404 when missing or not visible to the caller.
+    /// The record, locked for this transaction; `notFound` when missing or not visible to the caller.
     func lockedRecord(_ id: UUID, collection: StoredCollection, principal: Principal, in transaction: PostgresTransaction) async throws -> StoredRecord {
         let rows = try await transaction.query("""
             SELECT \(unescaped: StoredRecord.columns) FROM atrium.records

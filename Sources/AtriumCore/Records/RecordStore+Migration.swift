@@ -4,7 +4,7 @@ import PostgresPool
 
 extension RecordStore: RecordMigrating {
     /// Brings every record in line with `definition`, or fails listing the records that do not fit.
-    public func migrateRecords(
+    package func migrateRecords(
         of collection: StoredCollection, to definition: CollectionDefinition, by principal: Principal,
         origin: RequestOrigin, in transaction: PostgresTransaction
     ) async throws {
