@@ -12,6 +12,10 @@ let swiftSettings: [SwiftSetting] = [
 let fuzzing = Context.environment["ATRIUM_FUZZ"] == "1"
 let fuzzed: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"]), .define("FUZZING")] : []
 
+/// The library layers also make `import` internal unless marked: a type of a lower layer can
+/// only appear in a public API where the file says `public import`.
+let layerSettings: [SwiftSetting] = swiftSettings + [.enableUpcomingFeature("InternalImportsByDefault")]
+
 let testSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
@@ -50,7 +54,7 @@ let package = Package(
         ),
         .target(
             name: "AtriumText",
-            swiftSettings: swiftSettings + fuzzed
+            swiftSettings: layerSettings + fuzzed
         ),
         .target(
             name: "PostgresPool",
@@ -87,13 +91,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: swiftSettings + fuzzed,
+            swiftSettings: layerSettings + fuzzed,
             plugins: ["EmbedMigrations"]
         ),
         .target(
             name: "AtriumWire",
             dependencies: ["AtriumText", "AtriumCore"],
-            swiftSettings: swiftSettings + fuzzed
+            swiftSettings: layerSettings + fuzzed
         ),
         .target(
             name: "AtriumHTTP",
@@ -117,7 +121,7 @@ let package = Package(
             ],
             // Compiled into the binary, so an installed server needs no resource bundle.
             resources: [.embedInCode("OpenAPI/openapi.json")],
-            swiftSettings: swiftSettings
+            swiftSettings: layerSettings
         ),
         .executableTarget(
             name: "atrium",

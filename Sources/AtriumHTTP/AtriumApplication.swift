@@ -1,11 +1,11 @@
-import AtriumCore
+public import AtriumCore
 import AtriumCrypto
-import Hummingbird
+public import Hummingbird
 import HummingbirdCore
 import HummingbirdHTTP2
 import NIOCore
-import Logging
-import ServiceLifecycle
+public import Logging
+public import ServiceLifecycle
 
 /// What the HTTP layer serves from: every service over one database, with the state they
 /// share (the revoked sessions, the collection definitions) and the watcher that keeps that

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Strict RFC 3339 date-times (`2030-01-02T03:04:05.678+02:00`) and full dates (`2030-01-02`).
 public enum RFC3339 {

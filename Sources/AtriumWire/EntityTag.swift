@@ -1,4 +1,4 @@
-import AtriumCore
+public import AtriumCore
 import Foundation
 
 /// Records' entity tags (RFC 9110): the version, quoted, always strong.

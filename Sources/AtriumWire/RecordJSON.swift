@@ -1,4 +1,4 @@
-import AtriumCore
+public import AtriumCore
 import AtriumText
 import Foundation
 

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Synchronization
 
 /// Collection definitions by tenant and name, so a record request does not read its

@@ -1,6 +1,6 @@
 import Foundation
-import Logging
-import PostgresPool
+package import Logging
+package import PostgresPool
 
 /// Rewrites a collection's records when its fields change, in the transaction that changes
 /// them. The records' side does it (`RecordStore`): collections never touch record tables.

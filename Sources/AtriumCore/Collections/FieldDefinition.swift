@@ -141,4 +141,4 @@ public struct StoredCollection: Sendable, Hashable {
     public var name: String { self.definition.name }
 }
 
-import Foundation
+public import Foundation

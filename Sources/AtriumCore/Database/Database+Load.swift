@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import PostgresPool
 
 /// How busy the database connections are, for metrics: the layers above see these figures,

@@ -1,7 +1,7 @@
 import AtriumText
-import Logging
-import PostgresPool
-import ServiceLifecycle
+public import Logging
+package import PostgresPool
+public import ServiceLifecycle
 
 /// Atrium's access to PostgreSQL: the connection pool plus the rule that tenant data is only
 /// reached inside a transaction scoped to one tenant.

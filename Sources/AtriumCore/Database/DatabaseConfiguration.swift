@@ -1,4 +1,4 @@
-import PostgresPool
+package import PostgresPool
 
 /// How Atrium reaches PostgreSQL.
 public struct DatabaseConfiguration: Sendable {

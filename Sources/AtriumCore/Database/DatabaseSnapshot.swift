@@ -1,5 +1,5 @@
 import Logging
-import PostgresPool
+package import PostgresPool
 
 /// One consistent view of the database for work that reads it in many transactions: an
 /// export that sends a page to a slow client between reads.

@@ -1,5 +1,5 @@
-import Logging
-import PostgresPool
+package import Logging
+package import PostgresPool
 
 /// Applies the embedded migrations to a database, once, in order, each in its own transaction.
 ///

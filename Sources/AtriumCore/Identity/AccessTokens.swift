@@ -1,6 +1,6 @@
 import AtriumCrypto
 import AtriumText
-import Foundation
+public import Foundation
 import Synchronization
 
 /// Issues and checks access tokens: compact JWS (HS256) carrying issuer, subject (user),

@@ -1,4 +1,4 @@
-import AtriumCrypto
+public import AtriumCrypto
 
 /// Lifetimes and limits of identity and sessions.
 public struct AuthConfiguration: Sendable {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// An access token and the refresh token that renews it.
 public struct TokenPair: Sendable, Hashable {

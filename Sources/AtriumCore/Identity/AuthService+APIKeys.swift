@@ -1,5 +1,5 @@
 import AtriumCrypto
-import Foundation
+public import Foundation
 import PostgresPool
 
 extension AuthService {

@@ -1,6 +1,6 @@
 import AtriumCrypto
 import AtriumText
-import Foundation
+public import Foundation
 import Logging
 import PostgresPool
 

@@ -1,6 +1,6 @@
-import AtriumCrypto
-import Foundation
-import Logging
+public import AtriumCrypto
+public import Foundation
+public import Logging
 import PostgresPool
 
 /// Identity and tenancy: sign-up, sign-in, sessions and tokens, tenants, members,

@@ -1,8 +1,8 @@
 import AtriumText
 import Foundation
-import Logging
+public import Logging
 import PostgresPool
-import ServiceLifecycle
+public import ServiceLifecycle
 
 /// Keeps this server's in-memory state in step with the database and the other servers:
 /// the set of revoked sessions (NOTIFY `atrium_revocations`) and the cache of collection

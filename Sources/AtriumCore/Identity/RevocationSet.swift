@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Synchronization
 
 /// Sessions ended recently, held in memory so checking an access token costs no query.

@@ -1,6 +1,6 @@
 import AtriumCrypto
 import AtriumText
-import Foundation
+public import Foundation
 import PostgresPool
 
 /// One entry of the record audit log.

@@ -1,6 +1,6 @@
 import AtriumCrypto
 import AtriumText
-import Foundation
+package import Foundation
 import PostgresPool
 
 /// Opaque, signed list cursors. A cursor carries the sort key values and id of the last record

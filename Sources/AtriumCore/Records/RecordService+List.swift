@@ -1,7 +1,7 @@
 import AtriumCrypto
 import AtriumText
 import Foundation
-import PostgresPool
+package import PostgresPool
 
 /// A page of records.
 public struct RecordPage: Sendable {

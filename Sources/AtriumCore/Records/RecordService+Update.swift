@@ -1,5 +1,5 @@
 import AtriumText
-import Foundation
+public import Foundation
 import PostgresPool
 
 extension RecordService {

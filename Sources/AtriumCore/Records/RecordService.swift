@@ -1,7 +1,7 @@
 import AtriumCrypto
 import AtriumText
-import Foundation
-import Logging
+public import Foundation
+public import Logging
 import PostgresPool
 
 /// Records of a tenant's collections: reading, validated writes, queries. Writes are recorded

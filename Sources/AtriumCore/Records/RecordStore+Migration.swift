@@ -1,6 +1,6 @@
 import AtriumText
 import Foundation
-import PostgresPool
+package import PostgresPool
 
 extension RecordStore: RecordMigrating {
     /// Brings every record in line with `definition`, or fails listing the records that do not fit.

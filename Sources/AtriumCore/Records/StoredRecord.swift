@@ -1,5 +1,5 @@
 import AtriumText
-import Foundation
+public import Foundation
 
 /// Who wrote: a user or an API key.
 public struct Actor: Sendable, Hashable {

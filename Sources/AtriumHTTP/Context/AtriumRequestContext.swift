@@ -1,5 +1,5 @@
-import AtriumCore
-import Hummingbird
+public import AtriumCore
+public import Hummingbird
 import Logging
 import NIOCore
 import Synchronization

@@ -4,7 +4,7 @@ import AtriumText
 import CoreMetrics
 import Foundation
 import HTTPTypes
-import Prometheus
+public import Prometheus
 import Synchronization
 
 /// The service's metrics, recorded through swift-metrics into a Prometheus registry of the

@@ -1,6 +1,6 @@
 import AtriumCore
 import Foundation
-import HTTPTypes
+public import HTTPTypes
 import Hummingbird
 
 /// An RFC 9457 problem document: every error response Atrium sends has this shape.

@@ -1,10 +1,10 @@
 import AtriumCrypto
 import Dispatch
 import Foundation
-import Logging
+public import Logging
 import NIOCore
-import NIOSSL
-import ServiceLifecycle
+public import NIOSSL
+public import ServiceLifecycle
 import Synchronization
 
 /// The server's TLS: Mozilla's "intermediate" profile (TLS 1.2 and 1.3; for 1.2 only ECDHE key
