@@ -1,11 +1,15 @@
-import Foundation
+package import Foundation
 package import Logging
 package import PostgresPool
 
-/// Rewrites a collection's records when its fields change, in the transaction that changes
-/// them. The records' side does it (`RecordStore`): collections never touch record tables.
-package protocol RecordMigrating: Sendable {
-    /// Brings every record in line with `definition`, or fails listing the records that do not fit.
+/// What a collection needs of its records, done by the records' side (`RecordStore`), so that
+/// collections never touch record tables themselves.
+package protocol CollectionRecords: Sendable {
+    /// One statement whose single row and column says whether the collection has records.
+    func anyRecords(of collection: UUID, tenant: UUID) -> PostgresQuery
+
+    /// Brings every record in line with `definition`, in the transaction that changes the
+    /// fields, or fails listing the records that do not fit.
     func migrateRecords(
         of collection: StoredCollection, to definition: CollectionDefinition, by principal: Principal,
         origin: RequestOrigin, in transaction: PostgresTransaction
@@ -16,10 +20,10 @@ package protocol RecordMigrating: Sendable {
 public final class CollectionService: Sendable {
     let database: Database
     let cache: CollectionCache
-    let records: any RecordMigrating
+    let records: any CollectionRecords
     let logger: Logger
 
-    package init(database: Database, cache: CollectionCache, records: any RecordMigrating, logger: Logger) {
+    package init(database: Database, cache: CollectionCache, records: any CollectionRecords, logger: Logger) {
         self.database = database
         self.cache = cache
         self.records = records
@@ -105,7 +109,7 @@ public final class CollectionService: Sendable {
         let collection = try await self.collection(named: name, in: principal.tenant)
         try await self.database.withTransaction(in: principal.tenant) { transaction in
             let checks = try await transaction.execute([
-                "SELECT EXISTS (SELECT 1 FROM atrium.records WHERE tenant_id = \(principal.tenant.tenantID) AND collection_id = \(collection.id))",
+                self.records.anyRecords(of: collection.id, tenant: principal.tenant.tenantID),
                 """
                 SELECT name FROM atrium.collections WHERE tenant_id = \(principal.tenant.tenantID) AND name <> \(name)
                   AND EXISTS (SELECT 1 FROM jsonb_each(definition->'fields') f WHERE f.value->>'collection' = \(name))

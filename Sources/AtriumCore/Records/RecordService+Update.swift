@@ -81,7 +81,7 @@ extension RecordService {
                 throw AtriumError(.forbidden, "only the record's creator may delete it")
             }
             try Self.check(condition, current)
-            let referrers = try await transaction.query("SELECT collection, record_id FROM atrium.record_referrers(\(collection.name), \(id))")
+            let referrers = try await transaction.query(RecordStore.referrers(of: id, collection: collection.name))
             if !referrers.isEmpty {
                 let list = try referrers.map { row -> String in
                     let (referrer, record) = try row.decode((String, UUID).self)
@@ -102,11 +102,7 @@ extension RecordService {
 
     /// The record, locked for this transaction; `notFound` when missing or not visible to the caller.
     func lockedRecord(_ id: UUID, collection: StoredCollection, principal: Principal, in transaction: PostgresTransaction) async throws -> StoredRecord {
-        let rows = try await transaction.query("""
-            SELECT \(unescaped: StoredRecord.columns) FROM atrium.records
-            WHERE tenant_id = \(principal.tenant.tenantID) AND collection_id = \(collection.id) AND record_id = \(id)
-            FOR UPDATE
-            """)
+        let rows = try await transaction.query(RecordStore.locked(id, tenant: principal.tenant.tenantID, collection: collection.id))
         guard let row = rows.single else { throw AtriumError.notFound("record") }
         let record = try StoredRecord(row: row)
         if collection.definition.rules.read.restrictsToOwn(principal), record.createdBy != Actor(principal) {

@@ -52,22 +52,15 @@ public final class RecordService: Sendable {
         let rule = collection.definition.rules.read
         try principal.require(rule.role)
         let own: UUID? = rule.restrictsToOwn(principal) ? Actor(principal).id : nil
-        // The busiest statement: its text is fixed, so it is not rebuilt (nor rehashed into a
-        // new string) per request, and it leaves out the id the caller already has.
         var bindings = PostgresBindings(capacity: 4)
         bindings.append(principal.tenant.tenantID)
         bindings.append(collection.id)
         bindings.append(id)
         if let own { bindings.append(own) } else { bindings.appendNull() }
-        let rows = try await self.database.query(in: principal.tenant, PostgresQuery(unsafeSQL: Self.readSQL, bindings: bindings))
+        let rows = try await self.database.query(in: principal.tenant, PostgresQuery(unsafeSQL: RecordStore.readText, bindings: bindings))
         guard let row = rows.single else { throw AtriumError.notFound("record") }
         return try RecordText(row: row, id: id)
     }
-
-    private static let readSQL = """
-        SELECT \(RecordText.columns) FROM atrium.records
-        WHERE tenant_id = $1 AND collection_id = $2 AND record_id = $3 AND ($4::uuid IS NULL OR created_by = $4)
-        """
 
     /// Creates a record; `respond` renders the answer (inside the write's transaction, so that
     /// an Idempotency-Key stores it with the write).

@@ -1,8 +1,12 @@
 import AtriumText
-import Foundation
+package import Foundation
 package import PostgresPool
 
-extension RecordStore: RecordMigrating {
+extension RecordStore: CollectionRecords {
+    package func anyRecords(of collection: UUID, tenant: UUID) -> PostgresQuery {
+        "SELECT EXISTS (SELECT 1 FROM atrium.records WHERE tenant_id = \(tenant) AND collection_id = \(collection))"
+    }
+
     /// Brings every record in line with `definition`, or fails listing the records that do not fit.
     package func migrateRecords(
         of collection: StoredCollection, to definition: CollectionDefinition, by principal: Principal,
@@ -20,20 +24,17 @@ extension RecordStore: RecordMigrating {
             Self.deleteUniques(tenant: tenant, collection: collection.id),
         ])
         while true {
-            let batch = try await transaction.query("""
-                SELECT record_id, data FROM atrium.records
-                WHERE tenant_id = \(tenant) AND collection_id = \(collection.id) AND (\(last)::uuid IS NULL OR record_id > \(last))
-                ORDER BY record_id LIMIT 500
-                """)
+            let batch = try await transaction.query(Self.page(tenant: tenant, collection: collection.id, after: last, limit: 500))
             guard !batch.isEmpty else { break }
             var updates: [JSONValue] = []
             var entries: [JSONValue] = []
             var uniques: [JSONValue] = []
             var audits: [(record: UUID, changes: JSONValue)] = []
             for row in batch {
-                let (id, text) = try row.decode((UUID, String).self)
+                let record = try StoredRecord(row: row)
+                let id = record.id
                 last = id
-                guard case .object(var data) = try JSONParser.parse(text, limits: .stored) else { continue }
+                var data = record.data
                 let before = data
                 for field in removed { data[field] = nil }
                 let (validated, problems) = RecordValidator.validate(.object(data), against: definition, applyDefaults: true, at: "/records/\(id.lowercasedString)")

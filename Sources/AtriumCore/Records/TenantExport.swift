@@ -60,11 +60,9 @@ public final class TenantExport: @unchecked Sendable {
                 self.announced = true
                 return .collection(collection)
             }
-            let rows = try await self.snapshot.read(in: self.tenant, ["""
-                SELECT \(unescaped: StoredRecord.columns) FROM atrium.records
-                WHERE tenant_id = \(self.tenant.tenantID) AND collection_id = \(collection.id) AND (\(self.lastRecord)::uuid IS NULL OR record_id > \(self.lastRecord))
-                ORDER BY record_id LIMIT \(Self.pageSize)
-                """])[0]
+            let rows = try await self.snapshot.read(in: self.tenant, [
+                RecordStore.page(tenant: self.tenant.tenantID, collection: collection.id, after: self.lastRecord, limit: Self.pageSize),
+            ])[0]
             guard !rows.isEmpty else {
                 self.current += 1
                 self.announced = false
