@@ -1,0 +1,242 @@
+import AtriumCrypto
+import AtriumText
+import Foundation
+import PostgresPool
+
+/// The list query compiler: a `RecordQuery` on a collection as the statements that answer it.
+extension RecordStore {
+    struct QueryPlan {
+        let page: PostgresQuery
+        let count: PostgresQuery?
+        let sortKeys: Int
+        /// What a cursor of this list is bound to.
+        let context: String
+    }
+
+    /// The statements of a list: the page, and the count if asked. `cursors` reads the cursor
+    /// the list continues from.
+    static func plan(_ query: RecordQuery, collection: StoredCollection, principal: Principal, cursors: CursorCodec) throws -> QueryPlan {
+        var failures: [AtriumError.FieldFailure] = []
+        let definition = collection.definition
+        var where_ = SQLBuilder()
+        let tenant = where_.bind(principal.tenant.tenantID)
+        let collectionID = where_.bind(collection.id)
+        where_.sql = "r.tenant_id = \(tenant) AND r.collection_id = \(collectionID)"
+        if definition.rules.read.restrictsToOwn(principal) {
+            where_.sql += " AND r.created_by = \(where_.bind(Actor(principal).id))"
+        }
+        var filterSignature: [String] = []
+        // Tests on one indexed scalar field share a subquery, so a range (gte and lt) is one
+        // index range scan and the planner estimates the pair together.
+        var indexedTests: [(term: QueryTerm, tests: [String])] = []
+        for filter in query.filters {
+            guard let term = QueryTerm.resolve(filter.field, in: definition) else {
+                failures.append(.init(field: filter.parameter, reason: "\(filter.field) is not a field of \(definition.name)"))
+                continue
+            }
+            guard filter.op.applies(to: term.kind, system: term.field == nil) else {
+                failures.append(.init(field: filter.parameter, reason: "\(filter.op.rawValue) does not apply to \(term.field?.type.rawValue ?? "this system field")"))
+                continue
+            }
+            switch Self.condition(filter, term: term, into: &where_) {
+            case .success(.plain(let sql)):
+                where_.sql += " AND " + sql
+            case .success(.indexed(let test)):
+                if term.kind != .array, let index = indexedTests.firstIndex(where: { $0.term.name == term.name }) {
+                    indexedTests[index].tests.append(test)
+                } else {
+                    indexedTests.append((term, [test]))
+                }
+            case .failure(let problem):
+                failures.append(.init(field: filter.parameter, reason: problem.reason))
+            }
+            filterSignature.append("\(filter.field)\u{0}\(filter.op.rawValue)\u{0}\(filter.value)")
+        }
+        for (term, tests) in indexedTests {
+            where_.sql += """
+                 AND r.record_id IN (SELECT v.record_id FROM atrium.record_values v
+                WHERE v.tenant_id = \(tenant) AND v.collection_id = \(collectionID) AND v.field = \(where_.bind(term.name)) AND \(tests.joined(separator: " AND ")))
+                """
+        }
+        if let fields = query.fields {
+            for name in fields.sorted() where definition.field(name) == nil {
+                failures.append(.init(field: "fields", reason: "\(name) is not a field of \(definition.name)"))
+            }
+        }
+        let sort = query.sort.isEmpty ? [(field: "createdAt", descending: true)] : query.sort
+        var terms: [(QueryTerm, Bool)] = []
+        for key in sort {
+            guard let term = QueryTerm.resolve(key.field, in: definition), term.kind != .json, term.kind != .array else {
+                failures.append(.init(field: "sort", reason: "cannot sort by \(key.field)"))
+                continue
+            }
+            terms.append((term, key.descending))
+        }
+        guard failures.isEmpty else { throw AtriumError(.badRequest, "the query is invalid", fields: failures) }
+
+        let context = [
+            principal.tenant.tenantID.lowercasedString, collection.id.lowercasedString,
+            sort.map { ($0.descending ? "-" : "") + $0.field }.joined(separator: ","),
+            Hex.encode(SHA256.hash(filterSignature.sorted().joined(separator: "\u{1}"))),
+        ].joined(separator: "|")
+
+        var count: PostgresQuery?
+        if let kind = query.count {
+            let text = kind == .exact
+                ? "SELECT count(*)::int8, NULL::uuid FROM atrium.records r WHERE \(where_.sql)"
+                : """
+                  SELECT count(*)::int8, (array_agg(s.record_id ORDER BY s.record_id DESC))[1] FROM (
+                    SELECT r.record_id FROM atrium.records r WHERE \(where_.sql) ORDER BY r.record_id LIMIT \(Self.estimateSample + 1)
+                  ) s
+                  """
+            count = PostgresQuery(unsafeSQL: text, bindings: where_.bindings)
+        }
+
+        // The id breaks ties in the direction of the last key, so that sorting by a system
+        // field walks its (…, field, record_id) index in one direction.
+        let tieDescending = terms.last?.1 ?? false
+        var page = where_
+        if let cursor = query.cursor {
+            let position = try cursors.decode(cursor, context: context, keys: terms.count)
+            page.sql += " AND " + Self.after(position, terms: terms, tieDescending: tieDescending, into: &page)
+        }
+        let keys = terms.map { "(\($0.0.sql))::text" }.joined(separator: ", ")
+        let order = terms.map { term, descending in
+            "\(term.sql) \(descending ? "DESC" : "ASC")\(term.nullable ? " NULLS LAST" : "")"
+        } + ["r.record_id \(tieDescending ? "DESC" : "ASC")"]
+        let limit = page.bind(query.limit + 1)
+        let columns = StoredRecord.columns.split(separator: ",").map { "r." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+        page.sql = """
+            SELECT \(columns)\(keys.isEmpty ? "" : ", " + keys) FROM atrium.records r
+            WHERE \(page.sql)
+            ORDER BY \(order.joined(separator: ", "))
+            LIMIT \(limit)
+            """
+        return QueryPlan(page: page.query, count: count, sortKeys: terms.count, context: context)
+    }
+
+    /// A filter as SQL: a condition on the record, or (for indexed fields) a test on the
+    /// field's `record_values` rows, which have an index.
+    enum Condition {
+        case plain(String)
+        case indexed(String)
+    }
+
+    /// One filter as SQL. Indexed fields go through `record_values` so their index is used.
+    private static func condition(_ filter: RecordQuery.Filter, term: QueryTerm, into builder: inout SQLBuilder) -> Result<Condition, QueryProblem> {
+        if filter.op == .exists {
+            guard filter.value == "true" || filter.value == "false" else { return .failure("must be true or false") }
+            let check = "r.data ? \(builder.bind(term.name))"
+            return .success(.plain(filter.value == "true" ? check : "NOT (\(check))"))
+        }
+        let values: [String]
+        if filter.op == .in {
+            values = filter.value.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard (1...100).contains(values.count) else { return .failure("must list 1 to 100 comma-separated values") }
+        } else {
+            values = [filter.value]
+        }
+        var literals: [String] = []
+        for value in values {
+            let elementKind = term.kind == .array ? QueryTerm.Kind.text : term.kind
+            let element = QueryTerm(name: term.name, sql: term.sql, type: term.type, kind: elementKind, nullable: term.nullable, field: term.field)
+            switch element.literal(value) {
+            case .success(let literal): literals.append(literal)
+            case .failure(let problem): return .failure(problem)
+            }
+        }
+        if let column = term.indexColumn, filter.op != .ne {
+            let indexValues = literals.map(term.indexLiteral)
+            var test: String
+            switch filter.op {
+            case .in:
+                test = "v.\(column) = ANY(\(builder.bind(indexValues))::\(term.indexType)[])"
+            case .prefix:
+                test = "v.\(column) >= \(builder.bind(indexValues[0]))"
+                if let upper = Self.prefixUpperBound(indexValues[0]) { test += " AND v.\(column) < \(builder.bind(upper))" }
+            default:
+                test = "v.\(column) \(filter.op.comparison) \(builder.bind(indexValues[0]))::\(term.indexType)"
+            }
+            return .success(.indexed("(\(test))"))
+        }
+        switch filter.op {
+        case .ne:
+            return .success(.plain("\(term.sql) IS DISTINCT FROM \(builder.bind(literals[0]))::\(term.type)"))
+        case .in:
+            return .success(.plain("\(term.sql) = ANY(\(builder.bind(literals))::\(term.type)[])"))
+        case .contains:
+            if term.kind == .array { return .success(.plain("\(term.sql) ? \(builder.bind(literals[0]))")) }
+            return .success(.plain("strpos(\(term.sql), \(builder.bind(literals[0]))) > 0"))
+        case .prefix:
+            return .success(.plain("starts_with(\(term.sql), \(builder.bind(literals[0])))"))
+        default:
+            return .success(.plain("\(term.sql) \(filter.op.comparison) \(builder.bind(literals[0]))::\(term.type)"))
+        }
+    }
+
+    /// The smallest string greater than every string starting with `prefix` (byte order).
+    static func prefixUpperBound(_ prefix: String) -> String? {
+        var scalars = Array(prefix.unicodeScalars)
+        while let last = scalars.popLast() {
+            var next = last.value + 1
+            if next == 0xD800 { next = 0xE000 }
+            if let scalar = Unicode.Scalar(next) {
+                scalars.append(scalar)
+                return String(String.UnicodeScalarView(scalars))
+            }
+        }
+        return nil
+    }
+
+    /// Keyset condition: rows after `position` in the sort order (missing values sort last).
+    private static func after(
+        _ position: CursorCodec.Position, terms: [(QueryTerm, Bool)], tieDescending: Bool, into builder: inout SQLBuilder
+    ) -> String {
+        let id = builder.bind(position.id)
+        // Keys that are never missing and all run one way compare as a row, which a btree
+        // index on those columns answers with a range scan.
+        if terms.allSatisfy({ !$0.0.nullable && $0.1 == tieDescending }), position.values.allSatisfy({ $0 != nil }) {
+            var left = terms.map(\.0.sql)
+            var right = zip(terms, position.values).map { "\(builder.bind($1!))::\($0.0.type)" }
+            left.append("r.record_id")
+            right.append("\(id)::uuid")
+            return "(\(left.joined(separator: ", "))) \(tieDescending ? "<" : ">") (\(right.joined(separator: ", ")))"
+        }
+        return Self.after(position, terms: terms, index: 0, tie: "r.record_id \(tieDescending ? "<" : ">") \(id)::uuid", into: &builder)
+    }
+
+    private static func after(_ position: CursorCodec.Position, terms: [(QueryTerm, Bool)], index: Int, tie: String, into builder: inout SQLBuilder) -> String {
+        guard index < terms.count else { return tie }
+        let (term, descending) = terms[index]
+        let comparison = descending ? "<" : ">"
+        let rest = Self.after(position, terms: terms, index: index + 1, tie: tie, into: &builder)
+        guard let value = position.values[index] else {
+            // After a missing value come only other missing values.
+            return "(\(term.sql) IS NULL AND \(rest))"
+        }
+        let bound = "\(builder.bind(value))::\(term.type)"
+        let after = "\(term.sql) \(comparison) \(bound) OR (\(term.sql) = \(bound) AND \(rest))"
+        return term.nullable ? "(\(term.sql) IS NULL OR \(after))" : "(\(after))"
+    }
+
+    /// Matching records counted exactly before `count=estimated` estimates.
+    static let estimateSample = 1000
+
+    /// `count=estimated`: exact up to `estimateSample` matching records; beyond, estimated from
+    /// how far into the id space the first `estimateSample + 1` ids (in id order) reach.
+    ///
+    /// Record ids are random (version 4 UUIDs, whose first 48 bits are uniform), so the k-th
+    /// smallest of N ids lies near k/N of the id space, and `estimateSample / u`, with u that
+    /// fraction for k = `estimateSample + 1`, is an unbiased estimate of N with a relative error
+    /// of about 1/√1000 ≈ 3 %. Everything it uses is the tenant's own rows: PostgreSQL's planner
+    /// statistics, which the estimate once came from, are shared by all tenants and told one
+    /// tenant how common a value was in the others' data.
+    static func estimatedCount(counted: Int, greatestOfSample id: UUID?) -> Int {
+        guard counted > Self.estimateSample, let id else { return counted }
+        let bytes = id.uuid
+        var prefix: UInt64 = 0
+        for byte in [bytes.0, bytes.1, bytes.2, bytes.3, bytes.4, bytes.5] { prefix = prefix << 8 | UInt64(byte) }
+        let fraction = (Double(prefix) + 0.5) / Double(UInt64(1) << 48)
+        return max(counted, Int((Double(Self.estimateSample) / fraction).rounded()))
+    }
+}
