@@ -2,20 +2,24 @@ import AtriumCrypto
 import Foundation
 import PostgresPool
 
-/// An `Idempotency-Key` and the request it came with.
+/// An idempotency key and the request it came with: the same key with the same request
+/// gets the first answer again; with another request, it is refused.
 public struct IdempotencyRequest: Sendable {
     public let key: String
-    /// SHA-256 over method, path and the body's canonical JSON.
+    /// What the caller calls the key, for error messages.
+    public let name: String
+    /// SHA-256 over what identifies the request (`target`, opaque here) and the body's canonical JSON.
     public let fingerprint: String
 
-    public init?(key: String, method: String, path: String, body: JSONValue) {
+    public init?(key: String, named name: String, target: String, body: JSONValue) {
         guard (1...255).contains(key.utf8.count), key.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value <= 0x7E }) else { return nil }
         self.key = key
-        self.fingerprint = Hex.encode(SHA256.hash(Array((method + " " + path + "\n").utf8) + JSONSerializer.bytes(body)))
+        self.name = name
+        self.fingerprint = Hex.encode(SHA256.hash(Array((target + "\n").utf8) + JSONSerializer.bytes(body)))
     }
 }
 
-/// Stored responses for idempotent POSTs.
+/// Stored answers for idempotent creates.
 enum Idempotency {
     static let lifetime = "24 hours"
 
@@ -50,10 +54,10 @@ enum Idempotency {
             SELECT request_hash, status, headers, body FROM atrium.idempotency_keys
             WHERE tenant_id = \(tenant) AND principal_id = \(caller) AND idempotency_key = \(request.key)
             """)
-        guard let row = stored.single else { throw AtriumError(.conflict, "the Idempotency-Key is in use; retry", reason: "idempotency_key_in_use") }
+        guard let row = stored.single else { throw AtriumError(.conflict, "the \(request.name) is in use; retry", reason: "idempotency_key_in_use") }
         let (fingerprint, status, headersText, body) = try row.decode((String, Int, String, String).self)
         guard fingerprint == request.fingerprint else {
-            throw AtriumError.invalid([.init(field: "Idempotency-Key", reason: "was already used with a different request in the last 24 hours")])
+            throw AtriumError.invalid([.init(field: request.name, reason: "was already used with a different request in the last 24 hours")])
         }
         var headers: [(name: String, value: String)] = []
         if case .array(let pairs) = try JSONParser.parse(headersText, limits: .stored) {

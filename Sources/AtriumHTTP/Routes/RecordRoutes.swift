@@ -100,7 +100,7 @@ struct RecordRoutes {
 
     static func idempotency(_ request: Request, body: JSONValue) throws -> IdempotencyRequest? {
         guard let key = request.headers[HTTPField.Name("Idempotency-Key")!] else { return nil }
-        guard let idempotency = IdempotencyRequest(key: key, method: request.method.rawValue, path: request.uri.path, body: body) else {
+        guard let idempotency = IdempotencyRequest(key: key, named: "Idempotency-Key", target: request.method.rawValue + " " + request.uri.path, body: body) else {
             throw AtriumError(.badRequest, "Idempotency-Key must be 1 to 255 visible ASCII characters", fields: [.init(field: "Idempotency-Key", reason: "is malformed")])
         }
         return idempotency
