@@ -1,0 +1,50 @@
+@testable import AtriumCore
+@testable import AtriumHTTP
+import AtriumText
+import Foundation
+import Testing
+
+/// The HTTP side's representations, byte for byte (records and audit entries are pinned in
+/// AtriumCoreTests' RepresentationTests): what clients parse must not drift when code moves.
+@Suite struct HTTPRepresentationTests {
+    static let id = UUID(canonical: "01234567-89ab-cdef-fedc-ba9876543210")!
+    static let at = Date(timeIntervalSince1970: 1_796_475_728.123)
+    static let tenant = Tenant(id: Self.id, name: "Acme <Ltd>", slug: "acme", createdAt: Self.at, updatedAt: Self.at)
+
+    static func collection() throws -> StoredCollection {
+        let parsed = CollectionDefinition.parse(try JSONParser.parse(
+            #"{"name":"notes","fields":{"title":{"type":"string","required":true,"maxLength":80},"n":{"type":"integer","indexed":true}}}"#
+        ))
+        return StoredCollection(id: Self.id, tenantID: Self.id, version: 2, definition: try #require(parsed.definition), createdAt: Self.at, updatedAt: Self.at)
+    }
+
+    @Test func aCollection() throws {
+        #expect(JSONSerializer.text(CollectionRoutes.json(try Self.collection())) == Self.goldenCollection)
+    }
+
+    @Test func aTenant() throws {
+        let text = String(decoding: try JSONCoding.encoder.encode(TenantJSON(Self.tenant)), as: UTF8.self)
+        #expect(text == Self.goldenTenant)
+    }
+
+    @Test func exportLines() throws {
+        let record = StoredRecord(
+            id: Self.id, version: 1, createdAt: Self.at, createdBy: Actor(id: Self.id, kind: "user"),
+            updatedAt: Self.at, updatedBy: Actor(id: Self.id, kind: "apikey"), data: JSONObject([("title", .string("a\nb"))])
+        )
+        let items: [TenantExport.Item] = [.tenant(Self.tenant), .collection(try Self.collection()), .records(collection: "notes", [record]), .end(collections: 1, records: 1)]
+        let text = items.map { String(decoding: ExportRoutes.lines($0), as: UTF8.self) }.joined()
+        #expect(text == Self.goldenExport)
+    }
+
+    static let goldenCollection = #"{"name":"notes","fields":{"title":{"type":"string","required":true,"maxLength":80},"n":{"type":"integer","indexed":true}},"rules":{"read":{"role":"viewer","own":false},"create":{"role":"member","own":false},"update":{"role":"member","own":false},"delete":{"role":"member","own":false}},"id":"01234567-89ab-cdef-fedc-ba9876543210","version":2,"createdAt":"2026-12-05T13:02:08.123Z","updatedAt":"2026-12-05T13:02:08.123Z"}"#
+    /// Identity models go through JSONEncoder: keys sorted, and `<`, `>`, `&` left as they are
+    /// (tenant data, through JSONSerializer, escapes them).
+    static let goldenTenant = #"{"createdAt":"2026-12-05T13:02:08.123Z","id":"01234567-89ab-cdef-fedc-ba9876543210","name":"Acme <Ltd>","slug":"acme","updatedAt":"2026-12-05T13:02:08.123Z"}"#
+    static let goldenExport = [
+        #"{"type":"tenant","tenant":{"id":"01234567-89ab-cdef-fedc-ba9876543210","name":"Acme \u003cLtd\u003e","slug":"acme","createdAt":"2026-12-05T13:02:08.123Z"}}"#,
+        #"{"type":"collection","version":2,"collection":{"name":"notes","fields":{"title":{"type":"string","required":true,"maxLength":80},"n":{"type":"integer","indexed":true}},"rules":{"read":{"role":"viewer","own":false},"create":{"role":"member","own":false},"update":{"role":"member","own":false},"delete":{"role":"member","own":false}}}}"#,
+        #"{"type":"record","collection":"notes","record":{"id":"01234567-89ab-cdef-fedc-ba9876543210","version":1,"createdAt":"2026-12-05T13:02:08.123Z","createdBy":{"type":"user","id":"01234567-89ab-cdef-fedc-ba9876543210"},"updatedAt":"2026-12-05T13:02:08.123Z","updatedBy":{"type":"apikey","id":"01234567-89ab-cdef-fedc-ba9876543210"},"data":{"title":"a\nb"}}}"#,
+        #"{"type":"end","collections":1,"records":1}"#,
+    ].map { $0 + "\n" }.joined()
+}
