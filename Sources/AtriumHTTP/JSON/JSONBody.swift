@@ -142,18 +142,8 @@ enum JSONBody {
 
 }
 
-/// Shared JSON coders: ISO 8601 dates with fractional seconds.
+/// The JSON decoder of request bodies: RFC 3339 dates.
 enum JSONCoding {
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(RFC3339.string(date))
-        }
-        return encoder
-    }()
-
     static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in
@@ -165,17 +155,4 @@ enum JSONCoding {
         }
         return decoder
     }()
-}
-
-extension Response {
-    /// A JSON response.
-    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
-        var headers = headers
-        headers[.contentType] = "application/json"
-        let data = try JSONCoding.encoder.encode(value)
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
-    }
-
-    /// 204 No Content.
-    static var noContent: Response { Response(status: .noContent) }
 }

@@ -38,7 +38,7 @@ struct CORSPolicyMiddleware: RouterMiddleware {
         let allowed = self.allowsAny || self.origins.contains(origin)
         if request.method == .options, request.headers[.accessControlRequestMethod] != nil {
             guard allowed else {
-                return try Problem(.forbidden, detail: "the origin \(origin) may not call this API", reason: "origin_not_allowed")
+                return Problem(.forbidden, detail: "the origin \(origin) may not call this API", reason: "origin_not_allowed")
                     .response(requestID: context.requestID)
             }
             var headers = self.headers(origin: origin)

@@ -15,18 +15,18 @@ struct ProblemMiddleware: RouterMiddleware {
         // Unknown paths and methods are answered before anything else (authentication, limits):
         // a 404 or 405 does not depend on who asks.
         guard let allowed = self.routes.allowedMethods(for: request.uri.path) else {
-            return try Problem(.notFound, detail: "no route matches this path").response(requestID: context.requestID)
+            return Problem(.notFound, detail: "no route matches this path").response(requestID: context.requestID)
         }
         guard allowed.contains(request.method) else {
             let allow = allowed.map(\.rawValue).joined(separator: ", ")
-            return try Problem(.methodNotAllowed, detail: "\(request.method.rawValue) is not allowed here; use \(allow)", headers: [.allow: allow])
+            return Problem(.methodNotAllowed, detail: "\(request.method.rawValue) is not allowed here; use \(allow)", headers: [.allow: allow])
                 .response(requestID: context.requestID)
         }
         do {
             return try await next(request, context)
         } catch {
             let problem = Self.problem(for: error, context: context)
-            return try problem.response(requestID: context.requestID)
+            return problem.response(requestID: context.requestID)
         }
     }
 

@@ -4,7 +4,7 @@ public import HTTPTypes
 import Hummingbird
 
 /// An RFC 9457 problem document: every error response Atrium sends has this shape.
-public struct Problem: Error, Sendable, Encodable {
+public struct Problem: Error, Sendable {
     /// Stable identifier of the kind of problem (a URI reference); clients branch on it.
     public var type: String
     public var title: String
@@ -20,17 +20,13 @@ public struct Problem: Error, Sendable, Encodable {
     var headers: HTTPFields = [:]
 
     /// One failing field: a JSON pointer into the request body or a parameter name, and why.
-    public struct FieldError: Sendable, Encodable, Hashable {
+    public struct FieldError: Sendable, Hashable {
         public var field: String
         public var reason: String
         public init(field: String, reason: String) {
             self.field = field
             self.reason = reason
         }
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case type, title, status, detail, reason, requestId, errors
     }
 
     public init(
@@ -77,9 +73,9 @@ public struct Problem: Error, Sendable, Encodable {
     }
 }
 
-extension Problem {
+extension Problem: JSONRepresentable {
     /// The response for this problem.
-    func response(requestID: String) throws -> Response {
+    func response(requestID: String) -> Response {
         var headers = self.headers
         headers[.contentType] = "application/problem+json"
         return Response(
@@ -93,9 +89,20 @@ extension Problem {
     func body(requestID: String) -> ByteBuffer {
         var problem = self
         problem.requestId = requestID
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Strings and integers only: encoding cannot fail.
-        return ByteBuffer(bytes: (try? encoder.encode(problem)) ?? Data("{}".utf8))
+        return ByteBuffer(bytes: JSONSerializer.bytes(problem.json))
+    }
+
+    var json: JSONValue {
+        .fields([
+            "detail": self.detail.map { .string($0) },
+            "errors": self.errors.map { errors in
+                .array(errors.map { .fields(["field": .string($0.field), "reason": .string($0.reason)]) })
+            },
+            "reason": self.reason.map { .string($0) },
+            "requestId": self.requestId.map { .string($0) },
+            "status": .integer(self.status),
+            "title": .string(self.title),
+            "type": .string(self.type),
+        ])
     }
 }

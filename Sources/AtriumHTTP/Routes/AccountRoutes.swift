@@ -6,18 +6,12 @@ import Hummingbird
 struct AccountRoutes {
     let auth: AuthService
 
-    struct MeJSON: Encodable {
-        let user: UserJSON
-        let tenant: MembershipJSON?
-        let tenants: [MembershipJSON]
-    }
-
     func register(on router: RouteRecorder) {
         router.get("v1/me") { _, context in
             let principal = try context.authenticated()
             let me = try await self.auth.me(principal)
             let current = me.tenants.first { $0.tenantID == principal.tenant.tenantID }
-            return try Response.json(MeJSON(user: UserJSON(me.user), tenant: current.map(MembershipJSON.init), tenants: me.tenants.map(MembershipJSON.init)))
+            return Response.json(MeJSON(user: me.user, current: current, tenants: me.tenants))
         }
         router.post("v1/me/password") { request, context in
             let principal = try context.authenticated()
@@ -27,23 +21,23 @@ struct AccountRoutes {
         }
         router.get("v1/tenants") { _, context in
             let tenants = try await self.auth.tenants(of: try context.authenticated())
-            return try Response.json(ListJSON(data: tenants.map(MembershipJSON.init)))
+            return Response.json(.list(tenants.map(MembershipJSON.init)))
         }
         router.post("v1/tenants") { request, context in
             let principal = try context.authenticated()
             let body = try await JSONBody.decode(CreateTenantRequest.self, from: request, context: context)
             let tenant = try await self.auth.createTenant(principal, name: body.name, slug: body.slug, origin: context.origin)
-            return try Response.json(MembershipJSON(tenant), status: .created)
+            return Response.json(MembershipJSON(tenant), status: .created)
         }
         router.get("v1/tenant") { _, context in
             let tenant = try await self.auth.tenant(try context.authenticated())
-            return try Response.json(TenantJSON(tenant))
+            return Response.json(TenantJSON(tenant))
         }
         router.patch("v1/tenant") { request, context in
             let principal = try context.authenticated()
             let body = try await JSONBody.decode(UpdateTenantRequest.self, from: request, context: context)
             let tenant = try await self.auth.updateTenant(principal, name: body.name, slug: body.slug)
-            return try Response.json(TenantJSON(tenant))
+            return Response.json(TenantJSON(tenant))
         }
         router.delete("v1/tenant") { _, context in
             try await self.auth.deleteTenant(try context.authenticated(), origin: context.origin)

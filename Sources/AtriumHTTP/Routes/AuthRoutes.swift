@@ -14,17 +14,17 @@ struct AuthRoutes {
             let signIn = try await self.auth.signUp(
                 email: body.email, password: body.password, tenantName: body.tenant.name, tenantSlug: body.tenant.slug, origin: context.origin
             )
-            return try Response.json(SignInJSON(signIn), status: .created, headers: [.cacheControl: "no-store"])
+            return Response.json(SignInJSON(signIn), status: .created, headers: [.cacheControl: "no-store"])
         }
         group.post("login") { request, context in
             let body = try await JSONBody.decode(SignInRequest.self, from: request, context: context)
             let signIn = try await self.auth.signIn(email: body.email, password: body.password, tenant: body.tenant, origin: context.origin)
-            return try Response.json(SignInJSON(signIn), headers: [.cacheControl: "no-store"])
+            return Response.json(SignInJSON(signIn), headers: [.cacheControl: "no-store"])
         }
         group.post("refresh") { request, context in
             let body = try await JSONBody.decode(RefreshRequest.self, from: request, context: context)
             let refreshed = try await self.auth.refresh(refreshToken: body.refreshToken, origin: context.origin)
-            return try Response.json(TokensJSON(refreshed.tokens), headers: [.cacheControl: "no-store"])
+            return Response.json(TokensJSON(refreshed.tokens), headers: [.cacheControl: "no-store"])
         }
         // Signed-in user (API keys have no session to end or switch).
         group.post("logout") { _, context in
@@ -39,7 +39,7 @@ struct AuthRoutes {
             let principal = try context.authenticated()
             let body = try await JSONBody.decode(SwitchRequest.self, from: request, context: context)
             let signIn = try await self.auth.switchTenant(principal, to: body.tenant, origin: context.origin)
-            return try Response.json(SignInJSON(signIn), headers: [.cacheControl: "no-store"])
+            return Response.json(SignInJSON(signIn), headers: [.cacheControl: "no-store"])
         }
     }
 }

@@ -20,23 +20,23 @@ struct CollectionRoutes {
     func register(on router: RouteRecorder) {
         router.get("v1/collections") { _, context in
             let list = try await self.collections.list(try context.authenticated())
-            return Response.json(value: .object(JSONObject([("data", .array(list.map(Self.json)))])))
+            return Response.json(.list(list.map(Self.json)))
         }
         router.post("v1/collections") { request, context in
             let principal = try context.authenticated()
             let body = try await JSONBody.value(from: request, context: context).value
             let created = try await self.collections.create(principal, body: body)
-            return Response.json(value: Self.json(created), status: .created, headers: [.location: "/v1/collections/\(created.name)"])
+            return Response.json(Self.json(created), status: .created, headers: [.location: "/v1/collections/\(created.name)"])
         }
         router.get("v1/collections/:name") { _, context in
             let collection = try await self.collections.get(try context.authenticated(), name: try context.parameters.require("name"))
-            return Response.json(value: Self.json(collection))
+            return Response.json(Self.json(collection))
         }
         router.patch("v1/collections/:name") { request, context in
             let principal = try context.authenticated()
             let body = try await JSONBody.value(from: request, context: context, mediaTypes: ["application/json", "application/merge-patch+json"]).value
             let updated = try await self.collections.update(principal, name: try context.parameters.require("name"), patch: body, origin: context.origin)
-            return Response.json(value: Self.json(updated))
+            return Response.json(Self.json(updated))
         }
         router.delete("v1/collections/:name") { request, context in
             let principal = try context.authenticated()
@@ -49,14 +49,5 @@ struct CollectionRoutes {
             try await self.collections.delete(principal, name: try context.parameters.require("name"), force: force)
             return Response.noContent
         }
-    }
-}
-
-extension Response {
-    /// A JSON response from a `JSONValue` (records, definitions: kept exactly as stored).
-    static func json(value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
-        var headers = headers
-        headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONSerializer.bytes(value))))
     }
 }

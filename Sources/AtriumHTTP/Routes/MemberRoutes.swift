@@ -10,14 +10,14 @@ struct MemberRoutes {
     func register(on router: RouteRecorder) {
         router.get("v1/members") { _, context in
             let members = try await self.auth.members(try context.authenticated())
-            return try Response.json(ListJSON(data: members.map(MemberJSON.init)))
+            return Response.json(.list(members.map(MemberJSON.init)))
         }
         router.patch("v1/members/:userId") { request, context in
             let principal = try context.authenticated()
             let member = try context.uuidParameter("userId", naming: "member")
             let body = try await JSONBody.decode(RoleChangeRequest.self, from: request, context: context)
             let changed = try await self.auth.changeRole(principal, member: member, to: body.role, origin: context.origin)
-            return try Response.json(MemberJSON(changed))
+            return Response.json(MemberJSON(changed))
         }
         router.delete("v1/members/:userId") { _, context in
             let principal = try context.authenticated()
@@ -30,12 +30,12 @@ struct MemberRoutes {
             let principal = try context.authenticated()
             let body = try await JSONBody.decode(InvitationRequest.self, from: request, context: context)
             let created = try await self.auth.invite(principal, email: body.email, role: body.role, origin: context.origin)
-            return try Response.json(InvitationJSON(created.invitation, token: created.token), status: .created,
+            return Response.json(InvitationJSON(created.invitation, token: created.token), status: .created,
                                      headers: [.location: "/v1/invitations/\(created.invitation.id.lowercasedString)", .cacheControl: "no-store"])
         }
         router.get("v1/invitations") { _, context in
             let invitations = try await self.auth.invitations(try context.authenticated())
-            return try Response.json(ListJSON(data: invitations.map { InvitationJSON($0) }))
+            return Response.json(.list(invitations.map { InvitationJSON($0) }))
         }
         router.delete("v1/invitations/:id") { _, context in
             let principal = try context.authenticated()
@@ -45,19 +45,19 @@ struct MemberRoutes {
         router.post("v1/invitations/accept") { request, context in
             let body = try await JSONBody.decode(AcceptInvitationRequest.self, from: request, context: context)
             let signIn = try await self.auth.acceptInvitation(token: body.token, password: body.password, caller: context.principal, origin: context.origin)
-            return try Response.json(SignInJSON(signIn), headers: [.cacheControl: "no-store"])
+            return Response.json(SignInJSON(signIn), headers: [.cacheControl: "no-store"])
         }
 
         router.post("v1/api-keys") { request, context in
             let principal = try context.authenticated()
             let body = try await JSONBody.decode(APIKeyRequest.self, from: request, context: context)
             let created = try await self.auth.createAPIKey(principal, name: body.name, role: body.role, expiresAt: body.expiresAt, origin: context.origin)
-            return try Response.json(APIKeyJSON(created.key, secret: created.secret), status: .created,
+            return Response.json(APIKeyJSON(created.key, secret: created.secret), status: .created,
                                      headers: [.location: "/v1/api-keys/\(created.key.id.lowercasedString)", .cacheControl: "no-store"])
         }
         router.get("v1/api-keys") { _, context in
             let keys = try await self.auth.apiKeys(try context.authenticated())
-            return try Response.json(ListJSON(data: keys.map { APIKeyJSON($0) }))
+            return Response.json(.list(keys.map { APIKeyJSON($0) }))
         }
         router.delete("v1/api-keys/:id") { _, context in
             let principal = try context.authenticated()

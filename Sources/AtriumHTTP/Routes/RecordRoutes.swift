@@ -19,7 +19,7 @@ struct RecordRoutes {
             body["data"] = .array(page.records.map { RecordJSON.record($0, fields: page.fields) })
             body["nextCursor"] = page.nextCursor.map(JSONValue.string) ?? .null
             if let count = page.count { body["count"] = .number(JSONNumber(Int64(count))) }
-            return Response.json(value: .object(body))
+            return Response.json(.object(body))
         }
         router.post(RouterPath(base)) { request, context in
             try await self.create(request, context) { principal, name, body, idempotency, origin in
@@ -70,7 +70,7 @@ struct RecordRoutes {
             let principal = try context.authenticated()
             let query = try AuditQuery(parameters: try QueryString.pairs(request.uri.query))
             let (entries, next) = try await self.records.audit(principal, query: query)
-            return Response.json(value: .object(JSONObject([
+            return Response.json(.object(JSONObject([
                 ("data", .array(entries.map(RecordJSON.audit))), ("nextCursor", next.map(JSONValue.string) ?? .null),
             ])))
         }
@@ -95,7 +95,7 @@ struct RecordRoutes {
             principal, collection: try context.parameters.require("name"), id: try context.uuidParameter("id", naming: "record"),
             body: body, mode: mode, condition: request.headers[.ifMatch].map(EntityTag.condition(ifMatch:)), origin: context.origin
         )
-        return Response.json(value: RecordJSON.record(record), headers: [.eTag: record.etag])
+        return Response.json(RecordJSON.record(record), headers: [.eTag: record.etag])
     }
 
     static func idempotency(_ request: Request, body: JSONValue) throws -> IdempotencyRequest? {

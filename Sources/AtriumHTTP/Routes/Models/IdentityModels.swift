@@ -1,146 +1,156 @@
 import AtriumCore
-import AtriumText
-import Foundation
 
-/// JSON shapes of identity resources (camelCase), kept apart from the domain types.
-struct UserJSON: Encodable {
-    let id: String
-    let email: String
-    let createdAt: Date
+/// JSON shapes of identity resources (camelCase, keys in alphabetical order), kept apart from
+/// the domain types.
+struct UserJSON: JSONRepresentable {
+    let user: UserProfile
 
-    init(_ user: UserProfile) {
-        self.id = user.id.lowercasedString
-        self.email = user.email
-        self.createdAt = user.createdAt
+    init(_ user: UserProfile) { self.user = user }
+
+    var json: JSONValue {
+        .fields(["createdAt": .date(self.user.createdAt), "email": .string(self.user.email), "id": .id(self.user.id)])
     }
 }
 
-struct MembershipJSON: Encodable {
-    let id: String
-    let name: String
-    let slug: String
-    let role: Role
+struct MembershipJSON: JSONRepresentable {
+    let membership: TenantMembership
 
-    init(_ membership: TenantMembership) {
-        self.id = membership.tenantID.lowercasedString
-        self.name = membership.name
-        self.slug = membership.slug
-        self.role = membership.role
+    init(_ membership: TenantMembership) { self.membership = membership }
+
+    var json: JSONValue {
+        .fields([
+            "id": .id(self.membership.tenantID),
+            "name": .string(self.membership.name),
+            "role": .string(self.membership.role.rawValue),
+            "slug": .string(self.membership.slug),
+        ])
     }
 }
 
-struct TenantJSON: Encodable {
-    let id: String
-    let name: String
-    let slug: String
-    let createdAt: Date
-    let updatedAt: Date
+struct TenantJSON: JSONRepresentable {
+    let tenant: Tenant
 
-    init(_ tenant: Tenant) {
-        self.id = tenant.id.lowercasedString
-        self.name = tenant.name
-        self.slug = tenant.slug
-        self.createdAt = tenant.createdAt
-        self.updatedAt = tenant.updatedAt
+    init(_ tenant: Tenant) { self.tenant = tenant }
+
+    var json: JSONValue {
+        .fields([
+            "createdAt": .date(self.tenant.createdAt),
+            "id": .id(self.tenant.id),
+            "name": .string(self.tenant.name),
+            "slug": .string(self.tenant.slug),
+            "updatedAt": .date(self.tenant.updatedAt),
+        ])
     }
 }
 
-struct TokensJSON: Encodable {
-    let tokenType = "Bearer"
-    let accessToken: String
-    let expiresIn: Int
-    let accessTokenExpiresAt: Date
-    let refreshToken: String
+struct TokensJSON: JSONRepresentable {
+    let pair: TokenPair
 
-    init(_ pair: TokenPair) {
-        self.accessToken = pair.accessToken
-        self.accessTokenExpiresAt = pair.accessTokenExpiresAt
-        self.expiresIn = pair.expiresIn
-        self.refreshToken = pair.refreshToken
+    init(_ pair: TokenPair) { self.pair = pair }
+
+    var json: JSONValue {
+        .fields([
+            "accessToken": .string(self.pair.accessToken),
+            "accessTokenExpiresAt": .date(self.pair.accessTokenExpiresAt),
+            "expiresIn": .integer(self.pair.expiresIn),
+            "refreshToken": .string(self.pair.refreshToken),
+            "tokenType": .string("Bearer"),
+        ])
     }
 }
 
-struct SignInJSON: Encodable {
-    let user: UserJSON
-    let tenant: MembershipJSON
-    let tenants: [MembershipJSON]
-    let tokens: TokensJSON
+struct SignInJSON: JSONRepresentable {
+    let signIn: SignIn
 
-    init(_ signIn: SignIn) {
-        self.user = UserJSON(signIn.user)
-        self.tenant = MembershipJSON(signIn.tenant)
-        self.tenants = signIn.tenants.map(MembershipJSON.init)
-        self.tokens = TokensJSON(signIn.tokens)
+    init(_ signIn: SignIn) { self.signIn = signIn }
+
+    var json: JSONValue {
+        .fields([
+            "tenant": MembershipJSON(self.signIn.tenant).json,
+            "tenants": .array(self.signIn.tenants.map { MembershipJSON($0).json }),
+            "tokens": TokensJSON(self.signIn.tokens).json,
+            "user": UserJSON(self.signIn.user).json,
+        ])
     }
 }
 
-struct MemberJSON: Encodable {
-    let userId: String
-    let email: String
-    let role: Role
-    let joinedAt: Date
-    let disabled: Bool
+struct MeJSON: JSONRepresentable {
+    let user: UserProfile
+    /// The tenant the credential is for.
+    let current: TenantMembership?
+    let tenants: [TenantMembership]
 
-    init(_ member: Member) {
-        self.userId = member.userID.lowercasedString
-        self.email = member.email
-        self.role = member.role
-        self.joinedAt = member.joinedAt
-        self.disabled = member.disabled
+    var json: JSONValue {
+        .fields([
+            "tenant": self.current.map { MembershipJSON($0).json },
+            "tenants": .array(self.tenants.map { MembershipJSON($0).json }),
+            "user": UserJSON(self.user).json,
+        ])
     }
 }
 
-struct InvitationJSON: Encodable {
-    let id: String
-    let email: String
-    let role: Role
-    let status: String
-    let createdAt: Date
-    let expiresAt: Date
-    let invitedBy: String?
+struct MemberJSON: JSONRepresentable {
+    let member: Member
+
+    init(_ member: Member) { self.member = member }
+
+    var json: JSONValue {
+        .fields([
+            "disabled": .bool(self.member.disabled),
+            "email": .string(self.member.email),
+            "joinedAt": .date(self.member.joinedAt),
+            "role": .string(self.member.role.rawValue),
+            "userId": .id(self.member.userID),
+        ])
+    }
+}
+
+struct InvitationJSON: JSONRepresentable {
+    let invitation: Invitation
     /// Only in the response that creates the invitation.
     let token: String?
 
     init(_ invitation: Invitation, token: String? = nil) {
-        self.id = invitation.id.lowercasedString
-        self.email = invitation.email
-        self.role = invitation.role
-        self.status = invitation.status.rawValue
-        self.createdAt = invitation.createdAt
-        self.expiresAt = invitation.expiresAt
-        self.invitedBy = invitation.invitedBy?.lowercasedString
+        self.invitation = invitation
         self.token = token
+    }
+
+    var json: JSONValue {
+        .fields([
+            "createdAt": .date(self.invitation.createdAt),
+            "email": .string(self.invitation.email),
+            "expiresAt": .date(self.invitation.expiresAt),
+            "id": .id(self.invitation.id),
+            "invitedBy": self.invitation.invitedBy.map { .id($0) },
+            "role": .string(self.invitation.role.rawValue),
+            "status": .string(self.invitation.status.rawValue),
+            "token": self.token.map { .string($0) },
+        ])
     }
 }
 
-struct APIKeyJSON: Encodable {
-    let id: String
-    let name: String
-    let role: Role
-    let prefix: String
-    let createdAt: Date
-    let expiresAt: Date?
-    let revokedAt: Date?
-    let lastUsedAt: Date?
-    let createdBy: String?
+struct APIKeyJSON: JSONRepresentable {
+    let key: APIKey
     /// Only in the response that creates the key.
     let secret: String?
 
     init(_ key: APIKey, secret: String? = nil) {
-        self.id = key.id.lowercasedString
-        self.name = key.name
-        self.role = key.role
-        self.prefix = key.prefix
-        self.createdAt = key.createdAt
-        self.expiresAt = key.expiresAt
-        self.revokedAt = key.revokedAt
-        self.lastUsedAt = key.lastUsedAt
-        self.createdBy = key.createdBy?.lowercasedString
+        self.key = key
         self.secret = secret
     }
-}
 
-/// `{"data": [...]}`: lists are wrapped so fields (a cursor) can be added without breaking clients.
-struct ListJSON<Item: Encodable>: Encodable {
-    let data: [Item]
+    var json: JSONValue {
+        .fields([
+            "createdAt": .date(self.key.createdAt),
+            "createdBy": self.key.createdBy.map { .id($0) },
+            "expiresAt": self.key.expiresAt.map { .date($0) },
+            "id": .id(self.key.id),
+            "lastUsedAt": self.key.lastUsedAt.map { .date($0) },
+            "name": .string(self.key.name),
+            "prefix": .string(self.key.prefix),
+            "revokedAt": self.key.revokedAt.map { .date($0) },
+            "role": .string(self.key.role.rawValue),
+            "secret": self.secret.map { .string($0) },
+        ])
+    }
 }
