@@ -23,6 +23,8 @@ public struct AtriumServices: Sendable {
     public let watcher: ChangeWatcher
     /// The database process, when this server runs it (the embedded PostgreSQL).
     public let databaseProcess: (any DatabaseProcessMonitor)?
+    /// The HTTP connections open now, counted by the connection cap.
+    public let connections = HTTPConnections()
 
     public init(
         database: Database, auth: AuthConfiguration, exportLimits: ExportLimits = ExportLimits(),
@@ -94,7 +96,7 @@ public func buildApplication(
         configuration: ApplicationConfiguration(
             address: .hostname(server.host, port: server.port),
             serverName: nil,
-            availableConnectionsDelegate: MaximumAvailableConnections(limits.maximumConnections)
+            availableConnectionsDelegate: ConnectionCap(maximum: limits.maximumConnections, connections: services.connections)
         ),
         services: background,
         logger: logger

@@ -36,6 +36,7 @@ public final class AtriumMetrics: Sendable {
     private struct Gauges: Sendable {
         let poolOpen, poolIdle, poolInUse, poolWaiting, poolAcquired, poolTimedOut: Prometheus.Gauge
         let hashRunning, hashWaiting: Prometheus.Gauge
+        let connectionsOpen, connectionPauses: Prometheus.Gauge
         let databaseUp, databaseRestarts: Prometheus.Gauge?
     }
 
@@ -61,6 +62,8 @@ public final class AtriumMetrics: Sendable {
             poolTimedOut: gauge("atrium_db_pool_acquire_timeouts", "Requests that gave up waiting for a connection since start"),
             hashRunning: gauge("atrium_password_hashes_running", "Password hashes being computed"),
             hashWaiting: gauge("atrium_password_hash_queue_depth", "Password hashes waiting for a thread"),
+            connectionsOpen: gauge("atrium_http_connections_open", "HTTP connections open"),
+            connectionPauses: gauge("atrium_http_connection_cap_pauses", "Times the server stopped accepting connections at ATRIUM_MAX_CONNECTIONS since start"),
             databaseUp: services.databaseProcess == nil ? nil : gauge("atrium_embedded_postgres_up", "1 while the embedded PostgreSQL runs, 0 while it is restarted or down"),
             databaseRestarts: services.databaseProcess == nil ? nil : gauge("atrium_embedded_postgres_restarts", "Times the embedded PostgreSQL was restarted after exiting on its own")
         )
@@ -112,6 +115,9 @@ public final class AtriumMetrics: Sendable {
         let hashing = self.services.auth.hasher.executor.depth
         self.gauges.hashRunning.set(Double(hashing.running))
         self.gauges.hashWaiting.set(Double(hashing.waiting))
+        let connections = self.services.connections.snapshot
+        self.gauges.connectionsOpen.set(Double(connections.open))
+        self.gauges.connectionPauses.set(Double(connections.pauses))
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
         self.registry.emit(into: &buffer)
