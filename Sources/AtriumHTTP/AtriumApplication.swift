@@ -50,6 +50,8 @@ public struct AtriumRouter {
     public let router: Router<AtriumRequestContext>
     public let routes: RouteTable
     public let metrics: AtriumMetrics?
+    /// The access log's writer; runs with the application so it is flushed at shutdown.
+    public let accessLog: AccessLog?
 }
 
 /// Builds the Atrium HTTP application: HTTP/1.1, or with `server.tls` HTTPS with HTTP/2 by ALPN.
@@ -87,6 +89,9 @@ public func buildApplication(
         builder = .http1(configuration: http1)
     }
     var background: [any Service] = [services.database, services.watcher] + backgroundServices
+    if let accessLog = built.accessLog {
+        background.append(accessLog)
+    }
     if case .port(let port) = server.metrics, let metrics = built.metrics {
         background.append(MetricsServer(host: server.host, port: port, metrics: metrics, logger: logger))
     }
@@ -107,11 +112,12 @@ public func buildApplication(
 public func buildRouter(services: AtriumServices, server: ServerConfiguration = ServerConfiguration(), servesTLS: Bool = false) -> AtriumRouter {
     // HEAD is answered wherever GET is, without a body.
     let router = Router(context: AtriumRequestContext.self, options: .autoGenerateHeadEndpoints)
-    let metrics = server.metrics == .off ? nil : AtriumMetrics(services: services, tenantSeries: server.metricsTenants)
+    let accessLog = server.accessLog ? AccessLog(format: server.accessLogFormat, sink: server.accessLogSink) : nil
+    let metrics = server.metrics == .off ? nil : AtriumMetrics(services: services, tenantSeries: server.metricsTenants, accessLog: accessLog)
     let table = RouteTableReference()
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: ClientAddressMiddleware(hops: server.proxyHops))
-    router.add(middleware: ObservabilityMiddleware(metrics: metrics, accessLog: server.accessLog))
+    router.add(middleware: ObservabilityMiddleware(metrics: metrics, accessLog: accessLog))
     if servesTLS {
         router.add(middleware: StrictTransportSecurityMiddleware())
     }
@@ -134,5 +140,5 @@ public func buildRouter(services: AtriumServices, server: ServerConfiguration = 
     RecordRoutes(records: services.records).register(on: recorder)
     ExportRoutes(records: services.records, stallTimeout: server.limits.streamStallTimeout).register(on: recorder)
     table.table = recorder.table
-    return AtriumRouter(router: router, routes: recorder.table, metrics: metrics)
+    return AtriumRouter(router: router, routes: recorder.table, metrics: metrics, accessLog: accessLog)
 }

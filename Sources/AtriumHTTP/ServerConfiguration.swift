@@ -16,6 +16,10 @@ public struct ServerConfiguration: Sendable {
     public var metricsTenants: Int
     /// One structured log line per request.
     public var accessLog: Bool
+    /// The access log's line format (the format of every other log line too).
+    public var accessLogFormat: AccessLog.Format
+    /// Where access log lines go: standard error, with every other log line.
+    public var accessLogSink: AccessLog.Sink
 
     public init(
         host: String = "127.0.0.1",
@@ -27,7 +31,9 @@ public struct ServerConfiguration: Sendable {
         rateLimits: RateLimitPolicy = RateLimitPolicy(),
         metrics: MetricsExposure = .sameServer,
         metricsTenants: Int = 0,
-        accessLog: Bool = true
+        accessLog: Bool = true,
+        accessLogFormat: AccessLog.Format = .text,
+        accessLogSink: AccessLog.Sink = .standardError
     ) {
         self.host = host
         self.port = port
@@ -39,6 +45,8 @@ public struct ServerConfiguration: Sendable {
         self.metrics = metrics
         self.metricsTenants = metricsTenants
         self.accessLog = accessLog
+        self.accessLogFormat = accessLogFormat
+        self.accessLogSink = accessLogSink
     }
 
     /// The bounds that keep one client from holding more than its share.

@@ -105,7 +105,8 @@ struct Settings: Sendable {
                 rateLimits: rateLimits,
                 metrics: metrics,
                 metricsTenants: try read.integer("ATRIUM_METRICS_TENANTS", default: 0, range: 0...100),
-                accessLog: try read.boolean("ATRIUM_ACCESS_LOG", default: true)
+                accessLog: try read.boolean("ATRIUM_ACCESS_LOG", default: true),
+                accessLogFormat: jsonLogs ? .json : .text
             ),
             migrateOnStart: !(try noMigrate || read.boolean("ATRIUM_NO_MIGRATE", default: false)),
             tokenKeys: read.text("ATRIUM_TOKEN_KEYS"),

@@ -48,8 +48,11 @@ final class CapturedLog: Sendable {
 @Suite struct AccessLogTests {
     @Test func oneStructuredLinePerRequestWithTheRouteTemplateAndNoSecrets() async throws {
         let log = CapturedLog()
+        let access = CapturedAccessLog()
         var app = try await TestApp.make()
         app.server.accessLog = true
+        app.server.accessLogFormat = .json
+        app.server.accessLogSink = access.sink
         app.logger = log.logger()
         try await app.test { client in
             let owner = try await client.signUp("logged@example.com", tenant: "Logged")
@@ -59,18 +62,20 @@ final class CapturedLog: Sendable {
             let id = try #require(record.string("id"))
             _ = try await client.call(.get, "/v1/collections/notes/records/\(id)", token: owner.accessToken, headers: [.init("X-Request-ID")!: "trace-me-42"])
 
-            let lines = log.all.filter { $0.message == "request" }
+            try await waitUntil { access.lines.count >= 4 }
+            let lines = try access.lines.map { try AccessLogFormatTests.fields(of: $0) }
             #expect(lines.count == 4)
-            let get = try #require(lines.first { $0.metadata["hb.request.id"] == "trace-me-42" })
-            #expect(get.metadata["http.method"] == "GET")
-            #expect(get.metadata["http.route"] == "/v1/collections/{name}/records/{id}")
-            #expect(get.metadata["http.status"] == "200")
-            #expect(get.metadata["tenant.id"] == owner.tenantID)
-            #expect(get.metadata["user.id"] == owner.userID)
-            #expect(Double(get.metadata["duration_ms"] ?? "") != nil)
-            #expect(get.metadata["client.address"] == "192.0.2.1")
+            #expect(lines.allSatisfy { $0["message"] == "request" && $0["level"] == "info" })
+            let get = try #require(lines.first { $0["hb.request.id"] == "trace-me-42" })
+            #expect(get["http.method"] == "GET")
+            #expect(get["http.route"] == "/v1/collections/{name}/records/{id}")
+            #expect(get["http.status"] == "200")
+            #expect(get["tenant.id"] == owner.tenantID)
+            #expect(get["user.id"] == owner.userID)
+            #expect(Double(get["duration_ms"] ?? "") != nil)
+            #expect(get["client.address"] == "192.0.2.1")
             // Neither the password, nor tokens, nor record ids in paths reach the log.
-            let everything = log.all.map { "\($0.message) \($0.metadata)" }.joined(separator: "\n")
+            let everything = log.all.map { "\($0.message) \($0.metadata)" }.joined(separator: "\n") + access.lines.joined(separator: "\n")
             #expect(!everything.contains("correct horse battery"))
             #expect(!everything.contains(owner.accessToken))
             #expect(!everything.contains(owner.refreshToken))

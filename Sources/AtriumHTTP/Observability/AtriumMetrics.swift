@@ -37,10 +37,14 @@ public final class AtriumMetrics: Sendable {
         let poolOpen, poolIdle, poolInUse, poolWaiting, poolAcquired, poolTimedOut: Prometheus.Gauge
         let hashRunning, hashWaiting: Prometheus.Gauge
         let connectionsOpen, connectionPauses: Prometheus.Gauge
+        let accessLogDropped: Prometheus.Gauge?
         let databaseUp, databaseRestarts: Prometheus.Gauge?
     }
 
-    public init(services: AtriumServices, tenantSeries: Int = 0) {
+    private let accessLog: AccessLog?
+
+    public init(services: AtriumServices, tenantSeries: Int = 0, accessLog: AccessLog? = nil) {
+        self.accessLog = accessLog
         self.tenantSeries = tenantSeries
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -64,6 +68,7 @@ public final class AtriumMetrics: Sendable {
             hashWaiting: gauge("atrium_password_hash_queue_depth", "Password hashes waiting for a thread"),
             connectionsOpen: gauge("atrium_http_connections_open", "HTTP connections open"),
             connectionPauses: gauge("atrium_http_connection_cap_pauses", "Times the server stopped accepting connections at ATRIUM_MAX_CONNECTIONS since start"),
+            accessLogDropped: accessLog == nil ? nil : gauge("atrium_access_log_dropped", "Access log lines dropped because the writer had fallen behind, since start"),
             databaseUp: services.databaseProcess == nil ? nil : gauge("atrium_embedded_postgres_up", "1 while the embedded PostgreSQL runs, 0 while it is restarted or down"),
             databaseRestarts: services.databaseProcess == nil ? nil : gauge("atrium_embedded_postgres_restarts", "Times the embedded PostgreSQL was restarted after exiting on its own")
         )
@@ -118,6 +123,9 @@ public final class AtriumMetrics: Sendable {
         let connections = self.services.connections.snapshot
         self.gauges.connectionsOpen.set(Double(connections.open))
         self.gauges.connectionPauses.set(Double(connections.pauses))
+        if let accessLog = self.accessLog {
+            self.gauges.accessLogDropped?.set(Double(accessLog.dropped))
+        }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
         self.registry.emit(into: &buffer)

@@ -5,13 +5,13 @@ import Hummingbird
 import HTTPTypes
 import Logging
 
-/// The outermost handling of every request after its id: one access-log line and the request
+/// The outermost handling of every request after its id: one access-log entry and the request
 /// metrics, under the route template (`/v1/collections/{name}`), never the concrete path, so
 /// ids stay out of metric labels and secrets in paths (invitation tokens) stay out of logs.
 struct ObservabilityMiddleware: RouterMiddleware {
     typealias Context = AtriumRequestContext
     let metrics: AtriumMetrics?
-    let accessLog: Bool
+    let accessLog: AccessLog?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -33,21 +33,18 @@ struct ObservabilityMiddleware: RouterMiddleware {
         // Requests no route took share one label, so scanners cannot mint series.
         let route = context.endpointPath.flatMap { $0 == "NotFound" ? nil : $0 } ?? "unmatched"
         self.metrics?.recordRequest(route: route, method: request.method, status: status, duration: duration)
-        guard self.accessLog, context.logger.logLevel <= .info else { return }
-        var metadata: Logger.Metadata = [
-            "http.method": .string(request.method.rawValue),
-            "http.route": .string(route),
-            "http.status": .stringConvertible(status.code),
-            "duration_ms": .string(String(format: "%.3f", duration.seconds * 1000)),
-            "client.address": .string(context.clientAddress),
-        ]
+        guard let accessLog = self.accessLog, context.logger.logLevel <= .info else { return }
+        var entry = AccessLog.Entry(
+            time: Date(), label: context.logger.label, method: request.method, route: route, status: Int(status.code),
+            duration: duration, clientAddress: context.clientAddress, requestID: context.requestID
+        )
         if let principal = context.outcome.principal {
-            metadata["tenant.id"] = .string(principal.tenant.tenantID.lowercasedString)
+            entry.tenant = principal.tenant.tenantID
             switch principal.credential {
-            case .session(let userID, _): metadata["user.id"] = .string(userID.lowercasedString)
-            case .apiKey(let keyID): metadata["apikey.id"] = .string(keyID.lowercasedString)
+            case .session(let userID, _): entry.user = userID
+            case .apiKey(let keyID): entry.apiKey = keyID
             }
         }
-        context.logger.info("request", metadata: metadata)
+        accessLog.record(entry)
     }
 }
