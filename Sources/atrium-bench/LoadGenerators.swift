@@ -38,6 +38,8 @@ enum Wrk {
     static func script(_ route: LoadRoute) -> String {
         let request: String
         switch route {
+        case .bare:
+            request = #"return wrk.format("GET", "/")"#
         case .healthz:
             request = #"return wrk.format("GET", "/healthz")"#
         case .getRecord:
@@ -158,6 +160,8 @@ enum LoadClient {
     static func request(_ route: LoadRoute, base: String, target: LoadTarget) -> HTTPClientRequest {
         var request: HTTPClientRequest
         switch route {
+        case .bare:
+            return HTTPClientRequest(url: base + "/")
         case .healthz:
             return HTTPClientRequest(url: base + "/healthz")
         case .getRecord:
