@@ -32,6 +32,36 @@ public enum RecordJSON {
     public static func bytes(_ record: RecordText) -> [UInt8] {
         var json: [UInt8] = []
         json.reserveCapacity(256 + record.data.count)
+        Self.append(record, to: &json)
+        return json
+    }
+
+    /// A page of a list, written from the records' text: the same bytes as
+    /// `{"data":[record(…), …],"nextCursor":…,"count":…}` through `JSONSerializer`.
+    public static func page(_ page: RecordPage) -> [UInt8] {
+        var json: [UInt8] = []
+        json.reserveCapacity(64 + page.records.reduce(0) { $0 + 256 + $1.data.count })
+        json.append(contentsOf: #"{"data":["#.utf8)
+        for (index, record) in page.records.enumerated() {
+            if index > 0 { json.append(UInt8(ascii: ",")) }
+            Self.append(record, to: &json)
+        }
+        json.append(contentsOf: #"],"nextCursor":"#.utf8)
+        if let cursor = page.nextCursor {
+            JSONSerializer.write(cursor, into: &json)
+        } else {
+            json.append(contentsOf: "null".utf8)
+        }
+        if let count = page.count {
+            json.append(contentsOf: #","count":"#.utf8)
+            json.append(contentsOf: count.description.utf8)
+        }
+        json.append(UInt8(ascii: "}"))
+        return json
+    }
+
+    /// Appends the record as `bytes(_:)` writes it.
+    public static func append(_ record: RecordText, to json: inout [UInt8]) {
         json.append(contentsOf: #"{"id":""#.utf8)
         record.id.appendLowercased(to: &json)
         json.append(contentsOf: #"","version":"#.utf8)
@@ -41,7 +71,6 @@ public enum RecordJSON {
         json.append(contentsOf: #","data":"#.utf8)
         record.data.withUnsafeBytes { JSONText.appendCompact($0, to: &json) }
         json.append(UInt8(ascii: "}"))
-        return json
     }
 
     /// `,"createdAt":"…","createdBy":{"type":"user","id":"…"}`

@@ -151,6 +151,26 @@ import Testing
         #expect(String(decoding: RecordJSON.bytes(text), as: UTF8.self) == expected)
     }
 
+    /// A list page written from the text equals the page built from the parsed records.
+    @Test(arguments: [nil, "next-cursor"] as [String?], [nil, 7] as [Int?])
+    func aPageAsPostgreSQLPrintedIt(cursor: String?, count: Int?) throws {
+        let texts = [
+            #"{"n": 1.5, "none": null, "tags": ["a"], "title": "<b> & \"q\""}"#, #"{}"#, #"{"a": {"b": [1, 2e3, "é\n"]}}"#,
+        ].map { RecordText(id: UUID(), version: 1, createdAt: Self.created, createdBy: Self.user, updatedAt: Self.updated, updatedBy: Self.key, data: Array($0.utf8)) }
+        let page = RecordPage(records: texts, nextCursor: cursor, count: count, fields: nil)
+        var parsed = JSONObject()
+        parsed["data"] = .array(try texts.map { text in
+            let data = try #require(try JSONParser.parse(String(decoding: text.data, as: UTF8.self)).objectValue)
+            return RecordJSON.record(StoredRecord(
+                id: text.id, version: text.version, createdAt: text.createdAt, createdBy: text.createdBy,
+                updatedAt: text.updatedAt, updatedBy: text.updatedBy, data: data
+            ))
+        })
+        parsed["nextCursor"] = cursor.map(JSONValue.string) ?? .null
+        if let count { parsed["count"] = .number(JSONNumber(Int64(count))) }
+        #expect(RecordJSON.page(page) == JSONSerializer.bytes(.object(parsed)))
+    }
+
     @Test func anAuditEntry() {
         let entry = AuditEntry(
             id: Self.id, occurredAt: Self.created, actor: Self.key, requestID: nil, collection: "notes",

@@ -7,6 +7,48 @@ import Testing
 
 /// Who may do what with collections and records: roles, "own" rules, API keys, other tenants.
 @Suite struct DataAccessTests {
+    /// A list page is written from PostgreSQL's text, as GET writes one record: the page must
+    /// be its records exactly as GET returns them (GET is pinned to the parsed representation).
+    @Test func aListPageIsItsRecordsAsGETWritesThem() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            let owner = try await client.signUp("pages@example.com", tenant: "Pages")
+            try await client.createTasks(owner.accessToken)
+            let bodies: [[String: Any]] = [
+                ["title": "<b>Fish & chips</b>", "score": 1.5e3, "tags": ["a", "é"], "meta": ["nested": [1, nil, "x\n"]]],
+                ["title": "plain", "done": false, "due": "2030-02-28"],
+                ["title": "\u{1F600} emoji", "notes": "line\nbreak\t\"quoted\""],
+            ]
+            for body in bodies {
+                #expect(try await client.createRecord(owner.accessToken, body).status == .created)
+            }
+            let first = try await client.call(.get, "/v1/collections/tasks/records?limit=2&count=exact", token: owner.accessToken)
+            let cursor = try #require(first.string("nextCursor"))
+            var expected = #"{"data":["#
+            for (index, id) in first.dataIDs.enumerated() {
+                let one = try await client.call(.get, "/v1/collections/tasks/records/\(id)", token: owner.accessToken)
+                expected += (index > 0 ? "," : "") + one.body
+            }
+            expected += #"],"nextCursor":"\#(cursor)","count":3}"#
+            #expect(first.body == expected)
+
+            let rest = try await client.call(.get, "/v1/collections/tasks/records?cursor=\(cursor)", token: owner.accessToken)
+            let last = try await client.call(.get, "/v1/collections/tasks/records/\(try #require(rest.dataIDs.first))", token: owner.accessToken)
+            #expect(rest.body == #"{"data":["# + last.body + #"],"nextCursor":null}"#)
+
+            // Sparse fieldsets: only the fields asked for, the system fields always.
+            let sparse = try await client.call(.get, "/v1/collections/tasks/records?fields=title,tags", token: owner.accessToken)
+            let items = try #require(sparse["data"] as? [[String: Any]])
+            #expect(items.count == 3)
+            for item in items {
+                let data = try #require(item["data"] as? [String: Any])
+                #expect(Set(data.keys).isSubset(of: ["title", "tags"]) && data["title"] != nil, "\(data)")
+                #expect(item["version"] as? Int == 1 && item["createdBy"] != nil)
+            }
+            #expect(sparse.body.contains(#""title":"\u003cb\u003eFish \u0026 chips\u003c/b\u003e""#))
+        }
+    }
+
     @Test func viewersReadButNeverWrite() async throws {
         let app = try await TestApp.make()
         try await app.test { client in

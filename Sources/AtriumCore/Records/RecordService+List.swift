@@ -5,7 +5,8 @@ package import PostgresPool
 
 /// A page of records.
 public struct RecordPage: Sendable {
-    public let records: [StoredRecord]
+    /// The records as PostgreSQL printed them (with `fields=`, their data already narrowed).
+    public let records: [RecordText]
     public let nextCursor: String?
     /// With `count=exact` or `count=estimated` (exact up to 1,000, then estimated from the tenant's own ids).
     public let count: Int?
@@ -19,13 +20,17 @@ extension RecordService {
         let rule = collection.definition.rules.read
         try principal.require(rule.role)
         let plan = try RecordStore.plan(query, collection: collection, principal: principal, cursors: self.cursors)
-        var statements = [plan.page]
-        if let count = plan.count { statements.append(count) }
-        let results = try await self.database.transaction(in: principal.tenant, statements)
-        var records: [StoredRecord] = []
+        // A page alone is one statement; with a count, both see one snapshot.
+        let results: [PostgresRows]
+        if let count = plan.count {
+            results = try await self.database.transaction(in: principal.tenant, [plan.page, count])
+        } else {
+            results = [try await self.database.query(in: principal.tenant, plan.page)]
+        }
+        var records: [RecordText] = []
         var lastKeys: [String?] = []
         for (index, row) in results[0].enumerated() where index < query.limit {
-            records.append(try StoredRecord(row: row))
+            records.append(try RecordText(row: row))
             lastKeys = try (0..<plan.sortKeys).map { try row.decode(String?.self, column: 9 + $0) }
         }
         var next: String?

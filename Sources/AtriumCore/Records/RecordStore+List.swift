@@ -105,9 +105,14 @@ extension RecordStore {
             "\(term.sql) \(descending ? "DESC" : "ASC")\(term.nullable ? " NULLS LAST" : "")"
         } + ["r.record_id \(tieDescending ? "DESC" : "ASC")"]
         let limit = page.bind(query.limit + 1)
-        let columns = StoredRecord.columns.split(separator: ",").map { "r." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+        var columns = StoredRecord.columns.split(separator: ",").map { "r." + $0.trimmingCharacters(in: .whitespaces) }
+        if let fields = query.fields {
+            // Sparse fieldsets narrow the data where it is printed, so the page is still
+            // written from PostgreSQL's text (jsonb keeps its own key order either way).
+            columns[columns.count - 1] = "(SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') FROM jsonb_each(r.data) e WHERE e.key = ANY(\(page.bind(fields.sorted()))::text[])) AS data"
+        }
         page.sql = """
-            SELECT \(columns)\(keys.isEmpty ? "" : ", " + keys) FROM atrium.records r
+            SELECT \(columns.joined(separator: ", "))\(keys.isEmpty ? "" : ", " + keys) FROM atrium.records r
             WHERE \(page.sql)
             ORDER BY \(order.joined(separator: ", "))
             LIMIT \(limit)

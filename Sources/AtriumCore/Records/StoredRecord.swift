@@ -118,6 +118,21 @@ extension RecordText {
     }
 }
 
+extension RecordText {
+    /// From a row of `StoredRecord.columns` (the id first).
+    init(row: PostgresRow) throws {
+        let (id, version, createdAt, createdBy, createdKind, updatedAt, updatedBy, updatedKind) =
+            try row.decode((UUID, Int64, Date, UUID, String, Date, UUID, String).self)
+        guard let data = try row.withUnsafeBytes(column: 8, { bytes in bytes.map { Array($0) } }) else {
+            throw PostgresError(code: .decoding, message: "record data is NULL")
+        }
+        self.init(
+            id: id, version: version, createdAt: createdAt, createdBy: Actor(id: createdBy, kind: createdKind),
+            updatedAt: updatedAt, updatedBy: Actor(id: updatedBy, kind: updatedKind), data: data
+        )
+    }
+}
+
 extension StoredRecord {
     init(row: PostgresRow) throws {
         let (id, version, createdAt, createdBy, createdKind, updatedAt, updatedBy, updatedKind, text) =

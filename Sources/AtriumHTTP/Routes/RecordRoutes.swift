@@ -15,11 +15,10 @@ struct RecordRoutes {
             let principal = try context.authenticated()
             let query = try RecordQuery(parameters: try QueryString.pairs(request.uri.query))
             let page = try await self.records.list(principal, collection: try context.parameters.require("name"), query: query)
-            var body = JSONObject()
-            body["data"] = .array(page.records.map { RecordJSON.record($0, fields: page.fields) })
-            body["nextCursor"] = page.nextCursor.map(JSONValue.string) ?? .null
-            if let count = page.count { body["count"] = .number(JSONNumber(Int64(count))) }
-            return Response.json(.object(body))
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: RecordJSON.page(page)))
+            )
         }
         router.post(RouterPath(base)) { request, context in
             try await self.create(request, context) { principal, name, body, idempotency, origin in
