@@ -167,17 +167,11 @@ public final class AccessLog: Sendable {
         output.append(contentsOf: "+0000 info ".utf8)
         Self.plain(entry.label, into: &output)
         output.append(UInt8(ascii: ":"))
-        Self.fields(of: entry) { key, value in
+        Self.fields(of: entry, withRecordFields: false) { key, value in
             output.append(UInt8(ascii: " "))
             output.append(contentsOf: UnsafeRawBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
             output.append(UInt8(ascii: "="))
-            switch value {
-            case .text(let text): Self.plain(text, into: &output)
-            case .time(let time): RFC3339.write(time, into: &output)
-            case .id(let id): id.appendLowercased(to: &output)
-            case .integer(let integer): Self.decimal(integer, into: &output)
-            case .milliseconds(let duration): Self.milliseconds(duration, into: &output)
-            }
+            Self.write(value, into: &output)
         }
         output.append(contentsOf: " [AtriumHTTP] request\n".utf8)
     }
@@ -193,39 +187,15 @@ public final class AccessLog: Sendable {
             output.append(UInt8(ascii: "\""))
             output.append(contentsOf: UnsafeRawBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
             output.append(contentsOf: "\":".utf8)
-            switch value {
-            case .text(let text): JSONSerializer.write(text, into: &output)
-            case .time(let time):
+            if case .text(let text) = value {
+                JSONSerializer.write(text, into: &output)
+            } else {
                 output.append(UInt8(ascii: "\""))
-                RFC3339.write(time, into: &output)
-                output.append(UInt8(ascii: "\""))
-            case .id(let id):
-                output.append(UInt8(ascii: "\""))
-                id.appendLowercased(to: &output)
-                output.append(UInt8(ascii: "\""))
-            case .integer(let integer):
-                output.append(UInt8(ascii: "\""))
-                Self.decimal(integer, into: &output)
-                output.append(UInt8(ascii: "\""))
-            case .milliseconds(let duration):
-                output.append(UInt8(ascii: "\""))
-                Self.milliseconds(duration, into: &output)
+                Self.write(value, into: &output)
                 output.append(UInt8(ascii: "\""))
             }
         }
-        if let apiKey = entry.apiKey { field("apikey.id", .id(apiKey)) }
-        field("client.address", .text(entry.clientAddress))
-        field("duration_ms", .milliseconds(entry.duration))
-        field("hb.request.id", .text(entry.requestID))
-        field("http.method", .text(entry.method.rawValue))
-        field("http.route", .text(entry.route))
-        field("http.status", .integer(entry.status))
-        field("level", .text("info"))
-        field("logger", .text(entry.label))
-        field("message", .text("request"))
-        if let tenant = entry.tenant { field("tenant.id", .id(tenant)) }
-        field("time", .time(entry.time))
-        if let user = entry.user { field("user.id", .id(user)) }
+        Self.fields(of: entry, withRecordFields: true, field)
         output.append(contentsOf: "}\n".utf8)
     }
 
@@ -237,8 +207,20 @@ public final class AccessLog: Sendable {
         case milliseconds(Duration)
     }
 
-    /// The request's fields in sorted order of their keys.
-    private static func fields(of entry: Entry, _ body: (StaticString, Value) -> Void) {
+    /// A value as text: as it is (no control characters), or formatted.
+    private static func write(_ value: Value, into output: inout [UInt8]) {
+        switch value {
+        case .text(let text): Self.plain(text, into: &output)
+        case .time(let time): RFC3339.write(time, into: &output)
+        case .id(let id): id.appendLowercased(to: &output)
+        case .integer(let integer): Self.decimal(integer, into: &output)
+        case .milliseconds(let duration): Self.milliseconds(duration, into: &output)
+        }
+    }
+
+    /// The request's fields in sorted order of their keys; with `withRecordFields`, also the
+    /// record's own (level, logger, message, time) in their places, as a JSON line has them.
+    private static func fields(of entry: Entry, withRecordFields: Bool, _ body: (StaticString, Value) -> Void) {
         if let apiKey = entry.apiKey { body("apikey.id", .id(apiKey)) }
         body("client.address", .text(entry.clientAddress))
         body("duration_ms", .milliseconds(entry.duration))
@@ -246,7 +228,13 @@ public final class AccessLog: Sendable {
         body("http.method", .text(entry.method.rawValue))
         body("http.route", .text(entry.route))
         body("http.status", .integer(entry.status))
+        if withRecordFields {
+            body("level", .text("info"))
+            body("logger", .text(entry.label))
+            body("message", .text("request"))
+        }
         if let tenant = entry.tenant { body("tenant.id", .id(tenant)) }
+        if withRecordFields { body("time", .time(entry.time)) }
         if let user = entry.user { body("user.id", .id(user)) }
     }
 
