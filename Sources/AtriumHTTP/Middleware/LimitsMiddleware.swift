@@ -10,8 +10,6 @@ struct LimitsMiddleware: RouterMiddleware {
     typealias Context = AtriumRequestContext
     let limits: ServerConfiguration.Limits
 
-    struct Timeout: Error {}
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         context.maximumBodySize = self.limits.maximumBodySize
@@ -24,23 +22,14 @@ struct LimitsMiddleware: RouterMiddleware {
         }
         let timeout = self.limits.requestTimeout
         let deadline = ContinuousClock.now + timeout
-        // The handler runs in a child task so the deadline can cancel it; the group ends before
-        // this function returns, so `next` does not outlive the call.
-        let timedOut = try await withoutActuallyEscaping(next) { next in
+        // The handler runs in a child task so the deadline can cancel it without cancelling the
+        // connection; the task ends before this function returns, so `next` does not outlive it.
+        let outcome = try await withoutActuallyEscaping(next) { next in
             let handler = UncheckedSendable(next)
             let context = context
-            return try await withThrowingTaskGroup(of: Response?.self) { group in
-                group.addTask { try await handler.value(request, context) }
-                group.addTask {
-                    _ = await DeadlineTicker.shared.wait(until: deadline)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                guard let first = try await group.next() else { throw Timeout() }
-                return first
-            }
+            return try await DeadlineTicker.shared.run(until: deadline) { try await handler.value(request, context) }
         }
-        guard let response = timedOut else {
+        guard case .finished(let response) = outcome else {
             context.logger.warning("request timed out", metadata: ["timeout": "\(timeout)"])
             throw Problem(.unavailable, detail: "the request took longer than \(timeout)", reason: "request_timeout", headers: [.retryAfter: "1"])
         }
