@@ -186,6 +186,13 @@ import Testing
                     { order($0.status, $1.status, descending: false) },
                 ])),
                 ([("sort", "done,code")], expected([{ order($0.done ? 1 : 0, $1.done ? 1 : 0, descending: false) }, { order($0.code, $1.code, descending: false) }])),
+                // One indexed field: walked from its value index, records without a value after.
+                ([("sort", "priority")], expected([{ order($0.priority, $1.priority, descending: false) }])),
+                ([("sort", "-priority")], expected([{ order($0.priority, $1.priority, descending: true) }], tieDescending: true)),
+                ([("sort", "priority"), ("fields", "title")], expected([{ order($0.priority, $1.priority, descending: false) }])),
+                ([("sort", "-status")], expected([{ order($0.status, $1.status, descending: true) }], tieDescending: true)),
+                ([("sort", "priority"), ("filter[status]", "open")],
+                 expected([{ order($0.priority, $1.priority, descending: false) }], among: rows.filter { $0.status == "open" })),
                 ([("sort", "-priority"), ("filter[status][ne]", "doing")],
                  expected([{ order($0.priority, $1.priority, descending: true) }], tieDescending: true, among: rows.filter { $0.status != "doing" })),
                 // System fields: the batch shares one createdAt, so ties decide most of the order.

@@ -96,14 +96,8 @@ extension RecordStore {
         // field walks its (…, field, record_id) index in one direction.
         let tieDescending = terms.last?.1 ?? false
         var page = where_
-        if let cursor = query.cursor {
-            let position = try cursors.decode(cursor, context: context, keys: terms.count)
-            page.sql += " AND " + Self.after(position, terms: terms, tieDescending: tieDescending, into: &page)
-        }
+        let position = try query.cursor.map { try cursors.decode($0, context: context, keys: terms.count) }
         let keys = terms.map { "(\($0.0.sql))::text" }.joined(separator: ", ")
-        let order = terms.map { term, descending in
-            "\(term.sql) \(descending ? "DESC" : "ASC")\(term.nullable ? " NULLS LAST" : "")"
-        } + ["r.record_id \(tieDescending ? "DESC" : "ASC")"]
         let limit = page.bind(query.limit + 1)
         var columns = StoredRecord.columns.split(separator: ",").map { "r." + $0.trimmingCharacters(in: .whitespaces) }
         if let fields = query.fields {
@@ -111,6 +105,19 @@ extension RecordStore {
             // written from PostgreSQL's text (jsonb keeps its own key order either way).
             columns[columns.count - 1] = "(SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') FROM jsonb_each(r.data) e WHERE e.key = ANY(\(page.bind(fields.sorted()))::text[])) AS data"
         }
+        if terms.count == 1, let column = terms[0].0.indexColumn {
+            page.sql = Self.byIndexedField(
+                terms[0].0, column: column, descending: terms[0].1, after: position, columns: columns, limit: limit,
+                tenant: tenant, collection: collectionID, into: &page
+            )
+            return QueryPlan(page: page.query, count: count, sortKeys: 1, context: context)
+        }
+        if let position {
+            page.sql += " AND " + Self.after(position, terms: terms, tieDescending: tieDescending, into: &page)
+        }
+        let order = terms.map { term, descending in
+            "\(term.sql) \(descending ? "DESC" : "ASC")\(term.nullable ? " NULLS LAST" : "")"
+        } + ["r.record_id \(tieDescending ? "DESC" : "ASC")"]
         page.sql = """
             SELECT \(columns.joined(separator: ", "))\(keys.isEmpty ? "" : ", " + keys) FROM atrium.records r
             WHERE \(page.sql)
@@ -118,6 +125,60 @@ extension RecordStore {
             LIMIT \(limit)
             """
         return QueryPlan(page: page.query, count: count, sortKeys: terms.count, context: context)
+    }
+
+    /// A page sorted by one indexed field, walked from its `record_values` index: records with
+    /// a value in index order (an index range from the cursor, stopping at the page's end),
+    /// then — only when those run out before the page is full — records without one, by id.
+    /// Sorting by the field's expression on `records` would read and sort every matching
+    /// record of the collection for each page. `builder.sql` holds the records' conditions.
+    private static func byIndexedField(
+        _ term: QueryTerm, column: String, descending: Bool, after position: CursorCodec.Position?, columns: [String], limit: String,
+        tenant: String, collection: String, into builder: inout SQLBuilder
+    ) -> String {
+        let conditions = builder.sql
+        let field = builder.bind(term.name)
+        let direction = descending ? "DESC" : "ASC"
+        let comparison = descending ? "<" : ">"
+        var valued = "s.tenant_id = \(tenant) AND s.collection_id = \(collection) AND s.field = \(field) AND s.\(column) IS NOT NULL AND \(conditions)"
+        var missing = """
+            \(conditions) AND NOT EXISTS (SELECT FROM atrium.record_values s WHERE s.tenant_id = r.tenant_id AND s.collection_id = r.collection_id
+                AND s.field = \(field) AND s.record_id = r.record_id)
+            """
+        if let position {
+            let id = builder.bind(position.id)
+            if let value = position.values[0] {
+                valued += " AND (s.\(column), s.record_id) \(comparison) (\(builder.bind(term.indexLiteral(value)))::\(term.indexType), \(id)::uuid)"
+            } else {
+                // The cursor is among the records without a value, which come after all others.
+                valued += " AND false"
+                missing += " AND r.record_id \(comparison) \(id)::uuid"
+            }
+        }
+        let names = columns.map { $0.hasPrefix("r.") ? String($0.dropFirst(2)) : "data" } + ["sort_key"]
+        let select = "SELECT \(columns.joined(separator: ", ")), (\(term.sql))::text AS sort_key"
+        // Records without a value are read only when the valued ones cannot fill the page: the
+        // count of `valued` makes their branch a one-time filter, checked before any row is read.
+        return """
+            WITH valued AS MATERIALIZED (
+                \(select), s.\(column) AS sort_value, 0 AS part
+                FROM atrium.record_values s
+                JOIN atrium.records r ON r.tenant_id = s.tenant_id AND r.collection_id = s.collection_id AND r.record_id = s.record_id
+                WHERE \(valued)
+                ORDER BY s.\(column) \(direction), s.record_id \(direction)
+                LIMIT \(limit)
+            )
+            SELECT \(names.map { "p." + $0 }.joined(separator: ", ")) FROM (
+                SELECT * FROM valued
+                UNION ALL
+                (\(select), NULL::\(term.indexType), 1 FROM atrium.records r
+                 WHERE \(missing) AND (SELECT count(*) FROM valued) < \(limit)
+                 ORDER BY r.record_id \(direction)
+                 LIMIT \(limit))
+            ) p
+            ORDER BY p.part, p.sort_value \(direction), p.record_id \(direction)
+            LIMIT \(limit)
+            """
     }
 
     /// A filter as SQL: a condition on the record, or (for indexed fields) a test on the
