@@ -13,15 +13,16 @@ extension RecordService {
 
     /// Replaces or patches a record. With a `condition` the current version does not meet, it
     /// fails (`preconditionFailed`); an update that changes nothing leaves the version as it was.
+    /// The answer is the record as PostgreSQL printed it.
     public func update(
         _ principal: Principal, collection name: String, id: UUID, body: JSONValue, mode: UpdateMode, condition: VersionCondition?, origin: RequestOrigin
-    ) async throws -> StoredRecord {
+    ) async throws -> RecordText {
         try await self.withCollection(name, principal) { collection in
             let rules = collection.definition.rules
             try principal.require(rules.update.role)
             let targets = try await self.referenceTargets(of: collection, in: principal.tenant)
             return try await self.database.withTransaction(in: principal.tenant) { transaction in
-                let current = try await self.lockedRecord(id, collection: collection, principal: principal, in: transaction)
+                let (current, currentText) = try await self.lockedRecordText(id, collection: collection, principal: principal, in: transaction)
                 if rules.update.restrictsToOwn(principal), current.createdBy != Actor(principal) {
                     throw AtriumError(.forbidden, "only the record's creator may change it")
                 }
@@ -35,7 +36,7 @@ extension RecordService {
                 }
                 let (data, failures) = RecordValidator.validate(candidate, against: collection.definition, applyDefaults: mode == .replace)
                 guard failures.isEmpty else { throw AtriumError.invalid(failures) }
-                guard data != current.data else { return current }
+                guard data != current.data else { return currentText }
                 return try await self.write(data, over: current, collection: collection, targets: targets, principal: principal, origin: origin, in: transaction)
             }
         }
@@ -50,7 +51,7 @@ extension RecordService {
     private func write(
         _ data: JSONObject, over current: StoredRecord, collection: StoredCollection, targets: [String: StoredCollection],
         principal: Principal, origin: RequestOrigin, in transaction: PostgresTransaction
-    ) async throws -> StoredRecord {
+    ) async throws -> RecordText {
         let tenant = principal.tenant.tenantID
         let actor = Actor(principal)
         let records = [(id: current.id, data: data, pointer: "")]
@@ -66,8 +67,9 @@ extension RecordService {
             tenant: tenant, collection: collection.id, named: collection.name, actor: actor, origin: origin, operation: "update",
             entries: [(current.id, RecordChanges.diff(before: current.data, after: data))]
         ))
-        let results = try await plan.translatingFailures { try await transaction.execute(plan.statements) }
-        return try StoredRecord(row: results[update][0])
+        // The write's statements and COMMIT travel together: one round trip fewer.
+        let results = try await plan.translatingFailures { try await transaction.executeAndCommit(plan.statements) }
+        return try RecordText(row: results[update][0])
     }
 
     /// Deletes a record (per the delete rule). Refused (`conflict`) while other records reference it.
@@ -76,12 +78,18 @@ extension RecordService {
         let rules = collection.definition.rules
         try principal.require(rules.delete.role)
         try await self.database.withTransaction(in: principal.tenant) { transaction in
-            let current = try await self.lockedRecord(id, collection: collection, principal: principal, in: transaction)
+            // The lock and the referrers in one round trip; the delete, its audit entry and
+            // COMMIT in another.
+            let read = try await transaction.execute([
+                RecordStore.locked(id, tenant: principal.tenant.tenantID, collection: collection.id),
+                RecordStore.referrers(of: id, collection: collection.name),
+            ])
+            let current = try Self.visible(read[0], collection: collection, principal: principal).record
             if rules.delete.restrictsToOwn(principal), current.createdBy != Actor(principal) {
                 throw AtriumError(.forbidden, "only the record's creator may delete it")
             }
             try Self.check(condition, current)
-            let referrers = try await transaction.query(RecordStore.referrers(of: id, collection: collection.name))
+            let referrers = read[1]
             if !referrers.isEmpty {
                 let list = try referrers.map { row -> String in
                     let (referrer, record) = try row.decode((String, UUID).self)
@@ -90,7 +98,7 @@ extension RecordService {
                 throw AtriumError(.conflict, "other records reference this one: \(list.joined(separator: ", "))", reason: "referenced")
             }
             let tenant = principal.tenant.tenantID
-            _ = try await transaction.execute([
+            _ = try await transaction.executeAndCommit([
                 RecordStore.delete(id, tenant: tenant, collection: collection.id),
                 RecordStore.audit(
                     tenant: tenant, collection: collection.id, named: collection.name, actor: Actor(principal), origin: origin, operation: "delete",
@@ -100,14 +108,23 @@ extension RecordService {
         }
     }
 
-    /// The record, locked for this transaction; `notFound` when missing or not visible to the caller.
-    func lockedRecord(_ id: UUID, collection: StoredCollection, principal: Principal, in transaction: PostgresTransaction) async throws -> StoredRecord {
+    /// The record, locked for this transaction, parsed and as PostgreSQL printed it; `notFound`
+    /// when missing or not visible to the caller.
+    func lockedRecordText(
+        _ id: UUID, collection: StoredCollection, principal: Principal, in transaction: PostgresTransaction
+    ) async throws -> (record: StoredRecord, text: RecordText) {
         let rows = try await transaction.query(RecordStore.locked(id, tenant: principal.tenant.tenantID, collection: collection.id))
+        return try Self.visible(rows, collection: collection, principal: principal)
+    }
+
+    /// The locked record of `rows`, unless missing or not visible to the caller.
+    private static func visible(_ rows: PostgresRows, collection: StoredCollection, principal: Principal) throws -> (record: StoredRecord, text: RecordText) {
         guard let row = rows.single else { throw AtriumError.notFound("record") }
-        let record = try StoredRecord(row: row)
+        let text = try RecordText(row: row)
+        let record = try StoredRecord(text)
         if collection.definition.rules.read.restrictsToOwn(principal), record.createdBy != Actor(principal) {
             throw AtriumError.notFound("record")
         }
-        return record
+        return (record, text)
     }
 }

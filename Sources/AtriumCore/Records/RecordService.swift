@@ -62,11 +62,11 @@ public final class RecordService: Sendable {
         return try RecordText(row: row, id: id)
     }
 
-    /// Creates a record; `respond` renders the answer (inside the write's transaction, so that
-    /// an Idempotency-Key stores it with the write).
+    /// Creates a record; `respond` renders the answer from the record as PostgreSQL printed it
+    /// (inside the write's transaction, so that an Idempotency-Key stores it with the write).
     public func create(
         _ principal: Principal, collection name: String, body: JSONValue, idempotency: IdempotencyRequest?, origin: RequestOrigin,
-        respond: (StoredCollection, StoredRecord) throws -> StoredResponse
+        respond: (StoredCollection, RecordText) throws -> StoredResponse
     ) async throws -> StoredResponse {
         try await self.withCollection(name, principal) { collection in
             try principal.require(collection.definition.rules.create.role)
@@ -76,7 +76,7 @@ public final class RecordService: Sendable {
             let records = [(id: id, data: data, pointer: "")]
             let (plan, insert) = try await self.creationPlan(records, collection: collection, principal: principal, origin: origin)
             return try await self.run(plan, idempotency: idempotency, principal: principal) { results in
-                try respond(collection, try StoredRecord(row: results[insert][0]))
+                try respond(collection, try RecordText(row: results[insert][0]))
             }
         }
     }

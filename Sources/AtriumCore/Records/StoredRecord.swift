@@ -134,6 +134,17 @@ extension RecordText {
 }
 
 extension StoredRecord {
+    /// The record with its data parsed.
+    init(_ text: RecordText) throws {
+        guard case .object(let data) = try JSONParser.parse(String(decoding: text.data, as: UTF8.self), limits: .stored) else {
+            throw PostgresError(code: .decoding, message: "record data is not an object")
+        }
+        self.init(
+            id: text.id, version: text.version, createdAt: text.createdAt, createdBy: text.createdBy,
+            updatedAt: text.updatedAt, updatedBy: text.updatedBy, data: data
+        )
+    }
+
     init(row: PostgresRow) throws {
         let (id, version, createdAt, createdBy, createdKind, updatedAt, updatedBy, updatedKind, text) =
             try row.decode((UUID, Int64, Date, UUID, String, Date, UUID, String, String).self)

@@ -26,7 +26,7 @@ struct RecordRoutes {
                     StoredResponse(
                         status: 201,
                         headers: [("Location", "/v1/collections/\(collection.name)/records/\(record.id.lowercasedString)"), ("ETag", record.etag)],
-                        body: JSONSerializer.text(RecordJSON.record(record))
+                        body: String(decoding: RecordJSON.bytes(record), as: UTF8.self)
                     )
                 }
             }
@@ -94,7 +94,11 @@ struct RecordRoutes {
             principal, collection: try context.parameters.require("name"), id: try context.uuidParameter("id", naming: "record"),
             body: body, mode: mode, condition: request.headers[.ifMatch].map(EntityTag.condition(ifMatch:)), origin: context.origin
         )
-        return Response.json(RecordJSON.record(record), headers: [.eTag: record.etag])
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/json", .eTag: record.etag],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: RecordJSON.bytes(record)))
+        )
     }
 
     static func idempotency(_ request: Request, body: JSONValue) throws -> IdempotencyRequest? {

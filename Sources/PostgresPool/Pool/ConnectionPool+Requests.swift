@@ -109,6 +109,20 @@ public final class PostgresTransaction: @unchecked Sendable {
         return try await self.connection.execute(batch)
     }
 
+    /// Runs the transaction's last statements and commits in the same round trip. A failed
+    /// statement skips the rest, COMMIT included, and the transaction is rolled back.
+    public func executeAndCommit(_ statements: [PostgresQuery]) async throws -> [PostgresRows] {
+        precondition(!self.finished, "the transaction has already ended")
+        var batch = PipelineBatch(statements: statements + [Self.commit])
+        if !self.begun {
+            batch.prelude = [Self.begin] + self.prelude
+            self.begun = true
+        }
+        let results = try await self.connection.execute(batch)
+        self.finished = true
+        return Array(results.dropLast())
+    }
+
     func commit() async throws {
         guard self.begun, !self.finished else { return }
         self.finished = true
