@@ -28,9 +28,12 @@ struct HTTPBenchmark: AsyncParsableCommand {
     @Option(help: "ATRIUM_ACCESS_LOG for the server: on (as shipped) or off.") var accessLog: String = "on"
     @Option(help: "The atrium executable (default: the one built next to this benchmark).") var server: String?
     @Option(help: "wrk threads.") var threads: Int = 2
-    @Option(help: "Measure only these routes, comma-separated, for profiling: bare, healthz, get, post, list.") var only: String?
+    @Option(help: "Measure only these routes, comma-separated, for profiling: bare, healthz, get, patch, post, list.") var only: String?
+    @Option(help: "Records in the one collection of the scale checks (0 skips them).") var scaleRecords: Int = 1_000_000
     @Option(help: "Interleaved slices each route's time is split into.") var slices: Int = 3
     @Flag(help: "Use the built-in client even when wrk is installed.") var ownClient = false
+    @Flag(help: "PostgreSQL on the last CPU alone; the server, wrk and this process on the others (as with a database server of its own).")
+    var splitCores = false
 
     func run() async throws {
         guard ["on", "off"].contains(self.accessLog) else { throw ValidationError("--access-log takes on or off") }
@@ -61,7 +64,7 @@ struct HTTPBenchmark: AsyncParsableCommand {
         let running = Task { try await group.run() }
         var served: ServedProcess?
         do {
-            let targets = try await self.seed(services: services, cluster: cluster, database: name, logger: logger)
+            let seeded = try await self.seed(services: services, cluster: cluster, database: name, logger: logger)
             var environment = [
                 "DATABASE_URL": connectionString,
                 "ATRIUM_NO_MIGRATE": "1",
@@ -83,9 +86,21 @@ struct HTTPBenchmark: AsyncParsableCommand {
                 throw ValidationError("atrium serve did not become ready:\n\(server.logTail)")
             }
             try await LoadClient.waitUntilReady(endpoints.bare + "/")
-            print("server: \(self.server ?? ServedProcess.siblingExecutable) serve, access log \(self.accessLog), pool \(self.poolSize.map(String.init) ?? "as shipped")")
-            let results = try await self.run(endpoints, targets: targets)
+            if self.splitCores {
+                try await CPUSplit.apply(server: server.pid, dataDirectory: cluster.dataDirectory)
+            }
+            print(
+                "server: \(self.server ?? ServedProcess.siblingExecutable) serve, access log \(self.accessLog), pool \(self.poolSize.map(String.init) ?? "as shipped")"
+                    + (self.splitCores ? ", PostgreSQL on CPU \(CPUSplit.databaseCPU) alone" : ", all on \(CPUSplit.count) CPUs")
+            )
+            let results = try await self.run(endpoints, routes: try self.routes(), targets: seeded.targets)
             self.report(results, rss: ProcessUsage.residentMiB(server.pid))
+            if self.only == nil {
+                try await self.writeAnatomy(endpoints, targets: seeded.targets, tokens: seeded.tokens, cluster: cluster, database: name, logger: logger)
+            }
+            if let scale = seeded.scale {
+                try await self.scaleChecks(endpoints, token: scale, cluster: cluster, database: name, logger: logger)
+            }
         } catch {
             served?.stop()
             await group.triggerGracefulShutdown()
@@ -109,74 +124,60 @@ struct HTTPBenchmark: AsyncParsableCommand {
         func process(_ route: LoadRoute) -> Int32 { route == .bare ? getpid() : self.server }
     }
 
+    /// What the load is sent with: targets per route, and the token of the scale tenant.
+    struct Seeded {
+        var targets: [LoadRoute: [LoadTarget]]
+        var tokens: [UUID: String]
+        var scale: String?
+    }
+
     /// One owner per tenant, an `items` collection each, and `records` records per tenant
-    /// written straight into the tables (with their index rows) by the superuser.
-    private func seed(services: AtriumServices, cluster: EmbeddedPostgres, database: String, logger: Logger) async throws -> [LoadTarget] {
+    /// written straight into the tables (with their index rows) by the superuser; with scale
+    /// checks, one more tenant with `scaleRecords` records in its one collection.
+    private func seed(services: AtriumServices, cluster: EmbeddedPostgres, database: String, logger: Logger) async throws -> Seeded {
         let started = ContinuousClock.now
-        let origin = RequestOrigin(clientAddress: "127.0.0.1", requestID: "bench-seed")
-        let definition = try JSONParser.parse("""
-            {"name": "items", "fields": {
-                "title": {"type": "string", "required": true, "maxLength": 200},
-                "status": {"type": "enum", "values": ["open", "doing", "done"], "default": "open", "indexed": true},
-                "priority": {"type": "integer", "min": 1, "max": 5, "indexed": true},
-                "body": {"type": "text"},
-                "done": {"type": "boolean"}
-            }}
-            """)
-        var owners: [(tenant: UUID, user: UUID, token: String)] = []
+        var owners: [RecordSeed.Owner] = []
         for number in 0..<self.tenants {
-            let signIn = try await services.auth.signUp(
-                email: "owner\(number)@bench.example", password: "benchmark password \(number)",
-                tenantName: "Bench \(number)", tenantSlug: "bench-\(number)", origin: origin
-            )
-            let principal = try await services.auth.authenticate(bearer: signIn.tokens.accessToken)
-            _ = try await services.collections.create(principal, body: definition)
-            owners.append((signIn.tenant.tenantID, signIn.user.id, signIn.tokens.accessToken))
+            owners.append(try await RecordSeed.owner(services: services, number: number))
         }
         let admin = try await PostgresConnection.connect(
             configuration: PostgresConfiguration(connectionString: cluster.connectionString(database: database), statementTimeout: nil),
             logger: logger
         )
-        let ownerList = owners.map { "('\($0.tenant.lowercasedString)'::uuid, '\($0.user.lowercasedString)'::uuid)" }.joined(separator: ", ")
-        // ~200 bytes of data per record, as the service would store it.
-        try await admin.simpleQuery("""
-            CREATE TEMP TABLE seed AS
-            SELECT o.tenant_id, c.collection_id, o.user_id, i, gen_random_uuid() AS record_id,
-                   jsonb_build_object(
-                       'title', 'Item ' || i || ' of ' || c.collection_id,
-                       'status', (ARRAY['open', 'doing', 'done'])[1 + i % 3],
-                       'priority', 1 + i % 5,
-                       'body', md5(i::text) || md5(o.tenant_id::text) || md5(i::text || 'x'),
-                       'done', i % 2 = 0) AS data
-            FROM (VALUES \(ownerList)) AS o(tenant_id, user_id)
-            JOIN atrium.collections c ON c.tenant_id = o.tenant_id AND c.name = 'items'
-            CROSS JOIN generate_series(1, \(self.records)) AS i;
-            INSERT INTO atrium.records (tenant_id, collection_id, record_id, data, created_at, updated_at, created_by, created_by_kind, updated_by, updated_by_kind)
-            SELECT tenant_id, collection_id, record_id, data, now() - (\(self.records) - i) * interval '1 ms', now() - (\(self.records) - i) * interval '1 ms',
-                   user_id, 'user', user_id, 'user'
-            FROM seed ORDER BY tenant_id, i;
-            INSERT INTO atrium.record_values (tenant_id, collection_id, record_id, field, position, text_value, num_value)
-            SELECT tenant_id, collection_id, record_id, 'status', 0, data->>'status', NULL FROM seed
-            UNION ALL
-            SELECT tenant_id, collection_id, record_id, 'priority', 0, NULL, (data->>'priority')::numeric FROM seed;
-            """)
-        let sample = try await admin.query("SELECT tenant_id, record_id FROM seed WHERE i % 50 = 0")
-        let average = try await admin.query("SELECT avg(octet_length(data::text))::int8 FROM seed")
-        try await admin.simpleQuery("DROP TABLE seed")
+        let sample = try await RecordSeed.insert(owners, records: self.records, on: admin)
+        var scale: String?
+        if self.scaleRecords > 0 {
+            let owner = try await RecordSeed.owner(services: services, number: self.tenants)
+            _ = try await RecordSeed.insert([owner], records: self.scaleRecords, on: admin)
+            scale = owner.token
+        }
         try await admin.simpleQuery("VACUUM ANALYZE")
         await admin.close()
         var tokens: [UUID: String] = [:]
         for owner in owners { tokens[owner.tenant] = owner.token }
-        let targets = try sample.map { row -> LoadTarget in
-            let (tenant, record) = try row.decode((UUID, UUID).self)
-            return LoadTarget(token: tokens[tenant]!, recordID: record.lowercasedString)
+        func targets(_ records: [(tenant: UUID, record: UUID)]) -> [LoadTarget] {
+            records.map { LoadTarget(token: tokens[$0.tenant]!, recordID: $0.record.lowercasedString) }
         }
         print(String(
-            format: "seeded %ld tenants × %ld records (%ld bytes of JSON each on average) in %.0f s",
-            self.tenants, self.records, (try? average.first?.decode(Int.self, column: 0)) ?? 0,
-            (ContinuousClock.now - started).seconds
+            format: "seeded %ld tenants × %ld records (%ld bytes of JSON each on average)%@ in %.0f s",
+            self.tenants, self.records, sample.averageBytes,
+            self.scaleRecords > 0 ? " and one collection of \(self.scaleRecords) records" : "", (ContinuousClock.now - started).seconds
         ))
-        return targets
+        let read = targets(sample.read)
+        return Seeded(
+            targets: [.bare: read, .healthz: read, .getRecord: read, .createRecord: read, .listFirstPage: read, .updateRecord: targets(sample.written)],
+            tokens: tokens, scale: scale
+        )
+    }
+
+    /// The routes measured: all, or those `--only` names.
+    private func routes() throws -> [LoadRoute] {
+        guard let only = self.only else { return [.bare, .healthz, .getRecord, .updateRecord, .createRecord, .listFirstPage] }
+        let names = ["bare": LoadRoute.bare, "healthz": .healthz, "get": .getRecord, "patch": .updateRecord, "post": .createRecord, "list": .listFirstPage]
+        return try only.split(separator: ",").map { name in
+            guard let route = names[String(name)] else { throw ValidationError("--only takes bare, healthz, get, patch, post or list, comma-separated") }
+            return route
+        }
     }
 
     /// One route's figures over its slices.
@@ -191,31 +192,30 @@ struct HTTPBenchmark: AsyncParsableCommand {
 
     /// Each route runs `seconds` in all, in `slices` interleaved slices (bare, healthz, get, post,
     /// list, bare, healthz, …), so background load on a shared machine falls on every route alike.
-    private func run(_ endpoints: Endpoints, targets: [LoadTarget]) async throws -> [(LoadRoute, Measured)] {
+    func run(_ endpoints: Endpoints, routes: [LoadRoute], targets: [LoadRoute: [LoadTarget]]) async throws -> [(LoadRoute, Measured)] {
         let wrk = self.ownClient ? nil : Wrk.find()
         let slices = max(1, self.slices)
         print("load: \(self.connections) keep-alive connections, \(self.seconds) s per route in \(slices) interleaved slices, \(wrk == nil ? "built-in client" : "wrk")")
-        var routes: [LoadRoute] = [.bare, .healthz, .getRecord, .createRecord, .listFirstPage]
-        if let only = self.only {
-            let names = ["bare": LoadRoute.bare, "healthz": .healthz, "get": .getRecord, "post": .createRecord, "list": .listFirstPage]
-            routes = try only.split(separator: ",").map { name in
-                guard let route = names[String(name)] else { throw ValidationError("--only takes bare, healthz, get, post or list, comma-separated") }
-                return route
-            }
-        }
         // A short warm-up so each route starts with prepared statements and hot caches.
+        // A PATCH run starts from the seeded version of its records, so each run (warm-up and
+        // slices) gets records of its own, and one share is left for `writeAnatomy`.
+        func share(_ route: LoadRoute, run: Int) -> [LoadTarget] {
+            let all = targets[route] ?? []
+            guard route == .updateRecord else { return all }
+            return stride(from: run, to: all.count, by: slices + 2).map { all[$0] }
+        }
         for route in routes {
-            _ = try await self.load(route, base: endpoints.base(route), targets: targets, seconds: 2, wrk: wrk)
+            _ = try await self.load(route, base: endpoints.base(route), targets: share(route, run: 0), seconds: 2, wrk: wrk)
         }
         var parts: [LoadRoute: [(result: LoadResult, requests: Double, server: Double, database: Double)]] = [:]
         let sliceSeconds = max(1, self.seconds / slices)
-        for _ in 0..<slices {
+        for slice in 0..<slices {
             for route in routes {
                 let process = endpoints.process(route)
                 let serverBefore = ProcessUsage.cpuSeconds(process)
                 let databaseBefore = ProcessUsage.clusterCPUSeconds(dataDirectory: endpoints.dataDirectory)
                 let started = ContinuousClock.now
-                let result = try await self.load(route, base: endpoints.base(route), targets: targets, seconds: sliceSeconds, wrk: wrk)
+                let result = try await self.load(route, base: endpoints.base(route), targets: share(route, run: slice + 1), seconds: sliceSeconds, wrk: wrk)
                 let elapsed = (ContinuousClock.now - started).seconds
                 guard result.failures == 0 else {
                     throw ValidationError("\(route.label): \(result.failures) requests failed")
@@ -264,7 +264,7 @@ struct HTTPBenchmark: AsyncParsableCommand {
         }
         print(String(format: "baseline, bare Hummingbird constant route: %.0f req/s, %.1f µs CPU/req", baseline.rate, baseline.serverCPU))
         let targets: [LoadRoute: (share: Double, p99: Double?)] = [
-            .healthz: (85, nil), .getRecord: (40, 10), .listFirstPage: (25, 15), .createRecord: (12, nil),
+            .healthz: (85, nil), .getRecord: (40, 10), .listFirstPage: (25, 15), .createRecord: (12, nil), .updateRecord: (10, nil),
         ]
         for (route, result) in results where route != .bare {
             var line = String(format: "  %@ %5.1f %% of baseline, p99 %.2f ms", route.padded, result.rate / baseline.rate * 100, result.p99 * 1000)
@@ -282,10 +282,13 @@ struct HTTPBenchmark: AsyncParsableCommand {
 struct LoadTarget: Sendable {
     let token: String
     let recordID: String
+    /// Where a list continues (the deep page of the scale checks).
+    var cursor: String? = nil
 }
 
 enum LoadRoute: Sendable, Hashable {
-    case bare, healthz, getRecord, createRecord, listFirstPage
+    case bare, healthz, getRecord, updateRecord, createRecord, listFirstPage
+    case scaleFirstPage, scaleDeepPage, scaleFilterSort
 
     var label: String {
         switch self {
@@ -294,6 +297,10 @@ enum LoadRoute: Sendable, Hashable {
         case .getRecord: "GET record by id"
         case .createRecord: "POST record"
         case .listFirstPage: "GET records?limit=20 (first page)"
+        case .updateRecord: "PATCH record with If-Match"
+        case .scaleFirstPage: "1M: first page of 20"
+        case .scaleDeepPage: "1M: page 5,001 by cursor"
+        case .scaleFilterSort: "1M: status=open, sort=-priority"
         }
     }
 
@@ -301,6 +308,7 @@ enum LoadRoute: Sendable, Hashable {
     var padded: String { self.label.padding(toLength: 34, withPad: " ", startingAt: 0) }
 
     static let collectionPath = "/v1/collections/items/records"
+    static let filterSort = "?limit=20&filter[status]=open&sort=-priority"
     static let newRecord = #"{"title":"A new item written by the benchmark","status":"doing","priority":3,"body":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","done":false}"#
 }
 

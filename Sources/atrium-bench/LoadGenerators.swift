@@ -23,9 +23,10 @@ enum Wrk {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let targetsPath = directory + "/targets.txt"
-        try targets.map { "\($0.token) \($0.recordID)" }.joined(separator: "\n").appending("\n").write(toFile: targetsPath, atomically: true, encoding: .utf8)
+        try targets.map { "\($0.token) \($0.recordID.isEmpty ? "-" : $0.recordID) \($0.cursor ?? "-")" }.joined(separator: "\n").appending("\n")
+            .write(toFile: targetsPath, atomically: true, encoding: .utf8)
         let scriptPath = directory + "/route.lua"
-        try self.script(route).write(toFile: scriptPath, atomically: true, encoding: .utf8)
+        try self.script(route, threads: threads).write(toFile: scriptPath, atomically: true, encoding: .utf8)
         let (status, output) = try await EmbeddedPostgres.runProgram([
             wrk, "-t", "\(threads)", "-c", "\(connections)", "-d", "\(seconds)s", "--timeout", "10s", "--latency",
             "-s", scriptPath, base, "--", targetsPath,
@@ -34,8 +35,11 @@ enum Wrk {
         return try self.parse(output)
     }
 
-    /// A Lua script that sends `route` with a random target's token and id each time.
-    static func script(_ route: LoadRoute) -> String {
+    /// A Lua script that sends `route` with a random target's token and id each time. PATCH
+    /// goes round the records of its thread's share instead (no two threads, and no two
+    /// requests in flight, change the same record) with the ETag the last answer gave.
+    static func script(_ route: LoadRoute, threads: Int) -> String {
+        let path = LoadRoute.collectionPath
         let request: String
         switch route {
         case .bare:
@@ -43,19 +47,50 @@ enum Wrk {
         case .healthz:
             request = #"return wrk.format("GET", "/healthz")"#
         case .getRecord:
-            request = #"return wrk.format("GET", "\#(LoadRoute.collectionPath)/" .. t.id, { ["Authorization"] = "Bearer " .. t.token })"#
+            request = #"return wrk.format("GET", "\#(path)/" .. t.id, { ["Authorization"] = "Bearer " .. t.token })"#
+        case .updateRecord:
+            request = #"""
+                turn = turn % #mine + 1
+                t = mine[turn]
+                return wrk.format("PATCH", "\#(path)/" .. t.id, { ["Authorization"] = "Bearer " .. t.token,
+                  ["Content-Type"] = "application/merge-patch+json", ["If-Match"] = tags[t.id] or '"1"' },
+                  '{"priority":' .. (turn % 5 + 1) .. '}')
+                """#
         case .createRecord:
-            request = #"return wrk.format("POST", "\#(LoadRoute.collectionPath)", { ["Authorization"] = "Bearer " .. t.token, ["Content-Type"] = "application/json" }, body)"#
-        case .listFirstPage:
-            request = #"return wrk.format("GET", "\#(LoadRoute.collectionPath)?limit=20", { ["Authorization"] = "Bearer " .. t.token })"#
+            request = #"return wrk.format("POST", "\#(path)", { ["Authorization"] = "Bearer " .. t.token, ["Content-Type"] = "application/json" }, body)"#
+        case .listFirstPage, .scaleFirstPage:
+            request = #"return wrk.format("GET", "\#(path)?limit=20", { ["Authorization"] = "Bearer " .. t.token })"#
+        case .scaleDeepPage:
+            request = #"return wrk.format("GET", "\#(path)?limit=20&cursor=" .. t.cursor, { ["Authorization"] = "Bearer " .. t.token })"#
+        case .scaleFilterSort:
+            request = #"return wrk.format("GET", "\#(path)\#(LoadRoute.filterSort)", { ["Authorization"] = "Bearer " .. t.token })"#
         }
+        let response = route != .updateRecord ? "" : """
+            function response(status, headers, body)
+              if status == 200 then
+                local id = body:match('"id":"([^"]+)"')
+                if id then tags[id] = headers["ETag"] end
+              end
+            end
+            """
         return """
             local targets = {}
+            local mine = {}
+            local tags = {}
+            local turn = 0
             local body = '\(LoadRoute.newRecord)'
+            local threads = 0
+            function setup(thread)
+              thread:set("index", threads)
+              threads = threads + 1
+            end
             function init(args)
               for line in io.lines(args[1]) do
-                local token, id = line:match("^(%S+) (%S+)$")
-                if token then targets[#targets + 1] = { token = token, id = id } end
+                local token, id, cursor = line:match("^(%S+) (%S+) (%S+)$")
+                if token then
+                  targets[#targets + 1] = { token = token, id = id, cursor = cursor }
+                  if (#targets - 1) % \(threads) == index then mine[#mine + 1] = targets[#targets] end
+                end
               end
               local address = tonumber((tostring({}):match("0x(%x+)")) or "0", 16) or 0
               math.randomseed(os.time() + address % 1000003)
@@ -64,7 +99,7 @@ enum Wrk {
               local t = targets[math.random(#targets)]
               \(request)
             end
-
+            \(response)
             """
     }
 
@@ -127,14 +162,28 @@ enum LoadClient {
                     var random = FastRandom(seed: UInt64(task + 1) &* 0x9E37_79B9_7F4A_7C15)
                     var latencies: [Double] = []
                     var failures = 0
+                    // PATCH: this connection's own records, round and round, with their ETags.
+                    let mine = stride(from: task, to: targets.count, by: connections).map { targets[$0] }
+                    var tags: [String: String] = [:]
+                    var next = 0
                     while ContinuousClock.now < end {
-                        let target = targets[Int(random.next() % UInt64(targets.count))]
-                        let request = self.request(route, base: base, target: target)
+                        var target = targets[Int(random.next() % UInt64(targets.count))]
+                        if route == .updateRecord {
+                            guard !mine.isEmpty else { break }
+                            next += 1
+                            target = mine[next % mine.count]
+                        }
+                        var request = self.request(route, base: base, target: target)
+                        if route == .updateRecord {
+                            request.headers.add(name: "If-Match", value: tags[target.recordID] ?? "\"1\"")
+                            request.body = .bytes(ByteBuffer(string: "{\"priority\":\(next % 5 + 1)}"))
+                        }
                         let sent = ContinuousClock.now
                         do {
                             let response = try await client.execute(request, timeout: .seconds(10))
                             _ = try await response.body.collect(upTo: 1 << 20)
                             if !(200..<400).contains(response.status.code) { failures += 1 }
+                            if let tag = response.headers.first(name: "ETag") { tags[target.recordID] = tag }
                         } catch {
                             failures += 1
                         }
@@ -171,8 +220,16 @@ enum LoadClient {
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: LoadRoute.newRecord))
-        case .listFirstPage:
+        case .updateRecord:
+            request = HTTPClientRequest(url: base + LoadRoute.collectionPath + "/" + target.recordID)
+            request.method = .PATCH
+            request.headers.add(name: "Content-Type", value: "application/merge-patch+json")
+        case .listFirstPage, .scaleFirstPage:
             request = HTTPClientRequest(url: base + LoadRoute.collectionPath + "?limit=20")
+        case .scaleDeepPage:
+            request = HTTPClientRequest(url: base + LoadRoute.collectionPath + "?limit=20&cursor=" + (target.cursor ?? ""))
+        case .scaleFilterSort:
+            request = HTTPClientRequest(url: base + LoadRoute.collectionPath + LoadRoute.filterSort)
         }
         request.headers.add(name: "Authorization", value: "Bearer " + target.token)
         return request

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EmbeddedPostgres
 import Foundation
 import Hummingbird
 import Logging
@@ -106,5 +107,33 @@ enum BareHummingbird {
         var logger = Logger(label: "bare")
         logger.logLevel = .warning
         return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: logger)
+    }
+}
+
+/// Splits the machine's CPUs between PostgreSQL and everything else with `taskset`, to measure
+/// as if the database had a server of its own. Backends started later inherit the
+/// postmaster's CPU; wrk inherits this process's.
+enum CPUSplit {
+    static var count: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+    static var databaseCPU: Int { count - 1 }
+
+    static func apply(server: Int32, dataDirectory: String) async throws {
+        guard count >= 2 else { throw ValidationError("--split-cores needs at least two CPUs") }
+        guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
+              let first = text.split(separator: "\n").first, let postmaster = Int32(first) else {
+            throw ValidationError("no postmaster.pid in \(dataDirectory)")
+        }
+        let others = "0-\(databaseCPU - 1)"
+        var database = [postmaster]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            if let pid = Int32(entry), ProcessUsage.parent(pid) == postmaster { database.append(pid) }
+        }
+        for pid in database {
+            _ = try await EmbeddedPostgres.runProgram(["taskset", "-a", "-pc", "\(databaseCPU)", "\(pid)"])
+        }
+        for pid in [server, getpid()] {
+            let (status, output) = try await EmbeddedPostgres.runProgram(["taskset", "-a", "-pc", others, "\(pid)"])
+            guard status == 0 else { throw ValidationError("taskset failed: \(output)") }
+        }
     }
 }

@@ -1,0 +1,101 @@
+import ArgumentParser
+import AsyncHTTPClient
+import AtriumCore
+import EmbeddedPostgres
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import PostgresPool
+
+/// One collection of `scaleRecords` records: the first page against a page reached by cursor
+/// 5,000 pages deep (keyset pagination should make them cost the same), and a filter with a
+/// sort on indexed fields, with the indexes PostgreSQL used for it.
+extension HTTPBenchmark {
+    static let deepPages = 5_000
+
+    func scaleChecks(_ endpoints: Endpoints, token: String, cluster: EmbeddedPostgres, database: String, logger: Logger) async throws {
+        let started = ContinuousClock.now
+        let cursor = try await Self.cursor(after: Self.deepPages, base: endpoints.atrium, token: token)
+        let walked = (ContinuousClock.now - started).seconds
+        print(String(
+            format: "scale: one collection of %ld records; walked %ld pages by cursor in %.1f s (%.2f ms a page)",
+            self.scaleRecords, Self.deepPages, walked, walked / Double(Self.deepPages) * 1000
+        ))
+        let routes: [LoadRoute] = [.scaleFirstPage, .scaleDeepPage, .scaleFilterSort]
+        let target = LoadTarget(token: token, recordID: "", cursor: cursor)
+        let results = try await self.run(endpoints, routes: routes, targets: Dictionary(uniqueKeysWithValues: routes.map { ($0, [target]) }))
+        let figures = Dictionary(uniqueKeysWithValues: results.map { ($0.0, $0.1) })
+        if let first = figures[.scaleFirstPage], let deep = figures[.scaleDeepPage] {
+            let rate = (deep.rate / first.rate - 1) * 100
+            let cpu = (deep.serverCPU + deep.databaseCPU) / (first.serverCPU + first.databaseCPU) * 100 - 100
+            print(String(
+                format: "  page 5,001 vs page 1: %+.1f %% req/s, %+.1f %% CPU per request (server + PostgreSQL)   (target: within ±15 %%)",
+                rate, cpu
+            ))
+        }
+        if let filtered = figures[.scaleFilterSort] {
+            print(String(format: "  status=open, sort=-priority: p99 %.2f ms", filtered.p99 * 1000))
+        }
+        try await self.indexUse(base: endpoints.atrium, token: token, cluster: cluster, database: database, logger: logger)
+    }
+
+    /// The cursor of the page after `pages` pages of 20, found by following `nextCursor`.
+    static func cursor(after pages: Int, base: String, token: String) async throws -> String {
+        var cursor: String?
+        for page in 0..<pages {
+            var url = base + LoadRoute.collectionPath + "?limit=20"
+            if let cursor { url += "&cursor=" + cursor }
+            var request = HTTPClientRequest(url: url)
+            request.headers.add(name: "Authorization", value: "Bearer " + token)
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            guard response.status == .ok, case .object(let object) = try JSONParser.parse(String(buffer: body)),
+                  case .string(let next) = object["nextCursor"] else {
+                throw ValidationError("page \(page + 1) of the scale collection has no next cursor (status \(response.status.code))")
+            }
+            cursor = next
+        }
+        return cursor!
+    }
+
+    /// Sends the filtered, sorted list 200 times and reports which indexes of the record
+    /// tables PostgreSQL scanned for it, and whether it read either table sequentially.
+    private func indexUse(base: String, token: String, cluster: EmbeddedPostgres, database: String, logger: Logger) async throws {
+        let admin = try await PostgresConnection.connect(
+            configuration: PostgresConfiguration(connectionString: cluster.connectionString(database: database), statementTimeout: nil),
+            logger: logger
+        )
+        let statistics = """
+            SELECT 'index ' || indexrelname, idx_scan FROM pg_stat_user_indexes WHERE schemaname = 'atrium' AND relname IN ('records', 'record_values')
+            UNION ALL
+            SELECT 'sequential scans of ' || relname, seq_scan FROM pg_stat_user_tables WHERE schemaname = 'atrium' AND relname IN ('records', 'record_values')
+            """
+        func counters() async throws -> [String: Int] {
+            // Backends publish their counters when idle, at most once a second.
+            try await Task.sleep(for: .milliseconds(1500))
+            var counters: [String: Int] = [:]
+            for row in try await admin.query(PostgresQuery(unsafeSQL: statistics)) {
+                let (name, count) = try row.decode((String, Int).self)
+                counters[name] = count
+            }
+            return counters
+        }
+        let before = try await counters()
+        let requests = 200
+        for _ in 0..<requests {
+            var request = HTTPClientRequest(url: base + LoadRoute.collectionPath + LoadRoute.filterSort)
+            request.headers.add(name: "Authorization", value: "Bearer " + token)
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            _ = try await response.body.collect(upTo: 1 << 20)
+            guard response.status == .ok else { throw ValidationError("the filtered list answered \(response.status.code)") }
+        }
+        let after = try await counters()
+        await admin.close()
+        let used = after.keys.sorted().compactMap { name -> String? in
+            let delta = after[name, default: 0] - before[name, default: 0]
+            return delta > 0 || name.hasPrefix("sequential") ? String(format: "%@ %.1f", name, Double(delta) / Double(requests)) : nil
+        }
+        print("  status=open, sort=-priority, per request: " + used.joined(separator: ", "))
+    }
+}
