@@ -110,7 +110,7 @@ extension RecordStore {
                 terms[0].0, column: column, descending: terms[0].1, after: position, columns: columns, limit: limit,
                 tenant: tenant, collection: collectionID, into: &page
             )
-            return QueryPlan(page: page.query, count: count, sortKeys: 1, context: context)
+            return QueryPlan(page: Self.plannedForItsValues(page.query), count: count, sortKeys: 1, context: context)
         }
         if let position {
             page.sql += " AND " + Self.after(position, terms: terms, tieDescending: tieDescending, into: &page)
@@ -124,7 +124,21 @@ extension RecordStore {
             ORDER BY \(order.joined(separator: ", "))
             LIMIT \(limit)
             """
-        return QueryPlan(page: page.query, count: count, sortKeys: terms.count, context: context)
+        let statement = indexedTests.isEmpty ? page.query : Self.plannedForItsValues(page.query)
+        return QueryPlan(page: statement, count: count, sortKeys: terms.count, context: context)
+    }
+
+    /// A page whose best plan depends on the values it is run with: planned for them each time
+    /// (unnamed) rather than prepared. A prepared statement soon runs a generic plan, made
+    /// without the tenant or the filter's values, so it cannot tell "status=open in a tenant of
+    /// a million records" (walk the sort's index, a few dozen rows) from "status=rare" (fetch
+    /// the few matches, then sort) or from a tenant of a hundred records; the wrong choice
+    /// reads a large tenant's whole collection for every page. Planning costs a fraction of
+    /// that; lists without indexed filters or sorts stay prepared.
+    private static func plannedForItsValues(_ query: PostgresQuery) -> PostgresQuery {
+        var query = query
+        query.isPrepared = false
+        return query
     }
 
     /// A page sorted by one indexed field, walked from its `record_values` index: records with
