@@ -6,17 +6,22 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
-/// Drives load with `wrk` (keep-alive connections, latency distribution, Lua for varying
-/// tokens and ids).
-enum Wrk {
-    static func find() -> String? {
+/// Programs on the PATH.
+enum Executable {
+    static func find(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for directory in path.split(separator: ":") {
-            let candidate = "\(directory)/wrk"
+            let candidate = "\(directory)/\(name)"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         return nil
     }
+}
+
+/// Drives load with `wrk` (keep-alive connections, latency distribution, Lua for varying
+/// tokens and ids).
+enum Wrk {
+    static func find() -> String? { Executable.find("wrk") }
 
     static func run(_ wrk: String, route: LoadRoute, base: String, targets: [LoadTarget], connections: Int, threads: Int, seconds: Int) async throws -> LoadResult {
         let directory = NSTemporaryDirectory() + "atrium-bench-wrk-\(getpid())"
@@ -51,10 +56,11 @@ enum Wrk {
         case .updateRecord:
             request = #"""
                 turn = turn % #mine + 1
+                sent = sent + 1
                 t = mine[turn]
                 return wrk.format("PATCH", "\#(path)/" .. t.id, { ["Authorization"] = "Bearer " .. t.token,
                   ["Content-Type"] = "application/merge-patch+json", ["If-Match"] = tags[t.id] or '"1"' },
-                  '{"priority":' .. (turn % 5 + 1) .. '}')
+                  '{"priority":' .. (sent % 5 + 1) .. ',"title":"Changed by the benchmark, ' .. sent .. '"}')
                 """#
         case .createRecord:
             request = #"return wrk.format("POST", "\#(path)", { ["Authorization"] = "Bearer " .. t.token, ["Content-Type"] = "application/json" }, body)"#
@@ -78,6 +84,7 @@ enum Wrk {
             local mine = {}
             local tags = {}
             local turn = 0
+            local sent = 0
             local body = '\(LoadRoute.newRecord)'
             local threads = 0
             function setup(thread)
@@ -176,7 +183,7 @@ enum LoadClient {
                         var request = self.request(route, base: base, target: target)
                         if route == .updateRecord {
                             request.headers.add(name: "If-Match", value: tags[target.recordID] ?? "\"1\"")
-                            request.body = .bytes(ByteBuffer(string: "{\"priority\":\(next % 5 + 1)}"))
+                            request.body = .bytes(ByteBuffer(string: "{\"priority\":\(next % 5 + 1),\"title\":\"Changed by the benchmark, \(next)\"}"))
                         }
                         let sent = ContinuousClock.now
                         do {

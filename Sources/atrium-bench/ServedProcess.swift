@@ -119,6 +119,7 @@ enum CPUSplit {
 
     static func apply(server: Int32, dataDirectory: String) async throws {
         guard count >= 2 else { throw ValidationError("--split-cores needs at least two CPUs") }
+        guard let taskset = Executable.find("taskset") else { throw ValidationError("--split-cores needs taskset (util-linux)") }
         guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
               let first = text.split(separator: "\n").first, let postmaster = Int32(first) else {
             throw ValidationError("no postmaster.pid in \(dataDirectory)")
@@ -129,10 +130,10 @@ enum CPUSplit {
             if let pid = Int32(entry), ProcessUsage.parent(pid) == postmaster { database.append(pid) }
         }
         for pid in database {
-            _ = try await EmbeddedPostgres.runProgram(["taskset", "-a", "-pc", "\(databaseCPU)", "\(pid)"])
+            _ = try await EmbeddedPostgres.runProgram([taskset, "-a", "-pc", "\(databaseCPU)", "\(pid)"])
         }
         for pid in [server, getpid()] {
-            let (status, output) = try await EmbeddedPostgres.runProgram(["taskset", "-a", "-pc", others, "\(pid)"])
+            let (status, output) = try await EmbeddedPostgres.runProgram([taskset, "-a", "-pc", others, "\(pid)"])
             guard status == 0 else { throw ValidationError("taskset failed: \(output)") }
         }
     }
