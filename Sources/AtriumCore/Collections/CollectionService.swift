@@ -1,3 +1,4 @@
+import AtriumCrypto
 package import Foundation
 package import Logging
 package import PostgresPool
@@ -73,7 +74,7 @@ public final class CollectionService: Sendable {
         try principal.require(.admin)
         let (parsed, failures) = CollectionDefinition.parse(body)
         guard let definition = parsed else { throw AtriumError.invalid(failures) }
-        let id = UUID()
+        let id = SecureRandom.uuid()
         return try await mappingCollectionConflicts {
             try await self.database.withTransaction(in: principal.tenant) { transaction in
                 try await self.checkReferences(definition, in: transaction, tenant: principal.tenant)

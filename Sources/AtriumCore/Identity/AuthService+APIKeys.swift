@@ -20,7 +20,7 @@ extension AuthService {
         }
         let secret = RandomToken.make(prefix: SecretPrefix.apiKey)
         let key = APIKey(
-            id: UUID(), name: name, role: role, prefix: String(secret.prefix(12)), createdAt: Date(),
+            id: SecureRandom.uuid(), name: name, role: role, prefix: String(secret.prefix(12)), createdAt: Date(),
             expiresAt: expiresAt, revokedAt: nil, lastUsedAt: nil, createdBy: creator
         )
         _ = try await self.database.transaction(in: principal.tenant, [

@@ -11,7 +11,7 @@ extension AuthService {
         if let problem = InputValidation.email(email) { throw AtriumError.invalid([.init(field: "/email", reason: problem)]) }
         let token = RandomToken.make(prefix: SecretPrefix.invitation)
         let invitation = Invitation(
-            id: UUID(), email: email, role: role, status: .pending, createdAt: Date(),
+            id: SecureRandom.uuid(), email: email, role: role, status: .pending, createdAt: Date(),
             expiresAt: Date().addingTimeInterval(self.configuration.invitationLifetime.seconds), invitedBy: principal.userID
         )
         let results = try await mappingConflicts {
@@ -114,7 +114,7 @@ extension AuthService {
             }
             if let problem = PasswordHasher.problem(with: password) { throw AtriumError.invalid([.init(field: "/password", reason: problem)]) }
             let hash = try await self.hashing { try await self.hasher.hash(password) }
-            user = UUID()
+            user = SecureRandom.uuid()
             statements.append("SELECT atrium.auth_create_user(\(user), \(email), \(hash))")
         }
         // Accepting and joining are one statement: if another request accepted the token

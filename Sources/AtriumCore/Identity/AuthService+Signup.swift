@@ -13,13 +13,13 @@ extension AuthService {
         guard failures.isEmpty else { throw AtriumError.invalid(failures) }
 
         let passwordHash = try await self.hashing { try await self.hasher.hash(password) }
-        let user = UserProfile(id: UUID(), email: email, createdAt: Date())
+        let user = UserProfile(id: SecureRandom.uuid(), email: email, createdAt: Date())
         // A slug derived from the name may be taken: then try it with a random suffix.
         var attempt = 0
         while true {
             attempt += 1
             let slug = tenantSlug ?? (attempt == 1 ? InputValidation.slug(from: tenantName) : InputValidation.slug(from: tenantName) + "-" + Hex.encode(SecureRandom.bytes(3)))
-            let tenant = TenantMembership(tenantID: UUID(), name: tenantName, slug: slug, role: .owner)
+            let tenant = TenantMembership(tenantID: SecureRandom.uuid(), name: tenantName, slug: slug, role: .owner)
             let session = self.newSession(user: user.id, tenant: tenant.tenantID, role: .owner, origin: origin)
             do {
                 try await mappingConflicts {

@@ -1,3 +1,4 @@
+import AtriumCrypto
 import AtriumText
 import Foundation
 import PostgresPool
@@ -17,7 +18,7 @@ extension AuthService {
         if let problem = InputValidation.tenantName(name) { failures.append(.init(field: "/name", reason: problem)) }
         if let slug, let problem = InputValidation.slug(slug) { failures.append(.init(field: "/slug", reason: problem)) }
         guard failures.isEmpty else { throw AtriumError.invalid(failures) }
-        let tenant = TenantMembership(tenantID: UUID(), name: name, slug: slug ?? InputValidation.slug(from: name) + "-" + String(UUID().lowercasedString.prefix(6)), role: .owner)
+        let tenant = TenantMembership(tenantID: SecureRandom.uuid(), name: name, slug: slug ?? InputValidation.slug(from: name) + "-" + String(SecureRandom.uuid().lowercasedString.prefix(6)), role: .owner)
         try await mappingConflicts {
             _ = try await self.database.transaction(in: TenantContext(tenantID: tenant.tenantID), [
                 "INSERT INTO atrium.tenants (tenant_id, name, slug) VALUES (\(tenant.tenantID), \(tenant.name), \(tenant.slug))",

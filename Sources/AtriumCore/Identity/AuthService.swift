@@ -43,7 +43,7 @@ public final class AuthService: Sendable {
     /// Starts a session in `tenant` for `user`: the statements that create it (to pipeline with
     /// others) and the tokens it will have once they commit.
     func newSession(user: UUID, tenant: UUID, role: Role, origin: RequestOrigin, now: Date = Date()) -> (statements: [PostgresQuery], tokens: TokenPair) {
-        let session = UUID()
+        let session = SecureRandom.uuid()
         let refreshToken = RandomToken.make(prefix: SecretPrefix.refreshToken)
         let expiresAt = now.addingTimeInterval(self.configuration.sessionLifetime.seconds)
         let access = self.accessTokens.issue(user: user, tenant: tenant, role: role, session: session, now: now)

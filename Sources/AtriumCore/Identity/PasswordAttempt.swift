@@ -1,3 +1,4 @@
+import AtriumCrypto
 import Foundation
 import PostgresPool
 
@@ -8,7 +9,7 @@ import PostgresPool
 /// any hashing, so concurrent wrong passwords cannot all pass a check that none of them has yet
 /// been counted against; a success takes the reservation back.
 struct PasswordAttempt {
-    let id = UUID()
+    let id = SecureRandom.uuid()
     /// The throttling key: the lower-cased email's SHA-256, whether or not the user exists.
     let account: String
     let origin: RequestOrigin
