@@ -145,15 +145,8 @@ extension StoredRecord {
         )
     }
 
+    /// From a row of `StoredRecord.columns`.
     init(row: PostgresRow) throws {
-        let (id, version, createdAt, createdBy, createdKind, updatedAt, updatedBy, updatedKind, text) =
-            try row.decode((UUID, Int64, Date, UUID, String, Date, UUID, String, String).self)
-        guard case .object(let data) = try JSONParser.parse(text, limits: .stored) else {
-            throw PostgresError(code: .decoding, message: "record data is not an object")
-        }
-        self.init(
-            id: id, version: version, createdAt: createdAt, createdBy: Actor(id: createdBy, kind: createdKind),
-            updatedAt: updatedAt, updatedBy: Actor(id: updatedBy, kind: updatedKind), data: data
-        )
+        try self.init(RecordText(row: row))
     }
 }

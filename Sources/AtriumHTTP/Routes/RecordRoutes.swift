@@ -44,11 +44,7 @@ struct RecordRoutes {
             if let condition = request.headers[.ifNoneMatch], EntityTag.matches(ifNoneMatch: condition, version: record.version) {
                 return Response(status: .notModified, headers: [.eTag: record.etag])
             }
-            return Response(
-                status: .ok,
-                headers: [.contentType: "application/json", .eTag: record.etag],
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: RecordJSON.bytes(record)))
-            )
+            return Self.response(record)
         }
         router.put(RouterPath(base + "/:id")) { request, context in
             try await self.update(request, context, mode: .replace, mediaTypes: ["application/json"])
@@ -94,7 +90,12 @@ struct RecordRoutes {
             principal, collection: try context.parameters.require("name"), id: try context.uuidParameter("id", naming: "record"),
             body: body, mode: mode, condition: request.headers[.ifMatch].map(EntityTag.condition(ifMatch:)), origin: context.origin
         )
-        return Response(
+        return Self.response(record)
+    }
+
+    /// A record as PostgreSQL printed it, with its ETag.
+    static func response(_ record: RecordText) -> Response {
+        Response(
             status: .ok,
             headers: [.contentType: "application/json", .eTag: record.etag],
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: RecordJSON.bytes(record)))
