@@ -16,6 +16,10 @@ public struct AtriumServices: Sendable {
     public let auth: AuthService
     public let collections: CollectionService
     public let records: RecordService
+    /// The change log's live feed for this server's event subscribers.
+    public let feed: ChangeFeed
+    /// One-time tickets that open an event stream (for browsers' EventSource).
+    public let tickets: EventTickets
     /// Sessions revoked on any server, kept by `watcher`.
     public let revocations: RevocationSet
     /// Listens for revocations and collection changes; runs with the application. Call
@@ -28,6 +32,7 @@ public struct AtriumServices: Sendable {
 
     public init(
         database: Database, auth: AuthConfiguration, exportLimits: ExportLimits = ExportLimits(),
+        changeFeed: ChangeFeedConfiguration = ChangeFeedConfiguration(),
         databaseProcess: (any DatabaseProcessMonitor)? = nil, logger: Logger
     ) {
         let revocations = RevocationSet(retention: auth.accessTokenLifetime)
@@ -39,8 +44,13 @@ public struct AtriumServices: Sendable {
             database: database, collections: self.collections,
             cursorKey: auth.keyRing.derivedKey(purpose: "atrium list cursors"), exportLimits: exportLimits, logger: logger
         )
+        self.feed = ChangeFeed(
+            database: database, collections: self.collections, revocations: revocations, configuration: changeFeed,
+            positionKey: auth.keyRing.derivedKey(purpose: "atrium event positions"), logger: logger
+        )
+        self.tickets = EventTickets(database: database, revocations: revocations)
         self.revocations = revocations
-        self.watcher = ChangeWatcher(database: database, revocations: revocations, collections: cache, logger: logger)
+        self.watcher = ChangeWatcher(database: database, revocations: revocations, collections: cache, feed: self.feed, logger: logger)
         self.databaseProcess = databaseProcess
     }
 }
@@ -88,7 +98,7 @@ public func buildApplication(
     } else {
         builder = .http1(configuration: http1)
     }
-    var background: [any Service] = [services.database, services.watcher] + backgroundServices
+    var background: [any Service] = [services.database, services.watcher, services.feed] + backgroundServices
     if let accessLog = built.accessLog {
         background.append(accessLog)
     }
@@ -139,6 +149,7 @@ public func buildRouter(services: AtriumServices, server: ServerConfiguration = 
     CollectionRoutes(collections: services.collections).register(on: recorder)
     RecordRoutes(records: services.records).register(on: recorder)
     ExportRoutes(records: services.records, stallTimeout: server.limits.streamStallTimeout).register(on: recorder)
+    EventRoutes(feed: services.feed, tickets: services.tickets, auth: services.auth, stallTimeout: server.limits.streamStallTimeout).register(on: recorder)
     table.table = recorder.table
     return AtriumRouter(router: router, routes: recorder.table, metrics: metrics, accessLog: accessLog)
 }

@@ -68,6 +68,9 @@ import Testing
             "current_tenant()", "record_referrers(p_collection_name text, p_record uuid)",
             "require_collection_version(p_collection uuid, p_version bigint)", "require_records(p_collection uuid, p_ids uuid[])",
             "set_tenant(tenant uuid)",
+            "change_feed(p_after bigint, p_through bigint, p_writers text[], p_limit integer)",
+            "change_horizon(OUT through bigint, OUT writers text[])", "change_pruned_through()",
+            "prune_changes(p_retention interval, p_batch integer)", "prune_event_tickets()", "redeem_event_ticket(p_ticket_hash text)",
         ] {
             grants["atrium." + function] = ["atrium_app"]
         }
@@ -234,7 +237,7 @@ import Testing
             tables[name] = (privileged, forced)
             #expect(forced, "\(name) does not have row-level security enabled and forced")
         }
-        for global in ["users", "login_failures", "login_addresses", "revoked_sessions"] {
+        for global in ["users", "login_failures", "login_addresses", "revoked_sessions", "change_log_state"] {
             #expect(tables[global]?.privileged == false, "atrium_app can touch atrium.\(global) directly")
         }
         // The audit trail is append-only for the service.
@@ -248,5 +251,17 @@ import Testing
                 """)
         }
         #expect(try audit[0].decode((Bool, Bool, Bool, Bool, Bool).self) == (true, true, false, false, false))
+        // So is the change log: what was announced is never rewritten, and only retention
+        // (atrium.prune_changes, as the definer) deletes.
+        let changes = try await database.withSuperuser { connection in
+            try await connection.query("""
+                SELECT has_table_privilege('atrium_app', 'atrium.record_changes', 'INSERT'),
+                       has_table_privilege('atrium_app', 'atrium.record_changes', 'SELECT'),
+                       has_table_privilege('atrium_app', 'atrium.record_changes', 'UPDATE'),
+                       has_table_privilege('atrium_app', 'atrium.record_changes', 'DELETE'),
+                       has_table_privilege('atrium_app', 'atrium.record_changes', 'TRUNCATE')
+                """)
+        }
+        #expect(try changes[0].decode((Bool, Bool, Bool, Bool, Bool).self) == (true, true, false, false, false))
     }
 }

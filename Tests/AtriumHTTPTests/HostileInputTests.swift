@@ -44,6 +44,8 @@ import Testing
                     guard let operation = value as? [String: Any], let httpMethod = HTTPRequest.Method(method.uppercased()) else { continue }
                     // Deleting the tenant would end the test; its only input is the token.
                     if template == "/v1/tenant", httpMethod == .delete { continue }
+                    // The event stream does not end on its own: see the next test.
+                    if template == "/v1/events", httpMethod == .get { continue }
                     for parameter in Self.parameters(of: operation, in: document) {
                         guard let name = parameter["name"] as? String, let location = parameter["in"] as? String else { continue }
                         let hostile = location == "header" ? Self.hostileHeaders : Self.hostileValues
@@ -79,6 +81,36 @@ import Testing
                 }
             }
             #expect(sent > 300)
+            #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
+        }
+    }
+
+    /// The event stream's parameters, on a live server: each stream is opened, its answer
+    /// checked and the connection closed (a stream never ends on its own).
+    @Test func noParameterValueOfTheEventStreamIsAServerError() async throws {
+        var app = try await TestApp.make()
+        app.server.port = 0
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            var failures: [String] = []
+            var sent = 0
+            for name in ["collections", "after", "ticket"] {
+                for bad in Self.hostileValues {
+                    let stream = try await EventStream.open(port: port, path: "/v1/events?\(name)=\(bad)", token: name == "ticket" ? nil : owner.accessToken)
+                    sent += 1
+                    if stream.status.code >= 500 { failures.append("\(name)=\(bad.prefix(40)) → \(stream.status.code)") }
+                    await stream.closeAndWait()
+                }
+            }
+            // AsyncHTTPClient will not send a DEL in a header (the router test above sends it).
+            for bad in Self.hostileHeaders where !bad.unicodeScalars.contains("\u{7F}") {
+                let stream = try await EventStream.open(port: port, token: owner.accessToken, lastEventID: bad)
+                sent += 1
+                if stream.status.code >= 500 { failures.append("Last-Event-ID \(bad.prefix(40)) → \(stream.status.code)") }
+                await stream.closeAndWait()
+            }
+            #expect(sent == 3 * Self.hostileValues.count + Self.hostileHeaders.count - 1)
             #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
         }
     }

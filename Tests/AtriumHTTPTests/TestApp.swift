@@ -41,6 +41,7 @@ struct TestApp {
         on existing: TestDatabase? = nil,
         refreshGrace: Duration = .seconds(10),
         acquireTimeout: Duration = .seconds(10),
+        changeFeed: ChangeFeedConfiguration = ChangeFeedConfiguration(),
         configure: (inout AuthConfiguration) -> Void = { _ in }
     ) async throws -> TestApp {
         let database: TestDatabase
@@ -60,7 +61,7 @@ struct TestApp {
             hashingQueue: 256
         )
         configure(&configuration)
-        let services = AtriumServices(database: db, auth: configuration, logger: TestLogger.make("services"))
+        let services = AtriumServices(database: db, auth: configuration, changeFeed: changeFeed, logger: TestLogger.make("services"))
         return TestApp(database: database, services: services, keyRing: keyRing, pool: pool)
     }
 

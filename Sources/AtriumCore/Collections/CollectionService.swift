@@ -15,6 +15,10 @@ package protocol CollectionRecords: Sendable {
         of collection: StoredCollection, to definition: CollectionDefinition, by principal: Principal,
         origin: RequestOrigin, in transaction: PostgresTransaction
     ) async throws
+
+    /// One statement that writes the deletion of every record of the collection to the change
+    /// log; run in the transaction that deletes the collection, before it does.
+    func recordDeletions(ofCollection collection: StoredCollection, by principal: Principal) -> PostgresQuery
 }
 
 /// Collections of a tenant: their definitions (fields, constraints, rules) and changes to them.
@@ -123,7 +127,10 @@ public final class CollectionService: Sendable {
             if try checks[0][0].decode(Bool.self, column: 0), !force {
                 throw AtriumError(.conflict, "\(name) has records; delete with ?force=true to delete them too", reason: "not_empty")
             }
-            let deleted = try await transaction.query("DELETE FROM atrium.collections WHERE tenant_id = \(principal.tenant.tenantID) AND collection_id = \(collection.id)")
+            let deleted = try await transaction.execute([
+                self.records.recordDeletions(ofCollection: collection, by: principal),
+                "DELETE FROM atrium.collections WHERE tenant_id = \(principal.tenant.tenantID) AND collection_id = \(collection.id)",
+            ])[1]
             guard deleted.affectedRows == 1 else { throw AtriumError.notFound("collection") }
         }
         self.cache.remove(tenant: principal.tenant.tenantID, name: name)

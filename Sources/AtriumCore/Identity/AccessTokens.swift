@@ -89,6 +89,14 @@ public struct AccessTokens: Sendable {
     }
 }
 
+extension AccessTokens {
+    /// When a valid access token expires; nil for anything else (an API key, a bad token).
+    public func expiry(of token: String, now: Date = Date()) -> Date? {
+        if self.verified.lookup(token) == nil, case .failure = self.verify(token, now: now) { return nil }
+        return self.verified.lookup(token).map { Date(timeIntervalSince1970: Double($0.expiresAt)) }
+    }
+}
+
 /// Tokens whose signature and claims were checked, by their exact text. Bounded: when full it
 /// starts over, which costs one signature check per token in use.
 final class VerifiedTokens: Sendable {

@@ -6,8 +6,9 @@ public import ServiceLifecycle
 
 /// Keeps this server's in-memory state in step with the database and the other servers:
 /// the set of revoked sessions (NOTIFY `atrium_revocations`) and the cache of collection
-/// definitions (NOTIFY `atrium_collections`). When its listener reconnects, notifications sent
-/// meanwhile are lost, so it reloads the revocations and empties the cache.
+/// definitions (NOTIFY `atrium_collections`), and wakes the change feed's reader when the
+/// change log grows (NOTIFY `atrium_changes`). When its listener reconnects, notifications sent
+/// meanwhile are lost, so it reloads the revocations, empties the cache and wakes the reader.
 public final class ChangeWatcher: Service, Sendable {
     public static let revocationChannel = "atrium_revocations"
     public static let collectionChannel = "atrium_collections"
@@ -15,17 +16,19 @@ public final class ChangeWatcher: Service, Sendable {
     let database: Database
     let revocations: RevocationSet
     let collections: CollectionCache
+    let feed: ChangeFeed?
     let listener: PostgresListener
     let logger: Logger
 
     /// Listens on a connection of its own, to the database (and as the role) the pool uses.
-    public init(database: Database, revocations: RevocationSet, collections: CollectionCache, logger: Logger) {
+    public init(database: Database, revocations: RevocationSet, collections: CollectionCache, feed: ChangeFeed?, logger: Logger) {
         self.database = database
         self.revocations = revocations
         self.collections = collections
+        self.feed = feed
         self.listener = PostgresListener(
             configuration: database.pool.configuration.connection,
-            channels: [Self.revocationChannel, Self.collectionChannel],
+            channels: [Self.revocationChannel, Self.collectionChannel, RecordStore.changeChannel],
             logger: logger
         )
         self.logger = logger
@@ -53,9 +56,14 @@ public final class ChangeWatcher: Service, Sendable {
                     } catch {
                         self.logger.error("could not load revoked sessions", metadata: ["error": "\(error)"])
                     }
+                    self.feed?.endInvalidSubscriptions()
+                    self.feed?.wake()
+                case .notification(let notification) where notification.channel == RecordStore.changeChannel:
+                    self.feed?.wake()
                 case .notification(let notification) where notification.channel == Self.revocationChannel:
                     if let session = UUID(canonical: notification.payload) {
                         self.revocations.insert(session)
+                        self.feed?.revoke(session: session)
                     }
                 case .notification(let notification):
                     let parts = notification.payload.split(separator: ":", maxSplits: 1)

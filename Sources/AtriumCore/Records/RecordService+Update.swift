@@ -63,9 +63,14 @@ extension RecordService {
         if !values.isEmpty { _ = plan.add(RecordStore.insertValues(tenant: tenant, collection: collection.id, rows: .array(values))) }
         _ = plan.add(RecordStore.deleteUniques(tenant: tenant, collection: collection.id, record: current.id))
         plan.addUniques(for: records, collection: collection, tenant: tenant)
+        let diff = RecordChanges.diff(before: current.data, after: data)
         _ = plan.add(RecordStore.audit(
             tenant: tenant, collection: collection.id, named: collection.name, actor: actor, origin: origin, operation: "update",
-            entries: [(current.id, RecordChanges.diff(before: current.data, after: data))]
+            entries: [(current.id, diff)]
+        ))
+        _ = plan.add(RecordStore.appendChanges(
+            tenant: tenant, collection: collection.id, named: collection.name, readRule: collection.definition.rules.read, actor: actor,
+            operation: "update", entries: [(current.id, diff.changedFields)]
         ))
         // The write's statements and COMMIT travel together: one round trip fewer.
         let results = try await plan.translatingFailures { try await transaction.executeAndCommit(plan.statements) }
@@ -103,6 +108,10 @@ extension RecordService {
                 RecordStore.audit(
                     tenant: tenant, collection: collection.id, named: collection.name, actor: Actor(principal), origin: origin, operation: "delete",
                     entries: [(id, RecordChanges.diff(before: current.data, after: nil))]
+                ),
+                RecordStore.appendDeletion(
+                    of: current, tenant: tenant, collection: collection.id, named: collection.name,
+                    readRule: rules.read, actor: Actor(principal)
                 ),
             ])
         }

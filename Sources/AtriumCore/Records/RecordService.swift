@@ -139,9 +139,13 @@ public final class RecordService: Sendable {
             _ = plan.add(RecordStore.insertValues(tenant: tenant, collection: collection.id, rows: .array(values)))
         }
         plan.addUniques(for: records, collection: collection, tenant: tenant)
+        let diffs = records.map { ($0.id, RecordChanges.diff(before: nil, after: $0.data)) }
         _ = plan.add(RecordStore.audit(
-            tenant: tenant, collection: collection.id, named: collection.name, actor: actor, origin: origin, operation: "create",
-            entries: records.map { ($0.id, RecordChanges.diff(before: nil, after: $0.data)) }
+            tenant: tenant, collection: collection.id, named: collection.name, actor: actor, origin: origin, operation: "create", entries: diffs
+        ))
+        _ = plan.add(RecordStore.appendChanges(
+            tenant: tenant, collection: collection.id, named: collection.name, readRule: collection.definition.rules.read, actor: actor,
+            operation: "create", entries: diffs.map { ($0.0, $0.1.changedFields) }
         ))
         return (plan, insert)
     }

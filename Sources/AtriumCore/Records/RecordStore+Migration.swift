@@ -3,6 +3,10 @@ package import Foundation
 package import PostgresPool
 
 extension RecordStore: CollectionRecords {
+    package func recordDeletions(ofCollection collection: StoredCollection, by principal: Principal) -> PostgresQuery {
+        Self.appendDeletions(ofCollection: collection, tenant: principal.tenant.tenantID, actor: Actor(principal))
+    }
+
     package func anyRecords(of collection: UUID, tenant: UUID) -> PostgresQuery {
         "SELECT EXISTS (SELECT 1 FROM atrium.records WHERE tenant_id = \(tenant) AND collection_id = \(collection))"
     }
@@ -68,6 +72,10 @@ extension RecordStore: CollectionRecords {
                 statements.append(Self.update(.array(updates), tenant: tenant, collection: collection.id, actor: actor))
                 statements.append(Self.audit(
                     tenant: tenant, collection: collection.id, named: definition.name, actor: actor, origin: origin, operation: "update", entries: audits
+                ))
+                statements.append(Self.appendChanges(
+                    tenant: tenant, collection: collection.id, named: definition.name, readRule: definition.rules.read, actor: actor,
+                    operation: "update", entries: audits.map { ($0.record, $0.changes.changedFields) }
                 ))
             }
             if !entries.isEmpty {

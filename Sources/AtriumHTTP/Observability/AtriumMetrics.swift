@@ -39,6 +39,7 @@ public final class AtriumMetrics: Sendable {
         let connectionsOpen, connectionPauses: Prometheus.Gauge
         let accessLogDropped: Prometheus.Gauge?
         let databaseUp, databaseRestarts: Prometheus.Gauge?
+        let eventSubscribers, eventsDelivered, eventSlowConsumers, changesRead, changeLag: Prometheus.Gauge
     }
 
     private let accessLog: AccessLog?
@@ -70,7 +71,12 @@ public final class AtriumMetrics: Sendable {
             connectionPauses: gauge("atrium_http_connection_cap_pauses", "Times the server stopped accepting connections at ATRIUM_MAX_CONNECTIONS since start"),
             accessLogDropped: accessLog == nil ? nil : gauge("atrium_access_log_dropped", "Access log lines dropped because the writer had fallen behind, since start"),
             databaseUp: services.databaseProcess == nil ? nil : gauge("atrium_embedded_postgres_up", "1 while the embedded PostgreSQL runs, 0 while it is restarted or down"),
-            databaseRestarts: services.databaseProcess == nil ? nil : gauge("atrium_embedded_postgres_restarts", "Times the embedded PostgreSQL was restarted after exiting on its own")
+            databaseRestarts: services.databaseProcess == nil ? nil : gauge("atrium_embedded_postgres_restarts", "Times the embedded PostgreSQL was restarted after exiting on its own"),
+            eventSubscribers: gauge("atrium_event_subscribers", "Event streams (GET /v1/events) open on this server"),
+            eventsDelivered: gauge("atrium_events_delivered", "Change events handed to this server's subscribers since start, replays included"),
+            eventSlowConsumers: gauge("atrium_event_slow_consumers_dropped", "Event streams ended because the client fell too far behind, since start"),
+            changesRead: gauge("atrium_change_log_read", "Changes this server read from the change log since start"),
+            changeLag: gauge("atrium_change_feed_lag_seconds", "From the start of the last dispatched change's transaction to its dispatch")
         )
     }
 
@@ -126,6 +132,12 @@ public final class AtriumMetrics: Sendable {
         if let accessLog = self.accessLog {
             self.gauges.accessLogDropped?.set(Double(accessLog.dropped))
         }
+        let feed = self.services.feed.statistics
+        self.gauges.eventSubscribers.set(Double(self.services.feed.subscriberCount))
+        self.gauges.eventsDelivered.set(Double(feed.eventsDelivered))
+        self.gauges.eventSlowConsumers.set(Double(feed.slowConsumersDropped))
+        self.gauges.changesRead.set(Double(feed.changesRead))
+        self.gauges.changeLag.set(feed.lagSeconds)
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
         self.registry.emit(into: &buffer)

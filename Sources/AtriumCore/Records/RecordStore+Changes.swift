@@ -1,0 +1,76 @@
+import AtriumText
+import Foundation
+import PostgresPool
+
+/// The change log's side of a write: one row per record in `atrium.record_changes`, in the
+/// writing transaction, and a NOTIFY that PostgreSQL sends only if that transaction commits.
+/// Each statement is one more in the write's pipeline, not one more round trip.
+extension RecordStore {
+    /// Channel on which servers learn that the change log grew.
+    public static let changeChannel = "atrium_changes"
+
+    /// The records of `entries` as they are after this transaction's write (create or update).
+    static func appendChanges(
+        tenant: UUID, collection: UUID, named name: String, readRule: AccessRule, actor: Actor,
+        operation: String, entries: [(record: UUID, fields: [String])]
+    ) -> PostgresQuery {
+        let rows = JSONValue.array(entries.map {
+            .object(JSONObject([("record_id", .string($0.record.lowercasedString)), ("fields", .array($0.fields.map(JSONValue.string)))]))
+        })
+        return """
+            WITH appended AS (
+                INSERT INTO atrium.record_changes (tenant_id, collection_id, collection_name, record_id, operation, version, actor_id, actor_kind,
+                    created_at, created_by, created_by_kind, updated_at, read_role, read_own, fields, data)
+                SELECT r.tenant_id, r.collection_id, \(name), r.record_id, \(operation), r.version, \(actor.id), \(actor.kind),
+                    r.created_at, r.created_by, r.created_by_kind, r.updated_at, \(readRule.role.rawValue), \(readRule.own), c.fields, r.data
+                FROM jsonb_to_recordset(\(JSONSerializer.text(rows))::jsonb) AS c(record_id uuid, fields text[])
+                JOIN atrium.records r ON r.tenant_id = \(tenant) AND r.collection_id = \(collection) AND r.record_id = c.record_id
+                RETURNING 1
+            )
+            SELECT pg_notify(\(Self.changeChannel), '') WHERE EXISTS (SELECT FROM appended)
+            """
+    }
+
+    /// A record deleted by this transaction, as it was.
+    static func appendDeletion(
+        of record: StoredRecord, tenant: UUID, collection: UUID, named name: String, readRule: AccessRule, actor: Actor
+    ) -> PostgresQuery {
+        """
+        WITH appended AS (
+            INSERT INTO atrium.record_changes (tenant_id, collection_id, collection_name, record_id, operation, version, actor_id, actor_kind,
+                created_at, created_by, created_by_kind, updated_at, read_role, read_own, fields, data)
+            VALUES (\(tenant), \(collection), \(name), \(record.id), 'delete', \(record.version), \(actor.id), \(actor.kind),
+                \(record.createdAt), \(record.createdBy.id), \(record.createdBy.kind), \(record.updatedAt),
+                \(readRule.role.rawValue), \(readRule.own), \(record.data.keys)::text[], NULL)
+            RETURNING 1
+        )
+        SELECT pg_notify(\(Self.changeChannel), '') WHERE EXISTS (SELECT FROM appended)
+        """
+    }
+
+    /// Every record of a collection about to be deleted with it.
+    static func appendDeletions(ofCollection collection: StoredCollection, tenant: UUID, actor: Actor) -> PostgresQuery {
+        let rule = collection.definition.rules.read
+        return """
+            WITH appended AS (
+                INSERT INTO atrium.record_changes (tenant_id, collection_id, collection_name, record_id, operation, version, actor_id, actor_kind,
+                    created_at, created_by, created_by_kind, updated_at, read_role, read_own, fields, data)
+                SELECT r.tenant_id, r.collection_id, \(collection.name), r.record_id, 'delete', r.version, \(actor.id), \(actor.kind),
+                    r.created_at, r.created_by, r.created_by_kind, r.updated_at, \(rule.role.rawValue), \(rule.own),
+                    ARRAY(SELECT jsonb_object_keys(r.data)), NULL
+                FROM atrium.records r WHERE r.tenant_id = \(tenant) AND r.collection_id = \(collection.id)
+                ORDER BY r.record_id
+                RETURNING 1
+            )
+            SELECT pg_notify(\(Self.changeChannel), '') WHERE EXISTS (SELECT FROM appended)
+            """
+    }
+}
+
+extension JSONValue {
+    /// The names of the fields an audit diff (`RecordChanges.diff`) says changed.
+    var changedFields: [String] {
+        if case .object(let object) = self { return object.keys }
+        return []
+    }
+}
