@@ -13,7 +13,9 @@
 --   3. a transaction holding a position <= L took it before step 2: it is in W, or it had
 --      already ended (committed, and then visible to any later snapshot, or rolled back);
 --   4. once no transaction of W holds the lock any more, every row at a position <= L is
---      final: read them all, move the cursor to L, and nothing below L can appear later.
+--      final: read them all with a snapshot taken after that check (one taken before could
+--      miss a writer that committed in between), move the cursor to L, and nothing below L
+--      can appear later.
 -- Only transactions that write changes in this database hold the feed back (not every long
 -- transaction of the cluster, as the xmin horizon would); one left open holds it back until
 -- it ends, which is why the service's transactions are short and bounded by its deadlines.
@@ -112,27 +114,41 @@ CREATE FUNCTION atrium.change_feed(p_after bigint, p_through bigint, p_writers t
                    collection_name text, record_id uuid, operation text, version bigint, actor_id uuid, actor_kind text,
                    created_at timestamptz, created_by uuid, created_by_kind text, updated_at timestamptz,
                    read_role text, read_own boolean, fields text[], data text)
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT h.settled, c.position, c.tenant_id, c.occurred_at, c.collection_id, c.collection_name, c.record_id, c.operation,
-           c.version, c.actor_id, c.actor_kind, c.created_at, c.created_by, c.created_by_kind, c.updated_at,
-           c.read_role, c.read_own, c.fields, c.data::text
-    FROM (
-        SELECT NOT EXISTS (
-            SELECT 1 FROM pg_locks l
-            WHERE l.locktype = 'relation' AND l.relation = 'atrium.record_changes'::regclass
-              AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
-              AND l.granted AND l.virtualtransaction = ANY (p_writers)
-        ) AS settled
-    ) h
-    LEFT JOIN LATERAL (
-        SELECT * FROM atrium.record_changes r
-        WHERE h.settled AND r.position > p_after AND r.position <= p_through
-        ORDER BY r.position
-        LIMIT p_limit
-    ) c ON true
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'atrium.change_feed needs READ COMMITTED (a fresh snapshot per statement)' USING ERRCODE = '25000';
+    END IF;
+    IF EXISTS (
+        SELECT 1 FROM pg_locks l
+        WHERE l.locktype = 'relation' AND l.relation = 'atrium.record_changes'::regclass
+          AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+          AND l.granted AND l.virtualtransaction = ANY (p_writers)
+    ) THEN
+        RETURN QUERY SELECT false, NULL::bigint, NULL::uuid, NULL::timestamptz, NULL::uuid, NULL::text, NULL::uuid, NULL::text,
+            NULL::bigint, NULL::uuid, NULL::text, NULL::timestamptz, NULL::uuid, NULL::text, NULL::timestamptz,
+            NULL::text, NULL::boolean, NULL::text[], NULL::text;
+        RETURN;
+    END IF;
+    -- A new statement, so a new snapshot, taken after every writer of the horizon had ended
+    -- (a snapshot taken before the check could miss a writer that committed in between).
+    RETURN QUERY
+        SELECT true, c.position, c.tenant_id, c.occurred_at, c.collection_id, c.collection_name, c.record_id, c.operation,
+               c.version, c.actor_id, c.actor_kind, c.created_at, c.created_by, c.created_by_kind, c.updated_at,
+               c.read_role, c.read_own, c.fields, c.data::text
+        FROM atrium.record_changes c
+        WHERE c.position > p_after AND c.position <= p_through
+        ORDER BY c.position
+        LIMIT p_limit;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT true, NULL::bigint, NULL::uuid, NULL::timestamptz, NULL::uuid, NULL::text, NULL::uuid, NULL::text,
+            NULL::bigint, NULL::uuid, NULL::text, NULL::timestamptz, NULL::uuid, NULL::text, NULL::timestamptz,
+            NULL::text, NULL::boolean, NULL::text[], NULL::text;
+    END IF;
+END
 $$;
-COMMENT ON FUNCTION atrium.change_feed(bigint, bigint, text[], integer) IS 'Step 4 of the horizon proof, for every tenant: one row (settled = false) while a transaction of p_writers is still running, then the changes after p_after up to p_through (at most p_limit).';
+COMMENT ON FUNCTION atrium.change_feed(bigint, bigint, text[], integer) IS 'Step 4 of the horizon proof, for every tenant: one row (settled = false) while a transaction of p_writers is still running; then the changes after p_after up to p_through (at most p_limit), read with a snapshot taken after the check (one row of NULLs with settled = true when there are none).';
 
 CREATE FUNCTION atrium.change_pruned_through() RETURNS bigint
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp

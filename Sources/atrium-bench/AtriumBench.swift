@@ -6,6 +6,6 @@ struct AtriumBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "atrium-bench",
         abstract: "Measure Atrium against same-run baselines (build with -c release).",
-        subcommands: [PoolBenchmark.self, HTTPBenchmark.self]
+        subcommands: [PoolBenchmark.self, HTTPBenchmark.self, EventsBenchmark.self]
     )
 }

@@ -55,7 +55,8 @@ struct ServeCommand: AsyncParsableCommand {
             )
             let supervision = endpoint.embedded.map(EmbeddedSupervision.init)
             let services = AtriumServices(
-                database: database, auth: configuration, exportLimits: settings.exportLimits, databaseProcess: supervision, logger: logger
+                database: database, auth: configuration, exportLimits: settings.exportLimits, changeFeed: settings.changeFeed,
+                databaseProcess: supervision, logger: logger
             )
             // Known revocations must be in memory before the first request is served.
             try await services.watcher.reload()

@@ -22,6 +22,7 @@ struct Settings: Sendable {
     var hashingThreads: Int
     var hashingQueue: Int
     var exportLimits: ExportLimits
+    var changeFeed: ChangeFeedConfiguration
 
     static func resolve(
         database: DatabaseOptions,
@@ -85,6 +86,12 @@ struct Settings: Sendable {
             addressBurst: try read.integer("ATRIUM_RATE_LIMIT_ADDRESS_BURST", default: 40, range: 1...1_000_000)
         )
 
+        var changeFeed = ChangeFeedConfiguration()
+        changeFeed.retention = .seconds(3600 * (try read.integer("ATRIUM_CHANGE_RETENTION_HOURS", default: 168, range: 1...8760)))
+        changeFeed.maximumSubscribers = try read.integer("ATRIUM_EVENTS_MAX_SUBSCRIBERS", default: 2_000, range: 1...1_000_000)
+        changeFeed.maximumSubscribersPerTenant = try read.integer("ATRIUM_EVENTS_MAX_SUBSCRIBERS_PER_TENANT", default: 200, range: 1...1_000_000)
+        changeFeed.bufferCapacity = try read.integer("ATRIUM_EVENTS_BUFFER", default: 1_000, range: 10...1_000_000)
+
         let threads = try read.integer("ATRIUM_PASSWORD_HASHING_THREADS", default: ProcessInfo.processInfo.activeProcessorCount, range: 1...256)
         return Settings(
             databaseURL: read.text("DATABASE_URL", flag: database.databaseURL),
@@ -116,7 +123,8 @@ struct Settings: Sendable {
             exportLimits: ExportLimits(
                 perTenant: try read.integer("ATRIUM_EXPORTS_PER_TENANT", default: 1, range: 1...100),
                 total: try read.integer("ATRIUM_EXPORTS_TOTAL", default: 4, range: 1...1000)
-            )
+            ),
+            changeFeed: changeFeed
         )
     }
 }

@@ -142,7 +142,8 @@ import Testing
 
     @Test func unauthenticatedRequestsAreLimitedPerAddress() async throws {
         var app = try await TestApp.make()
-        app.server.rateLimits = RateLimitPolicy(tenantRate: 0, tenantBurst: 1, addressRate: 0.5, addressBurst: 3)
+        // One token per 100 s: a slow run cannot refill one between the calls.
+        app.server.rateLimits = RateLimitPolicy(tenantRate: 0, tenantBurst: 1, addressRate: 0.01, addressBurst: 3)
         try await app.test { client in
             for _ in 0..<3 {
                 do {

@@ -236,7 +236,7 @@ import Testing
         // Each pause is a third of the timeout (room for a loaded machine), and the four requests
         // together take longer than it: a timer not restarted after each response would end
         // the connection.
-        app.server.limits.headerTimeout = .seconds(3)
+        app.server.limits.headerTimeout = .seconds(5)
         try await app.test(.live) { client in
             let port = try #require(client.port)
             try await Self.raw(port: port) { inbound, outbound in
@@ -249,7 +249,7 @@ import Testing
                         text += String(buffer: chunk)
                     }
                     #expect(text.hasPrefix("HTTP/1.1 200"))
-                    try await Task.sleep(for: .seconds(1))
+                    try await Task.sleep(for: .milliseconds(1700))
                 }
             }
         }
