@@ -200,6 +200,25 @@ import Testing
         }
     }
 
+    @Test func aRevokedAPIKeyEndsItsStream() async throws {
+        var feed = ChangeFeedConfiguration()
+        feed.keyCheckInterval = .seconds(1)
+        try await Self.live(changeFeed: feed) { client, port in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            let created = try await client.call(.post, "/v1/api-keys", token: owner.accessToken, json: ["name": "sync", "role": "viewer"])
+            let key = try #require(created.string("secret"))
+            let id = try #require(created.string("id"))
+            let stream = try await EventStream.open(port: port, token: key)
+            defer { stream.close() }
+            #expect(stream.status == .ok)
+            _ = await stream.next()
+            #expect(try await client.call(.delete, "/v1/api-keys/\(id)", token: owner.accessToken).status == .noContent)
+            let close = try #require(await stream.nextEvent(timeout: .seconds(5)))
+            #expect(close.event == "close")
+            #expect(close.json["reason"] as? String == "key_revoked")
+        }
+    }
+
     @Test func ticketsOpenOneStreamOnce() async throws {
         try await Self.live { client, port in
             let ann = try await client.signUp("ann@example.com", tenant: "Acme")

@@ -6,7 +6,7 @@ import Synchronization
 extension ChangeFeed {
     /// Once a second: heartbeats for idle subscribers and the end of those whose session was
     /// revoked (in case a NOTIFY was missed) or whose credential expired. API keys are checked
-    /// again every 15 seconds (a revoked key ends its streams), old changes and unused tickets
+    /// again every `keyCheckInterval` (a revoked key ends its streams), old changes and unused tickets
     /// pruned every `pruneInterval`. Nothing here queries while nobody subscribes, but pruning.
     func maintainUntilCancelled() async {
         var lastKeyCheck = ContinuousClock.now
@@ -16,7 +16,7 @@ extension ChangeFeed {
             guard !Task.isCancelled else { return }
             let now = ContinuousClock.now
             self.endInvalidSubscriptions(heartbeatAt: now)
-            if now - lastKeyCheck >= .seconds(15) {
+            if now - lastKeyCheck >= self.configuration.keyCheckInterval {
                 lastKeyCheck = now
                 await self.endRevokedKeySubscriptions()
             }

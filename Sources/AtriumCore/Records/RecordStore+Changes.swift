@@ -10,21 +10,22 @@ extension RecordStore {
     public static let changeChannel = "atrium_changes"
 
     /// The records of `entries` as they are after this transaction's write (create or update).
+    /// The records are found by their key (`= ANY`), so the plan is an index lookup whatever
+    /// the collection's size; the changed fields come from a map by record id.
     static func appendChanges(
         tenant: UUID, collection: UUID, named name: String, readRule: AccessRule, actor: Actor,
         operation: String, entries: [(record: UUID, fields: [String])]
     ) -> PostgresQuery {
-        let rows = JSONValue.array(entries.map {
-            .object(JSONObject([("record_id", .string($0.record.lowercasedString)), ("fields", .array($0.fields.map(JSONValue.string)))]))
-        })
+        let fields = JSONValue.object(JSONObject(entries.map { ($0.record.lowercasedString, .array($0.fields.map(JSONValue.string))) }))
         return """
             WITH appended AS (
                 INSERT INTO atrium.record_changes (tenant_id, collection_id, collection_name, record_id, operation, version, actor_id, actor_kind,
                     created_at, created_by, created_by_kind, updated_at, read_role, read_own, fields, data)
                 SELECT r.tenant_id, r.collection_id, \(name), r.record_id, \(operation), r.version, \(actor.id), \(actor.kind),
-                    r.created_at, r.created_by, r.created_by_kind, r.updated_at, \(readRule.role.rawValue), \(readRule.own), c.fields, r.data
-                FROM jsonb_to_recordset(\(JSONSerializer.text(rows))::jsonb) AS c(record_id uuid, fields text[])
-                JOIN atrium.records r ON r.tenant_id = \(tenant) AND r.collection_id = \(collection) AND r.record_id = c.record_id
+                    r.created_at, r.created_by, r.created_by_kind, r.updated_at, \(readRule.role.rawValue), \(readRule.own),
+                    ARRAY(SELECT jsonb_array_elements_text(\(JSONSerializer.text(fields))::jsonb -> r.record_id::text)), r.data
+                FROM atrium.records r
+                WHERE r.tenant_id = \(tenant) AND r.collection_id = \(collection) AND r.record_id = ANY(\(entries.map(\.record.lowercasedString))::uuid[])
                 RETURNING 1
             )
             SELECT pg_notify(\(Self.changeChannel), '') WHERE EXISTS (SELECT FROM appended)
