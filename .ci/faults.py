@@ -456,7 +456,103 @@ def terminated_under_load(data_dir):
     return f"SIGTERM with 16 batch writes in flight: all {len(results)} answered 201, exit 0 after {drained:.1f} s, PostgreSQL stopped cleanly"
 
 
-SCENARIOS = [postgres_killed, postgres_frozen, atrium_killed, pool_exhausted, terminated_under_load]
+class EventReader:
+    """Follows GET /v1/events like an EventSource: on a broken stream it reconnects with the
+    last id it saw (Last-Event-ID), and notes every record.created it receives."""
+
+    def __init__(self, port, token):
+        self.port, self.token = port, token
+        self.created = []
+        self.connections = 0
+        self.last_id = None
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stopped:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            try:
+                headers = {"Authorization": "Bearer " + self.token}
+                if self.last_id:
+                    headers["Last-Event-ID"] = self.last_id
+                connection.request("GET", "/v1/events", headers=headers)
+                response = connection.getresponse()
+                if response.status != 200:
+                    response.read()
+                    time.sleep(0.5)
+                    continue
+                self.connections += 1
+                event = {}
+                while not self.stopped:
+                    line = response.fp.readline()
+                    if not line:
+                        break
+                    line = line.decode().rstrip("\n")
+                    if line == "":
+                        if "id" in event:
+                            self.last_id = event["id"]
+                        if event.get("event") == "record.created":
+                            self.created.append(json.loads(event["data"])["id"])
+                        event = {}
+                    elif not line.startswith(":") and ":" in line:
+                        name, _, value = line.partition(":")
+                        event[name] = value[1:] if value.startswith(" ") else value
+            except OSError:
+                time.sleep(0.5)
+            finally:
+                connection.close()
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.stopped = True
+
+
+def events_across_postgres_restart(data_dir):
+    """A subscriber follows the change feed while PostgreSQL is killed under writes."""
+    server = Server(data_dir)
+    server.start()
+    try:
+        token = tenant_with_items(server, "feed")
+        reader = EventReader(server.port, token)
+        reader.start()
+        assert wait_for(lambda: reader.connections == 1, 10), "the event stream did not open:\n" + server.log()
+        acknowledged = []
+
+        def write(n):
+            key = f"feed-{n}"
+            while True:
+                try:
+                    status, _, body = request(server.port, "POST", "/v1/collections/items/records", {"n": n}, token,
+                                              headers={"Idempotency-Key": key}, timeout=10)
+                    if status == 201:
+                        return json.loads(body)["id"]
+                except OSError:
+                    pass
+                time.sleep(0.1)
+
+        killed_at = None
+        for n in range(200):
+            if n == 60:
+                postmaster, _ = server.postgres_pids()
+                os.kill(postmaster, signal.SIGKILL)
+                killed_at = time.time()
+            acknowledged.append(write(n))
+        assert killed_at is not None
+        seen_all = wait_for(lambda: set(reader.created) >= set(acknowledged), 60)
+        reader.stop()
+        missing = len(set(acknowledged) - set(reader.created))
+        repeated = len(reader.created) - len(set(reader.created))
+        assert seen_all and missing == 0, f"{missing} acknowledged writes never arrived as events:\n" + server.log()
+        assert repeated == 0, f"{repeated} events arrived twice"
+        return (f"{len(acknowledged)} writes acknowledged around a kill -9 of PostgreSQL, every one received once "
+                f"as an event over {reader.connections} connection(s), none twice")
+    finally:
+        server.stop()
+
+
+SCENARIOS = [postgres_killed, postgres_frozen, atrium_killed, pool_exhausted, terminated_under_load, events_across_postgres_restart]
 
 
 def main():
