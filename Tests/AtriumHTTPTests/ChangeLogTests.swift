@@ -38,6 +38,31 @@ import Testing
         return try rows[0].decode(Int64.self, column: 0)
     }
 
+    @Test func withoutSubscribersTheFeedDoesNotReadTheLog() async throws {
+        let app = try await TestApp.make()
+        try await app.serve { port in
+            let live = LiveClient(port: port)
+            let token = try await live.signUp("ann@example.com", tenant: "Acme")
+            let principal = try await app.services.auth.authenticate(bearer: token)
+            let writer = try await PostgresConnection.connect(configuration: app.database.superuser, logger: TestLogger.make("w"))
+            for _ in 0..<20 { _ = try await Self.appendChange(writer, for: principal) }
+            await writer.close()
+            try await live.shutdown()
+            // Twenty NOTIFYs came; with nobody to hand changes to, none was read.
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(app.services.feed.statistics.changesRead == 0)
+            // The first subscriber starts from now: none of those changes is handed out.
+            let subscription = try await app.services.feed.subscribe(principal, resume: .now, collections: nil, expiresAt: nil)
+            defer { subscription.end(.disconnected) }
+            guard case .position = try await subscription.next().items.first else { throw TestFailure("no start position") }
+            let writerAgain = try await PostgresConnection.connect(configuration: app.database.superuser, logger: TestLogger.make("w"))
+            let position = try await Self.appendChange(writerAgain, for: principal)
+            await writerAgain.close()
+            guard case .change(let change) = try await subscription.next().items.first else { throw TestFailure("expected a change") }
+            #expect(change.position == position)
+        }
+    }
+
     @Test func changesCommittedOutOfOrderArriveInPositionOrderExactlyOnce() async throws {
         let app = try await TestApp.make()
         try await app.serve { port in

@@ -142,6 +142,28 @@ import Testing
         }
     }
 
+    @Test func aResumedStreamReplaysOnlyWhatTheSubscriberCouldRead() async throws {
+        try await Self.live { client, port in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            let ann = try await client.addMember("ann@example.com", role: "member", by: owner)
+            let bob = try await client.addMember("bob@example.com", role: "member", by: owner)
+            try await client.createTasks(owner.accessToken, rules: ["read": ["role": "viewer", "own": true]])
+            // Bob takes a resume point, then goes away.
+            let first = try await EventStream.open(port: port, token: bob.accessToken)
+            let resumeAt = try #require(await first.next()?.id)
+            await first.closeAndWait()
+            let annTask = try #require(try await client.createRecord(ann.accessToken, ["title": "ann's"]).string("id"))
+            let bobTask = try #require(try await client.createRecord(bob.accessToken, ["title": "bob's"]).string("id"))
+            #expect(try await client.call(.delete, "/v1/collections/tasks/records/\(annTask)", token: ann.accessToken).status == .noContent)
+            let lastBob = try #require(try await client.createRecord(bob.accessToken, ["title": "bob's last"]).string("id"))
+            // Replayed from the log: his two records, nothing of Ann's (not even her delete).
+            let resumed = try await EventStream.open(port: port, token: bob.accessToken, lastEventID: resumeAt)
+            defer { resumed.close() }
+            let replayed = await resumed.events(3, timeout: .seconds(3))
+            #expect(replayed.map { $0.json["id"] as? String } == [bobTask, lastBob])
+        }
+    }
+
     @Test func tenantsNeverSeeEachOthersEventsOrIds() async throws {
         try await Self.live { client, port in
             let ann = try await client.signUp("ann@example.com", tenant: "Acme")
@@ -234,6 +256,11 @@ import Testing
             #expect(stream.status == .ok)
             _ = try await client.createRecord(ann.accessToken, ["title": "seen through a ticket"])
             #expect(await stream.nextEvent()?.event == "record.created")
+
+            // A ticket of a session that has ended since opens nothing.
+            let other = try #require(try await client.call(.post, "/v1/events/tickets", token: ann.accessToken).string("ticket"))
+            #expect(try await client.call(.post, "/v1/auth/logout", token: ann.accessToken).status == .noContent)
+            #expect(try await EventStream.open(port: port, path: "/v1/events?ticket=\(other)").status == .unauthorized)
 
             let reused = try await EventStream.open(port: port, path: "/v1/events?ticket=\(ticket)")
             #expect(reused.status == .unauthorized)
