@@ -1,4 +1,6 @@
 import AtriumCore
+import AtriumCrypto
+import AtriumHTTP
 import EmbeddedPostgres
 import Foundation
 import Logging
@@ -40,6 +42,31 @@ enum BenchDatabase {
             migrations: try Migrations.all(),
             logger: logger
         ).migrate()
+    }
+
+    /// What a benchmark of the served binary starts from: a migrated database `name`, a key
+    /// ring for the server (as `ATRIUM_TOKEN_KEYS`), and the services on a small pool of their
+    /// own, hashing passwords cheaply (signing in is not what is measured), for seeding.
+    struct Served {
+        let keyText: String
+        let connectionString: String
+        let database: Database
+        let services: AtriumServices
+    }
+
+    static func served(_ name: String, on cluster: EmbeddedPostgres, logger: Logger) async throws -> Served {
+        try await Self.create(name, on: cluster, logger: logger)
+        let keyText = TokenKeyRing.generateKey()
+        let connectionString = cluster.connectionString(database: name, user: "atrium_app")
+        let pool = ConnectionPool(
+            configuration: PoolConfiguration(connection: PostgresConfiguration(connectionString: connectionString), maxConnections: 2),
+            logger: logger
+        )
+        let database = Database(pool: pool, logger: logger)
+        let auth = AuthConfiguration(
+            keyRing: try TokenKeyRing(parsing: keyText), passwordParameters: Scrypt.Parameters(logN: 10, r: 8, p: 1), hashingPermits: 2, hashingQueue: 64
+        )
+        return Served(keyText: keyText, connectionString: connectionString, database: database, services: AtriumServices(database: database, auth: auth, logger: logger))
     }
 
     /// `rows` rows of ~100 bytes, spread evenly over `tenants`, in a table shaped like every

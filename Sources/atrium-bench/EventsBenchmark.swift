@@ -36,19 +36,8 @@ struct EventsBenchmark: AsyncParsableCommand {
     }
 
     private func measure(cluster: EmbeddedPostgres, logger: Logger) async throws {
-        let name = "bench"
-        try await BenchDatabase.create(name, on: cluster, logger: logger)
-        let keyText = TokenKeyRing.generateKey()
-        let connectionString = cluster.connectionString(database: name, user: "atrium_app")
-        let pool = ConnectionPool(
-            configuration: PoolConfiguration(connection: PostgresConfiguration(connectionString: connectionString), maxConnections: 2),
-            logger: logger
-        )
-        let database = Database(pool: pool, logger: logger)
-        let auth = AuthConfiguration(
-            keyRing: try TokenKeyRing(parsing: keyText), passwordParameters: Scrypt.Parameters(logN: 10, r: 8, p: 1), hashingPermits: 2, hashingQueue: 64
-        )
-        let services = AtriumServices(database: database, auth: auth, logger: logger)
+        let served = try await BenchDatabase.served("bench", on: cluster, logger: logger)
+        let (keyText, connectionString, database, services) = (served.keyText, served.connectionString, served.database, served.services)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [database], logger: logger))
         let running = Task { try await group.run() }
         var owners: [RecordSeed.Owner] = []

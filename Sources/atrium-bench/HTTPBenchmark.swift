@@ -44,19 +44,8 @@ struct HTTPBenchmark: AsyncParsableCommand {
 
     private func measure(cluster: EmbeddedPostgres, logger: Logger) async throws {
         let name = "bench"
-        try await BenchDatabase.create(name, on: cluster, logger: logger)
-        let keyText = TokenKeyRing.generateKey()
-        let keyRing = try TokenKeyRing(parsing: keyText)
-        let connectionString = cluster.connectionString(database: name, user: "atrium_app")
-        let pool = ConnectionPool(
-            configuration: PoolConfiguration(connection: PostgresConfiguration(connectionString: connectionString), maxConnections: 2),
-            logger: logger
-        )
-        let database = Database(pool: pool, logger: logger)
-        // Signing in is not what is measured: cheap hashing keeps the set-up short. The tokens
-        // minted here are signed with the keys the server is given.
-        let auth = AuthConfiguration(keyRing: keyRing, passwordParameters: Scrypt.Parameters(logN: 10, r: 8, p: 1), hashingPermits: 2, hashingQueue: 64)
-        let services = AtriumServices(database: database, auth: auth, logger: logger)
+        let bench = try await BenchDatabase.served(name, on: cluster, logger: logger)
+        let (keyText, connectionString, database, services) = (bench.keyText, bench.connectionString, bench.database, bench.services)
         let barePort = try FreePort.find()
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [database, BareHummingbird.application(port: barePort)], logger: logger
