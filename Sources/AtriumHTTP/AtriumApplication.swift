@@ -20,6 +20,10 @@ public struct AtriumServices: Sendable {
     public let feed: ChangeFeed
     /// One-time tickets that open an event stream (for browsers' EventSource).
     public let tickets: EventTickets
+    /// Webhook endpoints and their deliveries.
+    public let webhooks: WebhookService
+    /// This server's share of webhook work; runs with the application.
+    public let dispatcher: WebhookDispatcher
     /// Sessions revoked on any server, kept by `watcher`.
     public let revocations: RevocationSet
     /// Listens for revocations and collection changes; runs with the application. Call
@@ -33,6 +37,7 @@ public struct AtriumServices: Sendable {
     public init(
         database: Database, auth: AuthConfiguration, exportLimits: ExportLimits = ExportLimits(),
         changeFeed: ChangeFeedConfiguration = ChangeFeedConfiguration(),
+        webhooks: WebhookConfiguration = WebhookConfiguration(),
         databaseProcess: (any DatabaseProcessMonitor)? = nil, logger: Logger
     ) {
         let revocations = RevocationSet(retention: auth.accessTokenLifetime)
@@ -51,6 +56,11 @@ public struct AtriumServices: Sendable {
         self.tickets = EventTickets(database: database, revocations: revocations)
         self.revocations = revocations
         self.watcher = ChangeWatcher(database: database, revocations: revocations, collections: cache, feed: self.feed, logger: logger)
+        self.webhooks = WebhookService(database: database, configuration: webhooks, logger: logger)
+        let dispatcher = WebhookDispatcher(webhooks: self.webhooks, logger: logger)
+        self.dispatcher = dispatcher
+        self.watcher.observeChanges { dispatcher.wake() }
+        self.watcher.observeWebhooks { dispatcher.endpointsChanged() }
         self.databaseProcess = databaseProcess
     }
 }
@@ -98,7 +108,7 @@ public func buildApplication(
     } else {
         builder = .http1(configuration: http1)
     }
-    var background: [any Service] = [services.database, services.watcher, services.feed] + backgroundServices
+    var background: [any Service] = [services.database, services.watcher, services.feed, services.dispatcher] + backgroundServices
     if let accessLog = built.accessLog {
         background.append(accessLog)
     }
@@ -150,6 +160,7 @@ public func buildRouter(services: AtriumServices, server: ServerConfiguration = 
     RecordRoutes(records: services.records).register(on: recorder)
     ExportRoutes(records: services.records, stallTimeout: server.limits.streamStallTimeout).register(on: recorder)
     EventRoutes(feed: services.feed, tickets: services.tickets, auth: services.auth, stallTimeout: server.limits.streamStallTimeout).register(on: recorder)
+    WebhookRoutes(webhooks: services.webhooks, dispatcher: services.dispatcher).register(on: recorder)
     table.table = recorder.table
     return AtriumRouter(router: router, routes: recorder.table, metrics: metrics, accessLog: accessLog)
 }

@@ -55,7 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
             )
             let supervision = endpoint.embedded.map(EmbeddedSupervision.init)
             let services = AtriumServices(
-                database: database, auth: configuration, exportLimits: settings.exportLimits, changeFeed: settings.changeFeed,
+                database: database, auth: configuration, exportLimits: settings.exportLimits, changeFeed: settings.changeFeed, webhooks: settings.webhooks,
                 databaseProcess: supervision, logger: logger
             )
             // Known revocations must be in memory before the first request is served.

@@ -23,6 +23,7 @@ struct Settings: Sendable {
     var hashingQueue: Int
     var exportLimits: ExportLimits
     var changeFeed: ChangeFeedConfiguration
+    var webhooks: WebhookConfiguration
 
     static func resolve(
         database: DatabaseOptions,
@@ -92,6 +93,19 @@ struct Settings: Sendable {
         changeFeed.maximumSubscribersPerTenant = try read.integer("ATRIUM_EVENTS_MAX_SUBSCRIBERS_PER_TENANT", default: 200, range: 1...1_000_000)
         changeFeed.bufferCapacity = try read.integer("ATRIUM_EVENTS_BUFFER", default: 1_000, range: 10...1_000_000)
 
+        var webhooks = WebhookConfiguration()
+        webhooks.allowPrivateAddresses = try read.boolean("ATRIUM_WEBHOOKS_ALLOW_PRIVATE", default: false)
+        webhooks.timeout = try read.seconds("ATRIUM_WEBHOOKS_TIMEOUT", default: webhooks.timeout)
+        webhooks.concurrency = try read.integer("ATRIUM_WEBHOOKS_CONCURRENCY", default: webhooks.concurrency, range: 1...10_000)
+        webhooks.retrySchedule = try read.parsed(
+            "ATRIUM_WEBHOOKS_RETRY_SCHEDULE", default: webhooks.retrySchedule, form: "comma-separated seconds, e.g. 5,300,1800 (at most 20)"
+        ) { text in
+            let steps = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard steps.count <= 20, steps.allSatisfy({ $0 != nil && $0! > 0 && $0! <= 604_800 }) else { return nil }
+            return steps.map { Duration.milliseconds(Int64($0! * 1000)) }
+        }
+        webhooks.retention = changeFeed.retention
+
         let threads = try read.integer("ATRIUM_PASSWORD_HASHING_THREADS", default: ProcessInfo.processInfo.activeProcessorCount, range: 1...256)
         return Settings(
             databaseURL: read.text("DATABASE_URL", flag: database.databaseURL),
@@ -124,7 +138,8 @@ struct Settings: Sendable {
                 perTenant: try read.integer("ATRIUM_EXPORTS_PER_TENANT", default: 1, range: 1...100),
                 total: try read.integer("ATRIUM_EXPORTS_TOTAL", default: 4, range: 1...1000)
             ),
-            changeFeed: changeFeed
+            changeFeed: changeFeed,
+            webhooks: webhooks
         )
     }
 }

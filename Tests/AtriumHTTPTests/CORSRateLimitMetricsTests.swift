@@ -127,11 +127,18 @@ import Testing
             for _ in 0..<5 { checked.append(try await guess()) }
             #expect(checked.allSatisfy { $0 == .unauthorized }, "\(checked)")
             // The bucket is empty now: further guesses are refused before any query.
-            let before = pool.statistics.acquired
+            // Background work (the listener's start-up reload, the webhook dispatcher's first
+            // look) may take a connection in any window: a window of guesses without a single
+            // acquisition shows the guesses took none; guesses that queried would spoil every one.
             var guesses: [HTTPResponse.Status] = []
-            for _ in 0..<7 { guesses.append(try await guess()) }
+            var quietWindow = false
+            for _ in 0..<5 where !quietWindow {
+                let before = pool.statistics.acquired
+                for _ in 0..<4 { guesses.append(try await guess()) }
+                quietWindow = pool.statistics.acquired == before
+            }
             #expect(guesses.allSatisfy { $0 == .tooManyRequests }, "\(guesses)")
-            #expect(pool.statistics.acquired == before)
+            #expect(quietWindow, "every window of refused guesses took a database connection")
             let refused = try await client.call(.get, "/v1/tenant", token: "garbage", from: "203.0.113.66")
             #expect(refused.string("reason") == "rate_limited")
             #expect(refused.headers[.retryAfter] != nil)

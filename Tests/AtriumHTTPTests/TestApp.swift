@@ -42,6 +42,7 @@ struct TestApp {
         refreshGrace: Duration = .seconds(10),
         acquireTimeout: Duration = .seconds(10),
         changeFeed: ChangeFeedConfiguration = ChangeFeedConfiguration(),
+        webhooks: WebhookConfiguration = WebhookConfiguration(),
         configure: (inout AuthConfiguration) -> Void = { _ in }
     ) async throws -> TestApp {
         let database: TestDatabase
@@ -61,7 +62,7 @@ struct TestApp {
             hashingQueue: 256
         )
         configure(&configuration)
-        let services = AtriumServices(database: db, auth: configuration, changeFeed: changeFeed, logger: TestLogger.make("services"))
+        let services = AtriumServices(database: db, auth: configuration, changeFeed: changeFeed, webhooks: webhooks, logger: TestLogger.make("services"))
         return TestApp(database: database, services: services, keyRing: keyRing, pool: pool)
     }
 

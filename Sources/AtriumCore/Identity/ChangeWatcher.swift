@@ -3,11 +3,13 @@ import Foundation
 public import Logging
 import PostgresPool
 public import ServiceLifecycle
+import Synchronization
 
 /// Keeps this server's in-memory state in step with the database and the other servers:
 /// the set of revoked sessions (NOTIFY `atrium_revocations`) and the cache of collection
 /// definitions (NOTIFY `atrium_collections`), and wakes the change feed's reader when the
-/// change log grows (NOTIFY `atrium_changes`). When its listener reconnects, notifications sent
+/// change log grows (NOTIFY `atrium_changes`) and the webhook dispatcher when endpoints change
+/// (NOTIFY `atrium_webhooks`). When its listener reconnects, notifications sent
 /// meanwhile are lost, so it reloads the revocations, empties the cache and wakes the reader.
 public final class ChangeWatcher: Service, Sendable {
     public static let revocationChannel = "atrium_revocations"
@@ -19,6 +21,8 @@ public final class ChangeWatcher: Service, Sendable {
     let feed: ChangeFeed?
     let listener: PostgresListener
     let logger: Logger
+    private let changeObservers = Mutex<[@Sendable () -> Void]>([])
+    private let webhookObservers = Mutex<[@Sendable () -> Void]>([])
 
     /// Listens on a connection of its own, to the database (and as the role) the pool uses.
     public init(database: Database, revocations: RevocationSet, collections: CollectionCache, feed: ChangeFeed?, logger: Logger) {
@@ -28,10 +32,31 @@ public final class ChangeWatcher: Service, Sendable {
         self.feed = feed
         self.listener = PostgresListener(
             configuration: database.pool.configuration.connection,
-            channels: [Self.revocationChannel, Self.collectionChannel, RecordStore.changeChannel],
+            channels: [Self.revocationChannel, Self.collectionChannel, RecordStore.changeChannel, WebhookService.channel],
             logger: logger
         )
         self.logger = logger
+    }
+
+    /// Calls `observer` whenever the change log may have grown (a NOTIFY, or the listener
+    /// reconnected and may have missed one): the webhook dispatcher's wake-up.
+    public func observeChanges(_ observer: @escaping @Sendable () -> Void) {
+        self.changeObservers.withLock { $0.append(observer) }
+    }
+
+    /// Calls `observer` whenever webhook endpoints may have been added, changed or removed
+    /// (NOTIFY `atrium_webhooks`, or the listener reconnected).
+    public func observeWebhooks(_ observer: @escaping @Sendable () -> Void) {
+        self.webhookObservers.withLock { $0.append(observer) }
+    }
+
+    private func webhooksMayHaveChanged() {
+        for observer in self.webhookObservers.withLock({ $0 }) { observer() }
+    }
+
+    private func changesMayHaveGrown() {
+        self.feed?.wake()
+        for observer in self.changeObservers.withLock({ $0 }) { observer() }
     }
 
     /// Loads the revocations PostgreSQL remembers; called at start and after reconnects.
@@ -57,9 +82,12 @@ public final class ChangeWatcher: Service, Sendable {
                         self.logger.error("could not load revoked sessions", metadata: ["error": "\(error)"])
                     }
                     self.feed?.endInvalidSubscriptions()
-                    self.feed?.wake()
+                    self.webhooksMayHaveChanged()
+                    self.changesMayHaveGrown()
                 case .notification(let notification) where notification.channel == RecordStore.changeChannel:
-                    self.feed?.wake()
+                    self.changesMayHaveGrown()
+                case .notification(let notification) where notification.channel == WebhookService.channel:
+                    self.webhooksMayHaveChanged()
                 case .notification(let notification) where notification.channel == Self.revocationChannel:
                     if let session = UUID(canonical: notification.payload) {
                         self.revocations.insert(session)

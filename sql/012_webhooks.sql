@@ -1,0 +1,314 @@
+-- Webhooks: endpoints a tenant's admins register, and deliveries made from the change log.
+--
+-- Fan-out (atrium.webhook_fanout) follows the change log with the horizon proof of migration
+-- 011: for each enabled endpoint it turns the changes after the endpoint's cursor, up to a
+-- settled horizon, into delivery rows and moves the cursor, in one transaction. A change
+-- therefore becomes exactly one delivery per endpoint, whichever server fans out, and writes
+-- pay nothing for webhooks. Deliveries point at their change (the payload is built from the
+-- change row, so retries send the same body); a test delivery carries its own payload.
+--
+-- Delivery (atrium.claim_webhook_deliveries) is claimed with FOR UPDATE SKIP LOCKED, so any
+-- number of servers share the work. A claim is a lease: it moves next_attempt_at to the end of
+-- the lease and stamps a lease id; the outcome is recorded only with that lease id. A server
+-- that dies mid-delivery leaves the lease to run out, and the delivery is claimed again then
+-- (at least once: the receiver may see it twice, with the same webhook-id).
+
+CREATE TABLE atrium.webhooks (
+    tenant_id             uuid        NOT NULL,
+    webhook_id            uuid        NOT NULL,
+    url                   text        NOT NULL,
+    description           text        NOT NULL DEFAULT '',
+    events                text[]      NOT NULL,
+    collections           text[],
+    enabled               boolean     NOT NULL DEFAULT true,
+    ordered               boolean     NOT NULL DEFAULT false,
+    secret                text        NOT NULL,
+    previous_secret       text,
+    previous_secret_until timestamptz,
+    after_position        bigint      NOT NULL,
+    disabled_reason       text,
+    created_at            timestamptz NOT NULL DEFAULT now(),
+    updated_at            timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT webhooks_pkey PRIMARY KEY (tenant_id, webhook_id),
+    CONSTRAINT webhooks_tenant_fkey FOREIGN KEY (tenant_id) REFERENCES atrium.tenants (tenant_id) ON DELETE CASCADE,
+    CONSTRAINT webhooks_events_check CHECK (events <@ ARRAY['record.created', 'record.updated', 'record.deleted'] AND cardinality(events) > 0),
+    CONSTRAINT webhooks_url_check CHECK (length(url) <= 2048),
+    CONSTRAINT webhooks_description_check CHECK (length(description) <= 500)
+);
+CREATE UNIQUE INDEX webhooks_webhook_id_key ON atrium.webhooks (webhook_id);
+CREATE INDEX webhooks_enabled_idx ON atrium.webhooks (after_position) WHERE enabled;
+COMMENT ON TABLE atrium.webhooks IS 'Webhook endpoints of a tenant (admins manage them): where record changes are POSTed, signed per Standard Webhooks. Goes with its tenant.';
+COMMENT ON COLUMN atrium.webhooks.tenant_id IS 'The owning tenant.';
+COMMENT ON COLUMN atrium.webhooks.webhook_id IS 'The endpoint.';
+COMMENT ON COLUMN atrium.webhooks.url IS 'Where deliveries are POSTed (https, a public address unless ATRIUM_WEBHOOKS_ALLOW_PRIVATE=1).';
+COMMENT ON COLUMN atrium.webhooks.description IS 'Free text for the admins.';
+COMMENT ON COLUMN atrium.webhooks.events IS 'Event types sent: record.created, record.updated, record.deleted.';
+COMMENT ON COLUMN atrium.webhooks.collections IS 'Collections whose changes are sent; NULL for every collection.';
+COMMENT ON COLUMN atrium.webhooks.enabled IS 'Whether changes are fanned out and deliveries sent; a 410 Gone answer turns it off.';
+COMMENT ON COLUMN atrium.webhooks.ordered IS 'Deliver one at a time in change order (a failing delivery holds back the later ones until it succeeds or fails for good).';
+COMMENT ON COLUMN atrium.webhooks.secret IS 'Signing secret (whsec_ + base64); shown to the admin once, needed in clear to sign.';
+COMMENT ON COLUMN atrium.webhooks.previous_secret IS 'The secret before the last rotation; deliveries are signed with both until previous_secret_until.';
+COMMENT ON COLUMN atrium.webhooks.previous_secret_until IS 'End of the rotation overlap.';
+COMMENT ON COLUMN atrium.webhooks.after_position IS 'Fan-out cursor: changes at or below this position have been turned into deliveries (or were before the endpoint existed or while it was disabled).';
+COMMENT ON COLUMN atrium.webhooks.disabled_reason IS 'Why the server disabled the endpoint (e.g. it answered 410 Gone); NULL when an admin did, or when enabled.';
+COMMENT ON COLUMN atrium.webhooks.created_at IS 'Creation time.';
+COMMENT ON COLUMN atrium.webhooks.updated_at IS 'Last change to the endpoint.';
+ALTER TABLE atrium.webhooks ENABLE ROW LEVEL SECURITY;
+ALTER TABLE atrium.webhooks FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON atrium.webhooks
+    USING (tenant_id = NULLIF(current_setting('atrium.tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = NULLIF(current_setting('atrium.tenant_id', true), '')::uuid);
+COMMENT ON POLICY tenant_isolation ON atrium.webhooks IS 'Rows are visible and writable only within their own tenant scope.';
+CREATE POLICY definer_access ON atrium.webhooks TO atrium_definer USING (true) WITH CHECK (true);
+GRANT SELECT, INSERT, UPDATE, DELETE ON atrium.webhooks TO atrium_app;
+GRANT SELECT, UPDATE ON atrium.webhooks TO atrium_definer;
+
+CREATE TABLE atrium.webhook_deliveries (
+    tenant_id       uuid        NOT NULL,
+    delivery_id     uuid        NOT NULL,
+    webhook_id      uuid        NOT NULL,
+    position        bigint,
+    event_type      text        NOT NULL,
+    payload         text,
+    status          text        NOT NULL DEFAULT 'pending',
+    attempts        integer     NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    lease           uuid,
+    last_attempt_at timestamptz,
+    response_status integer,
+    response_body   text,
+    duration_ms     integer,
+    error           text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    completed_at    timestamptz,
+    CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (tenant_id, delivery_id),
+    CONSTRAINT webhook_deliveries_webhook_fkey FOREIGN KEY (tenant_id, webhook_id) REFERENCES atrium.webhooks (tenant_id, webhook_id) ON DELETE CASCADE,
+    CONSTRAINT webhook_deliveries_status_check CHECK (status IN ('pending', 'succeeded', 'failed')),
+    CONSTRAINT webhook_deliveries_source_check CHECK ((position IS NULL) <> (payload IS NULL)),
+    CONSTRAINT webhook_deliveries_body_check CHECK (length(response_body) <= 1024)
+);
+CREATE INDEX webhook_deliveries_due_idx ON atrium.webhook_deliveries (webhook_id, next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_list_idx ON atrium.webhook_deliveries (tenant_id, webhook_id, created_at DESC, delivery_id DESC);
+CREATE INDEX webhook_deliveries_leased_idx ON atrium.webhook_deliveries (tenant_id, webhook_id) WHERE status = 'pending' AND lease IS NOT NULL;
+CREATE INDEX webhook_deliveries_done_idx ON atrium.webhook_deliveries (completed_at) WHERE status <> 'pending';
+COMMENT ON TABLE atrium.webhook_deliveries IS 'One delivery of one change (or test) to one endpoint, with its attempts so far and the last outcome. Finished ones are kept for the change retention.';
+COMMENT ON COLUMN atrium.webhook_deliveries.tenant_id IS 'The owning tenant.';
+COMMENT ON COLUMN atrium.webhook_deliveries.delivery_id IS 'The delivery; sent as webhook-id (msg_ + hex), the same on every attempt.';
+COMMENT ON COLUMN atrium.webhook_deliveries.webhook_id IS 'The endpoint.';
+COMMENT ON COLUMN atrium.webhook_deliveries.position IS 'The change delivered (record_changes.position); NULL for a test delivery.';
+COMMENT ON COLUMN atrium.webhook_deliveries.event_type IS 'record.created, record.updated, record.deleted or webhook.test.';
+COMMENT ON COLUMN atrium.webhook_deliveries.payload IS 'The body of a test delivery; NULL when it is built from the change.';
+COMMENT ON COLUMN atrium.webhook_deliveries.status IS 'pending (waiting or in flight), succeeded, failed (gave up, or the endpoint is gone).';
+COMMENT ON COLUMN atrium.webhook_deliveries.attempts IS 'Attempts made so far.';
+COMMENT ON COLUMN atrium.webhook_deliveries.next_attempt_at IS 'When it may be claimed next: the retry time, or the end of the current lease.';
+COMMENT ON COLUMN atrium.webhook_deliveries.lease IS 'The claim of the attempt in flight; only its holder records the outcome.';
+COMMENT ON COLUMN atrium.webhook_deliveries.last_attempt_at IS 'When the last attempt began.';
+COMMENT ON COLUMN atrium.webhook_deliveries.response_status IS 'HTTP status of the last answer; NULL when none came.';
+COMMENT ON COLUMN atrium.webhook_deliveries.response_body IS 'The first 1 KiB of the last answer''s body.';
+COMMENT ON COLUMN atrium.webhook_deliveries.duration_ms IS 'How long the last attempt took.';
+COMMENT ON COLUMN atrium.webhook_deliveries.error IS 'Why the last attempt failed when no answer came (timeout, refused address, connection error).';
+COMMENT ON COLUMN atrium.webhook_deliveries.created_at IS 'When the change was fanned out (or the test asked for).';
+COMMENT ON COLUMN atrium.webhook_deliveries.completed_at IS 'When it succeeded or failed for good.';
+ALTER TABLE atrium.webhook_deliveries ENABLE ROW LEVEL SECURITY;
+ALTER TABLE atrium.webhook_deliveries FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON atrium.webhook_deliveries
+    USING (tenant_id = NULLIF(current_setting('atrium.tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = NULLIF(current_setting('atrium.tenant_id', true), '')::uuid);
+COMMENT ON POLICY tenant_isolation ON atrium.webhook_deliveries IS 'Rows are visible and writable only within their own tenant scope.';
+CREATE POLICY definer_access ON atrium.webhook_deliveries TO atrium_definer USING (true) WITH CHECK (true);
+GRANT SELECT, INSERT, UPDATE ON atrium.webhook_deliveries TO atrium_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON atrium.webhook_deliveries TO atrium_definer;
+
+CREATE FUNCTION atrium.webhooks_enabled() RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM atrium.webhooks w WHERE w.enabled)
+$$;
+COMMENT ON FUNCTION atrium.webhooks_enabled() IS 'Whether any tenant has an enabled endpoint (servers skip fan-out otherwise).';
+
+CREATE FUNCTION atrium.webhook_fanout(p_through bigint, p_writers text[], p_limit integer) RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w record;
+    upto bigint;
+    scanned integer;
+    made integer;
+    total integer := 0;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'atrium.webhook_fanout needs READ COMMITTED (a fresh snapshot per statement)' USING ERRCODE = '25000';
+    END IF;
+    IF EXISTS (
+        SELECT 1 FROM pg_locks l
+        WHERE l.locktype = 'relation' AND l.relation = 'atrium.record_changes'::regclass
+          AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+          AND l.granted AND l.virtualtransaction = ANY (p_writers)
+    ) THEN
+        RETURN -1;
+    END IF;
+    -- Every statement below takes its snapshot after that check (see migration 011, step 4).
+    -- An endpoint another server is fanning out is skipped, not waited for.
+    FOR w IN
+        SELECT e.tenant_id, e.webhook_id, e.after_position, e.events, e.collections
+        FROM atrium.webhooks e
+        WHERE e.enabled AND e.after_position < p_through
+        ORDER BY e.after_position
+        LIMIT 1000
+        FOR UPDATE SKIP LOCKED
+    LOOP
+        SELECT max(s.position), count(*) INTO upto, scanned
+        FROM (
+            SELECT c.position FROM atrium.record_changes c
+            WHERE c.tenant_id = w.tenant_id AND c.position > w.after_position AND c.position <= p_through
+            ORDER BY c.position LIMIT p_limit
+        ) s;
+        IF scanned < p_limit THEN
+            upto := p_through;
+        END IF;
+        INSERT INTO atrium.webhook_deliveries (tenant_id, delivery_id, webhook_id, position, event_type)
+        SELECT c.tenant_id, gen_random_uuid(), w.webhook_id, c.position, k.event_type
+        FROM atrium.record_changes c
+        CROSS JOIN LATERAL (SELECT 'record.' || CASE c.operation WHEN 'create' THEN 'created' WHEN 'update' THEN 'updated' ELSE 'deleted' END AS event_type) k
+        WHERE c.tenant_id = w.tenant_id AND c.position > w.after_position AND c.position <= upto
+          AND k.event_type = ANY (w.events)
+          AND (w.collections IS NULL OR c.collection_name = ANY (w.collections))
+        ORDER BY c.position;
+        GET DIAGNOSTICS made = ROW_COUNT;
+        total := total + made;
+        UPDATE atrium.webhooks e SET after_position = upto WHERE e.tenant_id = w.tenant_id AND e.webhook_id = w.webhook_id;
+    END LOOP;
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION atrium.webhook_fanout(bigint, text[], integer) IS 'Turns settled changes (horizon from atrium.change_horizon) into deliveries for every enabled endpoint, at most p_limit changes per endpoint per call; -1 while a writer of the horizon still runs, else the number of deliveries made.';
+
+CREATE FUNCTION atrium.claim_webhook_deliveries(p_lease interval, p_limit integer, p_per_endpoint integer, p_per_tenant integer)
+    RETURNS TABLE (d_tenant uuid, d_delivery uuid, d_webhook uuid, d_url text, d_secret text, d_previous_secret text,
+                   d_attempt integer, d_event_type text, d_payload text, d_lease uuid, d_position bigint,
+                   c_position bigint, c_tenant uuid, c_occurred_at timestamptz, c_collection_id uuid, c_collection_name text,
+                   c_record_id uuid, c_operation text, c_version bigint, c_actor_id uuid, c_actor_kind text,
+                   c_created_at timestamptz, c_created_by uuid, c_created_by_kind text, c_updated_at timestamptz,
+                   c_read_role text, c_read_own boolean, c_fields text[], c_data text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w record;
+    busy integer;
+    tenant_busy integer;
+    take integer;
+    claimed integer;
+    remaining integer := p_limit;
+BEGIN
+    -- Endpoints with work due, in random order so that no endpoint or tenant goes first every
+    -- time; one being claimed by another server is skipped.
+    FOR w IN
+        SELECT e.tenant_id, e.webhook_id, e.url, e.secret, e.ordered,
+               CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous_secret
+        FROM atrium.webhooks e
+        WHERE e.enabled AND EXISTS (
+            SELECT 1 FROM atrium.webhook_deliveries d
+            WHERE d.webhook_id = e.webhook_id AND d.status = 'pending' AND d.next_attempt_at <= now()
+        )
+        ORDER BY random()
+        FOR UPDATE OF e SKIP LOCKED
+    LOOP
+        EXIT WHEN remaining <= 0;
+        SELECT count(*) FILTER (WHERE d.webhook_id = w.webhook_id), count(*) INTO busy, tenant_busy
+        FROM atrium.webhook_deliveries d
+        WHERE d.tenant_id = w.tenant_id AND d.status = 'pending' AND d.lease IS NOT NULL AND d.next_attempt_at > now();
+        take := least(remaining, CASE WHEN w.ordered THEN 1 ELSE p_per_endpoint END - busy, p_per_tenant - tenant_busy);
+        CONTINUE WHEN take <= 0;
+        RETURN QUERY
+            WITH picked AS (
+                SELECT d.tenant_id, d.delivery_id FROM atrium.webhook_deliveries d
+                WHERE d.webhook_id = w.webhook_id AND d.status = 'pending' AND d.next_attempt_at <= now()
+                  AND (NOT w.ordered OR NOT EXISTS (
+                      SELECT 1 FROM atrium.webhook_deliveries p
+                      WHERE p.webhook_id = w.webhook_id AND p.status = 'pending' AND p.position < d.position))
+                ORDER BY d.next_attempt_at, d.position
+                LIMIT take
+                FOR UPDATE SKIP LOCKED
+            ), leased AS (
+                UPDATE atrium.webhook_deliveries d
+                SET attempts = d.attempts + 1, lease = gen_random_uuid(), last_attempt_at = now(), next_attempt_at = now() + p_lease
+                FROM picked
+                WHERE d.tenant_id = picked.tenant_id AND d.delivery_id = picked.delivery_id
+                RETURNING d.tenant_id, d.delivery_id, d.attempts, d.event_type, d.payload, d.lease, d.position
+            )
+            SELECT l.tenant_id, l.delivery_id, w.webhook_id, w.url, w.secret, w.previous_secret,
+                   l.attempts, l.event_type, l.payload, l.lease, l.position,
+                   c.position, c.tenant_id, c.occurred_at, c.collection_id, c.collection_name, c.record_id, c.operation,
+                   c.version, c.actor_id, c.actor_kind, c.created_at, c.created_by, c.created_by_kind, c.updated_at,
+                   c.read_role, c.read_own, c.fields, c.data::text
+            FROM leased l
+            LEFT JOIN atrium.record_changes c ON c.tenant_id = l.tenant_id AND c.position = l.position;
+        GET DIAGNOSTICS claimed = ROW_COUNT;
+        remaining := remaining - claimed;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION atrium.claim_webhook_deliveries(interval, integer, integer, integer) IS 'Leases up to p_limit due deliveries for this server (FOR UPDATE SKIP LOCKED), at most p_per_endpoint in flight per endpoint (1 for ordered ones) and p_per_tenant per tenant, with what is needed to send them; c_* columns are NULL for a test delivery and for a change pruned meanwhile.';
+
+CREATE FUNCTION atrium.prune_webhook_deliveries(p_retention interval, p_batch integer) RETURNS bigint
+    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (
+        DELETE FROM atrium.webhook_deliveries d
+        WHERE (d.tenant_id, d.delivery_id) IN (
+            SELECT o.tenant_id, o.delivery_id FROM atrium.webhook_deliveries o
+            WHERE o.status <> 'pending' AND o.completed_at < now() - p_retention
+            LIMIT p_batch
+        )
+        RETURNING 1
+    )
+    SELECT count(*) FROM gone
+$$;
+COMMENT ON FUNCTION atrium.prune_webhook_deliveries(interval, integer) IS 'Deletes up to p_batch finished deliveries older than the retention; returns how many.';
+
+CREATE VIEW atrium_admin.webhook_backlog AS
+    SELECT t.slug AS tenant, w.tenant_id, w.webhook_id, w.url, w.enabled, w.disabled_reason,
+           count(d.delivery_id) FILTER (WHERE d.status = 'pending') AS pending,
+           count(d.delivery_id) FILTER (WHERE d.status = 'failed') AS failed,
+           min(d.created_at) FILTER (WHERE d.status = 'pending') AS oldest_pending
+    FROM atrium.webhooks w
+    JOIN atrium.tenants t ON t.tenant_id = w.tenant_id
+    LEFT JOIN atrium.webhook_deliveries d ON d.tenant_id = w.tenant_id AND d.webhook_id = w.webhook_id
+    GROUP BY t.slug, w.tenant_id, w.webhook_id, w.url, w.enabled, w.disabled_reason;
+COMMENT ON VIEW atrium_admin.webhook_backlog IS 'Every webhook endpoint with its pending and failed deliveries (no secrets, no payloads); e.g. ORDER BY pending DESC.';
+COMMENT ON COLUMN atrium_admin.webhook_backlog.tenant IS 'Tenant slug.';
+COMMENT ON COLUMN atrium_admin.webhook_backlog.tenant_id IS 'Tenant id.';
+COMMENT ON COLUMN atrium_admin.webhook_backlog.webhook_id IS 'The endpoint.';
+COMMENT ON COLUMN atrium_admin.webhook_backlog.url IS 'Where it delivers.';
+COMMENT ON COLUMN atrium_admin.webhook_backlog.enabled IS 'Whether it is enabled.';
+COMMENT ON COLUMN atrium_admin.webhook_backlog.disabled_reason IS 'Why the server disabled it, if it did.';
+COMMENT ON COLUMN atrium_admin.webhook_backlog.pending IS 'Deliveries waiting or in flight.';
+COMMENT ON COLUMN atrium_admin.webhook_backlog.failed IS 'Deliveries given up (kept for the change retention).';
+COMMENT ON COLUMN atrium_admin.webhook_backlog.oldest_pending IS 'When the oldest waiting delivery was made.';
+ALTER VIEW atrium_admin.webhook_backlog OWNER TO atrium_definer;
+GRANT SELECT ON atrium_admin.webhook_backlog TO atrium_admin;
+
+DO $$
+DECLARE
+    signature text;
+BEGIN
+    FOREACH signature IN ARRAY ARRAY[
+        'atrium.webhooks_enabled()', 'atrium.webhook_fanout(bigint, text[], integer)',
+        'atrium.claim_webhook_deliveries(interval, integer, integer, integer)', 'atrium.prune_webhook_deliveries(interval, integer)'
+    ] LOOP
+        EXECUTE format('ALTER FUNCTION %s OWNER TO atrium_definer', signature);
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', signature);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO atrium_app', signature);
+    END LOOP;
+END
+$$;
+
+-- Changes to endpoints and their secrets are access events: they go to the audit of auth events.
+ALTER TABLE atrium.auth_events DROP CONSTRAINT auth_events_kind_check;
+ALTER TABLE atrium.auth_events ADD CONSTRAINT auth_events_kind_check CHECK (kind IN (
+    'signup', 'login_succeeded', 'login_failed', 'login_throttled', 'logout', 'logout_all',
+    'password_changed', 'tenant_switched', 'refresh_token_reused', 'role_changed', 'member_removed',
+    'api_key_created', 'api_key_revoked', 'invitation_created', 'invitation_revoked',
+    'invitation_accepted', 'tenant_created', 'tenant_deleted', 'user_disabled', 'user_enabled',
+    'sessions_revoked', 'webhook_created', 'webhook_updated', 'webhook_deleted', 'webhook_secret_rotated'
+));
