@@ -79,6 +79,9 @@ struct ServeCommand: AsyncParsableCommand {
                 backgroundServices: background,
                 logger: logger
             )
+            if settings.webhooks.allowPrivateAddresses {
+                logger.warning("webhooks may be sent to http:// and to private, loopback and link-local addresses (ATRIUM_WEBHOOKS_ALLOW_PRIVATE): development only")
+            }
             let scheme = tls == nil ? "http" : "https"
             logger.info("serving", metadata: ["url": "\(scheme)://\(settings.server.host):\(settings.server.port)"])
             try await app.runService()

@@ -40,6 +40,7 @@ public final class AtriumMetrics: Sendable {
         let accessLogDropped: Prometheus.Gauge?
         let databaseUp, databaseRestarts: Prometheus.Gauge?
         let eventSubscribers, eventsDelivered, eventSlowConsumers, changesRead, changeLag: Prometheus.Gauge
+        let webhookDeliveriesCreated, webhookAttemptsSucceeded, webhookAttemptsFailed, webhookAttemptsInFlight: Prometheus.Gauge
     }
 
     private let accessLog: AccessLog?
@@ -76,7 +77,11 @@ public final class AtriumMetrics: Sendable {
             eventsDelivered: gauge("atrium_events_delivered", "Change events handed to this server's subscribers since start, replays included"),
             eventSlowConsumers: gauge("atrium_event_slow_consumers_dropped", "Event streams ended because the client fell too far behind, since start"),
             changesRead: gauge("atrium_change_log_read", "Changes this server read from the change log since start"),
-            changeLag: gauge("atrium_change_feed_lag_seconds", "From the start of the last dispatched change's transaction to its dispatch")
+            changeLag: gauge("atrium_change_feed_lag_seconds", "From the start of the last dispatched change's transaction to its dispatch"),
+            webhookDeliveriesCreated: gauge("atrium_webhook_deliveries_created", "Webhook deliveries this server made from changes since start"),
+            webhookAttemptsSucceeded: gauge("atrium_webhook_attempts_succeeded", "Webhook attempts answered with 2xx since start"),
+            webhookAttemptsFailed: gauge("atrium_webhook_attempts_failed", "Webhook attempts that failed (retried later or given up) since start"),
+            webhookAttemptsInFlight: gauge("atrium_webhook_attempts_in_flight", "Webhook attempts this server is sending now")
         )
     }
 
@@ -138,6 +143,11 @@ public final class AtriumMetrics: Sendable {
         self.gauges.eventSlowConsumers.set(Double(feed.slowConsumersDropped))
         self.gauges.changesRead.set(Double(feed.changesRead))
         self.gauges.changeLag.set(feed.lagSeconds)
+        let webhooks = self.services.dispatcher.statistics
+        self.gauges.webhookDeliveriesCreated.set(Double(webhooks.deliveriesCreated))
+        self.gauges.webhookAttemptsSucceeded.set(Double(webhooks.attemptsSucceeded))
+        self.gauges.webhookAttemptsFailed.set(Double(webhooks.attemptsFailed))
+        self.gauges.webhookAttemptsInFlight.set(Double(self.services.dispatcher.attemptsInFlight))
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
         self.registry.emit(into: &buffer)

@@ -34,6 +34,9 @@ public final class WebhookDispatcher: Service, Sendable {
         (self.wakeups, self.wakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
+    /// Attempts this server is sending now.
+    public var attemptsInFlight: Int { self.inFlight.load(ordering: .relaxed) }
+
     /// Look for work now.
     public func wake() {
         self.wakeup.yield()
