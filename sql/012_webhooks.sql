@@ -1,10 +1,10 @@
 -- Webhooks: endpoints a tenant's admins register, and deliveries made from the change log.
 --
 -- Fan-out (atrium.webhook_fanout) follows the change log with the horizon proof of migration
--- 011: for each enabled endpoint it turns the changes after the endpoint's cursor, up to a
--- settled horizon, into delivery rows and moves the cursor, in one transaction. A change
--- therefore becomes exactly one delivery per endpoint, whichever server fans out, and writes
--- pay nothing for webhooks. Deliveries point at their change (the payload is built from the
+-- 011: it turns the changes after one shared cursor, up to a settled horizon, into delivery
+-- rows for the enabled endpoints of their tenants and moves the cursor, in one transaction
+-- that one server at a time holds. A change therefore becomes exactly one delivery per
+-- endpoint, whichever server fans out, and writes pay nothing for webhooks. Deliveries point at their change (the payload is built from the
 -- change row, so retries send the same body); a test delivery carries its own payload.
 --
 -- Delivery (atrium.claim_webhook_deliveries) is claimed with FOR UPDATE SKIP LOCKED, so any
@@ -36,7 +36,6 @@ CREATE TABLE atrium.webhooks (
     CONSTRAINT webhooks_description_check CHECK (length(description) <= 500)
 );
 CREATE UNIQUE INDEX webhooks_webhook_id_key ON atrium.webhooks (webhook_id);
-CREATE INDEX webhooks_enabled_idx ON atrium.webhooks (after_position) WHERE enabled;
 COMMENT ON TABLE atrium.webhooks IS 'Webhook endpoints of a tenant (admins manage them): where record changes are POSTed, signed per Standard Webhooks. Goes with its tenant.';
 COMMENT ON COLUMN atrium.webhooks.tenant_id IS 'The owning tenant.';
 COMMENT ON COLUMN atrium.webhooks.webhook_id IS 'The endpoint.';
@@ -49,7 +48,7 @@ COMMENT ON COLUMN atrium.webhooks.ordered IS 'Deliver one at a time in change or
 COMMENT ON COLUMN atrium.webhooks.secret IS 'Signing secret (whsec_ + base64); shown to the admin once, needed in clear to sign.';
 COMMENT ON COLUMN atrium.webhooks.previous_secret IS 'The secret before the last rotation; deliveries are signed with both until previous_secret_until.';
 COMMENT ON COLUMN atrium.webhooks.previous_secret_until IS 'End of the rotation overlap.';
-COMMENT ON COLUMN atrium.webhooks.after_position IS 'Fan-out cursor: changes at or below this position have been turned into deliveries (or were before the endpoint existed or while it was disabled).';
+COMMENT ON COLUMN atrium.webhooks.after_position IS 'Where the endpoint starts: changes at or below this position (made before it was created or enabled) are not sent to it.';
 COMMENT ON COLUMN atrium.webhooks.disabled_reason IS 'Why the server disabled the endpoint (e.g. it answered 410 Gone); NULL when an admin did, or when enabled.';
 COMMENT ON COLUMN atrium.webhooks.created_at IS 'Creation time.';
 COMMENT ON COLUMN atrium.webhooks.updated_at IS 'Last change to the endpoint.';
@@ -88,8 +87,8 @@ CREATE TABLE atrium.webhook_deliveries (
     CONSTRAINT webhook_deliveries_body_check CHECK (length(response_body) <= 1024)
 );
 CREATE INDEX webhook_deliveries_due_idx ON atrium.webhook_deliveries (webhook_id, next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_order_idx ON atrium.webhook_deliveries (webhook_id, position) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_list_idx ON atrium.webhook_deliveries (tenant_id, webhook_id, created_at DESC, delivery_id DESC);
-CREATE INDEX webhook_deliveries_leased_idx ON atrium.webhook_deliveries (tenant_id, webhook_id) WHERE status = 'pending' AND lease IS NOT NULL;
 CREATE INDEX webhook_deliveries_done_idx ON atrium.webhook_deliveries (completed_at) WHERE status <> 'pending';
 COMMENT ON TABLE atrium.webhook_deliveries IS 'One delivery of one change (or test) to one endpoint, with its attempts so far and the last outcome. Finished ones are kept for the change retention.';
 COMMENT ON COLUMN atrium.webhook_deliveries.tenant_id IS 'The owning tenant.';
@@ -119,6 +118,28 @@ CREATE POLICY definer_access ON atrium.webhook_deliveries TO atrium_definer USIN
 GRANT SELECT, INSERT, UPDATE ON atrium.webhook_deliveries TO atrium_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON atrium.webhook_deliveries TO atrium_definer;
 
+-- How far fan-out has gone, for every endpoint at once.
+CREATE TABLE atrium.webhook_fanout_state (
+    singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    after_position bigint  NOT NULL
+);
+INSERT INTO atrium.webhook_fanout_state (after_position)
+    VALUES (coalesce(pg_sequence_last_value('atrium.record_changes_position_seq'), 0));
+ALTER TABLE atrium.webhook_fanout_state ENABLE ROW LEVEL SECURITY;
+ALTER TABLE atrium.webhook_fanout_state FORCE ROW LEVEL SECURITY;
+CREATE POLICY definer_access ON atrium.webhook_fanout_state TO atrium_definer USING (true) WITH CHECK (true);
+GRANT SELECT, UPDATE ON atrium.webhook_fanout_state TO atrium_definer;
+COMMENT ON TABLE atrium.webhook_fanout_state IS 'One row: changes at or below after_position have been fanned out into webhook deliveries. Reached only through atrium.webhook_fanout, whose caller holds the row.';
+COMMENT ON COLUMN atrium.webhook_fanout_state.singleton IS 'Always true: the table has one row.';
+COMMENT ON COLUMN atrium.webhook_fanout_state.after_position IS 'The fan-out cursor in the change log.';
+
+-- A queue: every delivery is inserted, leased and finished, three row versions in a few
+-- seconds; vacuum it as soon as a few thousand are dead, or claims wade through them.
+ALTER TABLE atrium.webhook_deliveries SET (
+    autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000,
+    autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 5000, autovacuum_vacuum_cost_delay = 0
+);
+
 CREATE FUNCTION atrium.webhooks_enabled() RETURNS boolean
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -130,11 +151,9 @@ CREATE FUNCTION atrium.webhook_fanout(p_through bigint, p_writers text[], p_limi
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    w record;
+    lowest bigint;
     upto bigint;
-    scanned integer;
     made integer;
-    total integer := 0;
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'atrium.webhook_fanout needs READ COMMITTED (a fresh snapshot per statement)' USING ERRCODE = '25000';
@@ -148,42 +167,34 @@ BEGIN
         RETURN -1;
     END IF;
     -- Every statement below takes its snapshot after that check (see migration 011, step 4).
-    -- An endpoint another server is fanning out is skipped, not waited for.
-    FOR w IN
-        SELECT e.tenant_id, e.webhook_id, e.after_position, e.events, e.collections
-        FROM atrium.webhooks e
-        WHERE e.enabled AND e.after_position < p_through
-        ORDER BY e.after_position
-        LIMIT 1000
-        FOR UPDATE SKIP LOCKED
-    LOOP
-        SELECT max(s.position), count(*) INTO upto, scanned
-        FROM (
-            SELECT c.position FROM atrium.record_changes c
-            WHERE c.tenant_id = w.tenant_id AND c.position > w.after_position AND c.position <= p_through
-            ORDER BY c.position LIMIT p_limit
-        ) s;
-        IF scanned < p_limit THEN
-            upto := p_through;
-        END IF;
-        INSERT INTO atrium.webhook_deliveries (tenant_id, delivery_id, webhook_id, position, event_type)
-        SELECT c.tenant_id, gen_random_uuid(), w.webhook_id, c.position, k.event_type
-        FROM atrium.record_changes c
-        CROSS JOIN LATERAL (SELECT 'record.' || CASE c.operation WHEN 'create' THEN 'created' WHEN 'update' THEN 'updated' ELSE 'deleted' END AS event_type) k
-        WHERE c.tenant_id = w.tenant_id AND c.position > w.after_position AND c.position <= upto
-          AND k.event_type = ANY (w.events)
-          AND (w.collections IS NULL OR c.collection_name = ANY (w.collections))
-        ORDER BY c.position;
-        GET DIAGNOSTICS made = ROW_COUNT;
-        total := total + made;
-        UPDATE atrium.webhooks e SET after_position = upto WHERE e.tenant_id = w.tenant_id AND e.webhook_id = w.webhook_id;
-    END LOOP;
-    RETURN total;
+    -- One server fans out at a time; the others skip, they do not wait.
+    SELECT f.after_position INTO lowest FROM atrium.webhook_fanout_state f FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND OR lowest >= p_through THEN
+        RETURN 0;
+    END IF;
+    -- Changes before every enabled endpoint's start go to none: skip them.
+    lowest := greatest(lowest, coalesce((SELECT min(e.after_position) FROM atrium.webhooks e WHERE e.enabled), p_through));
+    upto := least(p_through, lowest + p_limit);
+    -- Only the new changes are read (by position), each matched to its tenant's endpoints.
+    INSERT INTO atrium.webhook_deliveries (tenant_id, delivery_id, webhook_id, position, event_type)
+    SELECT c.tenant_id, gen_random_uuid(), e.webhook_id, c.position, k.event_type
+    FROM atrium.record_changes c
+    CROSS JOIN LATERAL (SELECT 'record.' || CASE c.operation WHEN 'create' THEN 'created' WHEN 'update' THEN 'updated' ELSE 'deleted' END AS event_type) k
+    JOIN atrium.webhooks e ON e.tenant_id = c.tenant_id AND e.enabled AND c.position > e.after_position
+    WHERE c.position > lowest AND c.position <= upto
+      AND k.event_type = ANY (e.events)
+      AND (e.collections IS NULL OR c.collection_name = ANY (e.collections))
+    ORDER BY c.position;
+    GET DIAGNOSTICS made = ROW_COUNT;
+    UPDATE atrium.webhook_fanout_state SET after_position = upto;
+    RETURN made;
 END
 $$;
-COMMENT ON FUNCTION atrium.webhook_fanout(bigint, text[], integer) IS 'Turns settled changes (horizon from atrium.change_horizon) into deliveries for every enabled endpoint, at most p_limit changes per endpoint per call; -1 while a writer of the horizon still runs, else the number of deliveries made.';
+COMMENT ON FUNCTION atrium.webhook_fanout(bigint, text[], integer) IS 'Turns settled changes (horizon from atrium.change_horizon) into deliveries for the enabled endpoints of their tenants, at most p_limit positions per call; -1 while a writer of the horizon still runs, else the number of deliveries made (0 also when another server is fanning out).';
 
-CREATE FUNCTION atrium.claim_webhook_deliveries(p_lease interval, p_limit integer, p_per_endpoint integer, p_per_tenant integer)
+CREATE FUNCTION atrium.claim_webhook_deliveries(
+    p_lease interval, p_limit integer, p_per_endpoint integer, p_per_tenant integer,
+    p_busy_webhooks uuid[], p_busy_webhook_counts integer[], p_busy_tenants uuid[], p_busy_tenant_counts integer[])
     RETURNS TABLE (d_tenant uuid, d_delivery uuid, d_webhook uuid, d_url text, d_secret text, d_previous_secret text,
                    d_attempt integer, d_event_type text, d_payload text, d_lease uuid, d_position bigint,
                    c_position bigint, c_tenant uuid, c_occurred_at timestamptz, c_collection_id uuid, c_collection_name text,
@@ -192,64 +203,107 @@ CREATE FUNCTION atrium.claim_webhook_deliveries(p_lease interval, p_limit intege
                    c_read_role text, c_read_own boolean, c_fields text[], c_data text)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    w record;
-    busy integer;
-    tenant_busy integer;
-    take integer;
-    claimed integer;
-    remaining integer := p_limit;
 BEGIN
-    -- Endpoints with work due, in random order so that no endpoint or tenant goes first every
-    -- time; one being claimed by another server is skipped.
-    FOR w IN
-        SELECT e.tenant_id, e.webhook_id, e.url, e.secret, e.ordered,
-               CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous_secret
+    RETURN QUERY
+    WITH busy_webhook AS (
+        SELECT * FROM unnest(p_busy_webhooks, p_busy_webhook_counts) AS b(webhook_id, n)
+    ), busy_tenant AS (
+        SELECT * FROM unnest(p_busy_tenants, p_busy_tenant_counts) AS b(tenant_id, n)
+    ), room AS (
+        -- What each enabled endpoint may take on this server: its cap (1 for ordered ones) less
+        -- what this server has in flight for it and for its tenant.
+        SELECT e.tenant_id, e.webhook_id, e.ordered,
+               CASE WHEN e.ordered THEN 1 ELSE p_per_endpoint END - coalesce(bw.n, 0) AS free,
+               p_per_tenant - coalesce(bt.n, 0) AS tenant_free
         FROM atrium.webhooks e
-        WHERE e.enabled AND EXISTS (
-            SELECT 1 FROM atrium.webhook_deliveries d
-            WHERE d.webhook_id = e.webhook_id AND d.status = 'pending' AND d.next_attempt_at <= now()
-        )
-        ORDER BY random()
-        FOR UPDATE OF e SKIP LOCKED
-    LOOP
-        EXIT WHEN remaining <= 0;
-        SELECT count(*) FILTER (WHERE d.webhook_id = w.webhook_id), count(*) INTO busy, tenant_busy
+        LEFT JOIN busy_webhook bw ON bw.webhook_id = e.webhook_id
+        LEFT JOIN busy_tenant bt ON bt.tenant_id = e.tenant_id
+        WHERE e.enabled
+    ), candidates AS (
+        -- Per endpoint, the deliveries due first, each endpoint through its index; for an
+        -- ordered one its lowest pending position, and only if that one is due (while it is in
+        -- flight on any server its lease is not due: one at a time everywhere).
+        SELECT x.tenant_id, x.delivery_id, r.tenant_free,
+               row_number() OVER (PARTITION BY r.tenant_id ORDER BY x.next_attempt_at, random()) AS tenant_rank
+        FROM room r
+        CROSS JOIN LATERAL (
+            SELECT d.tenant_id, d.delivery_id, d.next_attempt_at
+            FROM atrium.webhook_deliveries d
+            WHERE d.webhook_id = r.webhook_id AND d.status = 'pending' AND (r.ordered OR d.next_attempt_at <= now())
+            ORDER BY CASE WHEN r.ordered THEN d.position END NULLS FIRST, d.next_attempt_at
+            LIMIT greatest(r.free, 0)
+        ) x
+        WHERE r.free > 0 AND r.tenant_free > 0 AND x.next_attempt_at <= now()
+    ), picked AS (
+        SELECT d.tenant_id, d.delivery_id
         FROM atrium.webhook_deliveries d
-        WHERE d.tenant_id = w.tenant_id AND d.status = 'pending' AND d.lease IS NOT NULL AND d.next_attempt_at > now();
-        take := least(remaining, CASE WHEN w.ordered THEN 1 ELSE p_per_endpoint END - busy, p_per_tenant - tenant_busy);
-        CONTINUE WHEN take <= 0;
-        RETURN QUERY
-            WITH picked AS (
-                SELECT d.tenant_id, d.delivery_id FROM atrium.webhook_deliveries d
-                WHERE d.webhook_id = w.webhook_id AND d.status = 'pending' AND d.next_attempt_at <= now()
-                  AND (NOT w.ordered OR NOT EXISTS (
-                      SELECT 1 FROM atrium.webhook_deliveries p
-                      WHERE p.webhook_id = w.webhook_id AND p.status = 'pending' AND p.position < d.position))
-                ORDER BY d.next_attempt_at, d.position
-                LIMIT take
-                FOR UPDATE SKIP LOCKED
-            ), leased AS (
-                UPDATE atrium.webhook_deliveries d
-                SET attempts = d.attempts + 1, lease = gen_random_uuid(), last_attempt_at = now(), next_attempt_at = now() + p_lease
-                FROM picked
-                WHERE d.tenant_id = picked.tenant_id AND d.delivery_id = picked.delivery_id
-                RETURNING d.tenant_id, d.delivery_id, d.attempts, d.event_type, d.payload, d.lease, d.position
-            )
-            SELECT l.tenant_id, l.delivery_id, w.webhook_id, w.url, w.secret, w.previous_secret,
-                   l.attempts, l.event_type, l.payload, l.lease, l.position,
-                   c.position, c.tenant_id, c.occurred_at, c.collection_id, c.collection_name, c.record_id, c.operation,
-                   c.version, c.actor_id, c.actor_kind, c.created_at, c.created_by, c.created_by_kind, c.updated_at,
-                   c.read_role, c.read_own, c.fields, c.data::text
-            FROM leased l
-            LEFT JOIN atrium.record_changes c ON c.tenant_id = l.tenant_id AND c.position = l.position;
-        GET DIAGNOSTICS claimed = ROW_COUNT;
-        remaining := remaining - claimed;
-    END LOOP;
+        WHERE (d.tenant_id, d.delivery_id) IN (
+            SELECT c.tenant_id, c.delivery_id FROM candidates c WHERE c.tenant_rank <= c.tenant_free
+            ORDER BY random() LIMIT p_limit
+        )
+          AND d.status = 'pending' AND d.next_attempt_at <= now()
+        FOR UPDATE SKIP LOCKED
+    ), leased AS (
+        UPDATE atrium.webhook_deliveries d
+        SET attempts = d.attempts + 1, lease = gen_random_uuid(), last_attempt_at = now(), next_attempt_at = now() + p_lease
+        FROM picked
+        WHERE d.tenant_id = picked.tenant_id AND d.delivery_id = picked.delivery_id
+        RETURNING d.tenant_id, d.delivery_id, d.webhook_id, d.attempts, d.event_type, d.payload, d.lease, d.position
+    )
+    SELECT l.tenant_id, l.delivery_id, l.webhook_id, e.url, e.secret,
+           CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END,
+           l.attempts, l.event_type, l.payload, l.lease, l.position,
+           c.position, c.tenant_id, c.occurred_at, c.collection_id, c.collection_name, c.record_id, c.operation,
+           c.version, c.actor_id, c.actor_kind, c.created_at, c.created_by, c.created_by_kind, c.updated_at,
+           c.read_role, c.read_own, c.fields, c.data::text
+    FROM leased l
+    JOIN atrium.webhooks e ON e.tenant_id = l.tenant_id AND e.webhook_id = l.webhook_id
+    LEFT JOIN atrium.record_changes c ON c.tenant_id = l.tenant_id AND c.position = l.position;
 END
 $$;
-COMMENT ON FUNCTION atrium.claim_webhook_deliveries(interval, integer, integer, integer) IS 'Leases up to p_limit due deliveries for this server (FOR UPDATE SKIP LOCKED), at most p_per_endpoint in flight per endpoint (1 for ordered ones) and p_per_tenant per tenant, with what is needed to send them; c_* columns are NULL for a test delivery and for a change pruned meanwhile.';
+COMMENT ON FUNCTION atrium.claim_webhook_deliveries(interval, integer, integer, integer, uuid[], integer[], uuid[], integer[]) IS 'Leases up to p_limit due deliveries for this server (FOR UPDATE SKIP LOCKED), at most p_per_endpoint per endpoint and p_per_tenant per tenant in flight on this server (its attempts in flight given as p_busy_*), one at a time on every server for ordered endpoints, in position order; with what is needed to send them. c_* columns are NULL for a test delivery and for a change pruned meanwhile.';
 
+CREATE FUNCTION atrium.complete_webhook_deliveries(p_outcomes jsonb) RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o record;
+    found_webhook uuid;
+    recorded integer := 0;
+    disabled integer := 0;
+BEGIN
+    -- One update by key per outcome: each a cached plan and an index lookup, whatever the
+    -- table's size.
+    FOR o IN
+        SELECT * FROM jsonb_to_recordset(p_outcomes) AS x(
+            tenant_id uuid, delivery_id uuid, lease uuid, status text, retry_in float8, gone boolean,
+            response_status integer, response_body text, duration_ms integer, error text)
+    LOOP
+        UPDATE atrium.webhook_deliveries d SET
+            status = o.status, lease = NULL,
+            next_attempt_at = CASE WHEN o.status = 'pending' THEN now() + o.retry_in * interval '1 second' ELSE d.next_attempt_at END,
+            completed_at = CASE WHEN o.status = 'pending' THEN NULL ELSE now() END,
+            response_status = o.response_status, response_body = left(o.response_body, 1024), duration_ms = o.duration_ms,
+            error = left(o.error, 500)
+        WHERE d.tenant_id = o.tenant_id AND d.delivery_id = o.delivery_id AND d.lease = o.lease
+        RETURNING d.webhook_id INTO found_webhook;
+        CONTINUE WHEN NOT FOUND;
+        recorded := recorded + 1;
+        IF o.gone THEN
+            UPDATE atrium.webhooks e SET enabled = false, disabled_reason = 'the endpoint answered 410 Gone', updated_at = now()
+            WHERE e.tenant_id = o.tenant_id AND e.webhook_id = found_webhook AND e.enabled;
+            IF FOUND THEN
+                disabled := disabled + 1;
+            END IF;
+        END IF;
+    END LOOP;
+    IF disabled > 0 THEN
+        PERFORM pg_notify('atrium_webhooks', '');
+    END IF;
+    RETURN recorded;
+END
+$$;
+COMMENT ON FUNCTION atrium.complete_webhook_deliveries(jsonb) IS 'Records the outcomes of attempts, [{tenant_id, delivery_id, lease, status, retry_in, gone, response_status, response_body, duration_ms, error}], each only if its lease is still the delivery''s; "gone" disables the endpoint. Returns how many were recorded.';
 CREATE FUNCTION atrium.prune_webhook_deliveries(p_retention interval, p_batch integer) RETURNS bigint
     LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -294,7 +348,8 @@ DECLARE
 BEGIN
     FOREACH signature IN ARRAY ARRAY[
         'atrium.webhooks_enabled()', 'atrium.webhook_fanout(bigint, text[], integer)',
-        'atrium.claim_webhook_deliveries(interval, integer, integer, integer)', 'atrium.prune_webhook_deliveries(interval, integer)'
+        'atrium.claim_webhook_deliveries(interval, integer, integer, integer, uuid[], integer[], uuid[], integer[])', 'atrium.complete_webhook_deliveries(jsonb)',
+        'atrium.prune_webhook_deliveries(interval, integer)'
     ] LOOP
         EXECUTE format('ALTER FUNCTION %s OWNER TO atrium_definer', signature);
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', signature);

@@ -28,7 +28,7 @@ extension HTTPBenchmark {
             try await admin.simpleQuery("SELECT pg_stat_statements_reset()")
             let result = try await self.loadOnce(route, endpoints: endpoints, targets: share, wrk: wrk)
             guard result.failures == 0 else { throw ValidationError("\(route.label): \(result.failures) requests failed") }
-            try await self.printStatements(route.label, requests: result.rate * 3, admin: admin)
+            try await StatementReport.print(route.label, requests: result.rate * 3, admin: admin)
         }
         // DELETE: records the POST runs made, one at a time.
         let created = try await admin.query("SELECT tenant_id, record_id FROM atrium.records WHERE data->>'title' = 'A new item written by the benchmark' LIMIT 300")
@@ -45,7 +45,7 @@ extension HTTPBenchmark {
             guard response.status == .noContent else { throw ValidationError("DELETE answered \(response.status.code)") }
             deleted += 1
         }
-        try await self.printStatements("DELETE record (one at a time)", requests: Double(deleted), admin: admin)
+        try await StatementReport.print("DELETE record (one at a time)", requests: Double(deleted), admin: admin)
         await admin.close()
     }
 
@@ -55,8 +55,11 @@ extension HTTPBenchmark {
         }
         return try await LoadClient.run(route: route, base: endpoints.atrium, targets: targets, connections: self.connections, seconds: 3)
     }
+}
 
-    private func printStatements(_ label: String, requests: Double, admin: PostgresConnection) async throws {
+/// The statements PostgreSQL spent most time on since `pg_stat_statements_reset()`, per request.
+enum StatementReport {
+    static func print(_ label: String, requests: Double, admin: PostgresConnection) async throws {
         let rows = try await admin.query("""
             SELECT calls, total_exec_time + total_plan_time, regexp_replace(left(query, 400), '\\s+', ' ', 'g')
             FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' AND calls > 0
@@ -70,7 +73,7 @@ extension HTTPBenchmark {
             let summary = query.count > 110 ? String(query.prefix(107)) + "…" : query
             lines.append(String(format: "    %5.2f × %7.1f µs  %@", Double(calls) / max(requests, 1), milliseconds * 1000 / max(requests, 1), summary))
         }
-        print(String(format: "  %@: %.0f requests, %.1f µs of statement time per request", label, requests, total * 1000 / max(requests, 1)))
-        lines.forEach { print($0) }
+        Swift.print(String(format: "  %@: %.0f requests, %.1f µs of statement time per request", label, requests, total * 1000 / max(requests, 1)))
+        lines.forEach { Swift.print($0) }
     }
 }

@@ -72,8 +72,8 @@ import Testing
             "change_horizon(OUT through bigint, OUT writers text[])", "change_pruned_through()",
             "prune_changes(p_retention interval, p_batch integer)", "prune_event_tickets()", "redeem_event_ticket(p_ticket_hash text)",
             "webhooks_enabled()", "webhook_fanout(p_through bigint, p_writers text[], p_limit integer)",
-            "claim_webhook_deliveries(p_lease interval, p_limit integer, p_per_endpoint integer, p_per_tenant integer)",
-            "prune_webhook_deliveries(p_retention interval, p_batch integer)",
+            "claim_webhook_deliveries(p_lease interval, p_limit integer, p_per_endpoint integer, p_per_tenant integer, p_busy_webhooks uuid[], p_busy_webhook_counts integer[], p_busy_tenants uuid[], p_busy_tenant_counts integer[])",
+            "prune_webhook_deliveries(p_retention interval, p_batch integer)", "complete_webhook_deliveries(p_outcomes jsonb)",
         ] {
             grants["atrium." + function] = ["atrium_app"]
         }

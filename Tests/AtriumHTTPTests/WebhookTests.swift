@@ -301,6 +301,26 @@ import Testing
         }
     }
 
+    /// One fan-out call covers a bounded span of the log; a server behind takes several.
+    @Test func fanOutCatchesUpSpanBySpan() async throws {
+        let receiver = WebhookReceiver()
+        try await receiver.serve { base in
+            try await Self.live(Self.fast { $0.fanoutBatch = 2 }) { client in
+                let ann = try await client.signUp("ann@example.com", tenant: "Acme")
+                try await client.createTasks(ann.accessToken)
+                _ = try await client.call(.post, "/v1/webhooks", token: ann.accessToken, json: ["url": base + "/hooks/a"])
+                let batch = try await client.call(.post, "/v1/collections/tasks/records/batch", token: ann.accessToken, json: [
+                    "records": (0..<9).map { ["title": "Task \($0)"] },
+                ])
+                #expect(batch.status == .created)
+                let requests = await receiver.wait { $0.count >= 9 }
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(receiver.requests.count == 9)
+                #expect(Set(requests.compactMap { $0.data["id"] as? String }) == Set(batch.dataIDs))
+            }
+        }
+    }
+
     @Test func twoServersShareTheDeliveriesWithoutSendingOneTwice() async throws {
         let receiver = WebhookReceiver()
         try await receiver.serve { base in

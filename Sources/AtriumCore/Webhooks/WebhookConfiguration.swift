@@ -18,8 +18,8 @@ public struct WebhookConfiguration: Sendable {
     public var perTenant = 8
     /// Endpoints a tenant may have.
     public var maximumEndpoints = 20
-    /// Changes fanned out per endpoint and call.
-    public var fanoutBatch = 500
+    /// Positions of the change log one fan-out call covers past the endpoint furthest behind.
+    public var fanoutBatch = 10_000
     /// How often due retries are looked for when nothing wakes the dispatcher.
     public var pollInterval: Duration = .seconds(1)
     /// How long finished deliveries are kept.

@@ -1,3 +1,4 @@
+import AtriumText
 public import Foundation
 import PostgresPool
 
@@ -49,6 +50,11 @@ public struct DeliveryOutcome: Sendable {
     }
 }
 
+/// An attempt's outcome, ready to be stored with others.
+public struct RecordedOutcome: Sendable {
+    let json: JSONValue
+}
+
 /// The work of every tenant's webhooks, shared by the servers through PostgreSQL (the
 /// SECURITY DEFINER functions of migration 012).
 extension WebhookService {
@@ -58,23 +64,37 @@ extension WebhookService {
     }
 
     /// Turns the changes up to a settled horizon into deliveries; returns how many were made,
-    /// or nil when a writer of the horizon was still running (call again shortly).
-    public func fanOut() async throws -> Int? {
+    /// or nil when a writer of the horizon kept running past `patience` (call again later).
+    /// The horizon is taken once and waited for: writes keep coming, so a fresh horizon would
+    /// always find new writers in flight.
+    public func fanOut(patience: Duration = .seconds(2)) async throws -> Int? {
         let horizon = try await self.database.unscopedTransaction(["SELECT through, writers FROM atrium.change_horizon()"])[0][0]
         let (through, writers) = try horizon.decode((Int64, [String]).self)
-        let made = try await self.database.unscopedTransaction([
-            "SELECT atrium.webhook_fanout(\(through), \(writers)::text[], \(self.configuration.fanoutBatch))",
-        ])[0][0].decode(Int.self, column: 0)
-        return made < 0 ? nil : made
+        let deadline = ContinuousClock.now + patience
+        var wait = Duration.milliseconds(1)
+        while true {
+            let made = try await self.database.unscopedTransaction([
+                "SELECT atrium.webhook_fanout(\(through), \(writers)::text[], \(self.configuration.fanoutBatch))",
+            ])[0][0].decode(Int.self, column: 0)
+            if made >= 0 { return made }
+            guard ContinuousClock.now < deadline else { return nil }
+            try await Task.sleep(for: wait)
+            wait = min(wait * 2, .milliseconds(50))
+        }
     }
 
-    /// Leases up to `limit` due deliveries for this server.
-    public func claim(limit: Int) async throws -> [ClaimedDelivery] {
+    /// Leases up to `limit` due deliveries for this server, which has `busyWebhooks` and
+    /// `busyTenants` attempts in flight (per endpoint and per tenant).
+    public func claim(limit: Int, busyWebhooks: [UUID: Int] = [:], busyTenants: [UUID: Int] = [:]) async throws -> [ClaimedDelivery] {
         let lease = Double(self.configuration.lease.components.seconds)
+        let webhooks = Array(busyWebhooks)
+        let tenants = Array(busyTenants)
         let rows = try await self.database.unscopedTransaction([
             """
             SELECT * FROM atrium.claim_webhook_deliveries(\(lease)::float8 * interval '1 second', \(limit),
-                \(self.configuration.perEndpoint), \(self.configuration.perTenant))
+                \(self.configuration.perEndpoint), \(self.configuration.perTenant),
+                \(webhooks.map(\.key.lowercasedString))::uuid[], \(webhooks.map { String($0.value) })::int[],
+                \(tenants.map(\.key.lowercasedString))::uuid[], \(tenants.map { String($0.value) })::int[])
             """,
         ])[0]
         return try rows.map { row in
@@ -88,47 +108,48 @@ extension WebhookService {
         }
     }
 
-    /// Records how an attempt ended: success, a retry after the schedule's next wait (with
+    /// What to record of an attempt: success, a retry after the schedule's next wait (with
     /// ±20 % jitter, so endpoints that failed together do not come back together), or failure
-    /// once the schedule has run out. Only the holder of the lease can record it.
-    public func complete(_ delivery: ClaimedDelivery, _ outcome: DeliveryOutcome) async throws {
-        let status: String
-        var retryIn: Double = 0
+    /// once the schedule has run out.
+    public func record(_ delivery: ClaimedDelivery, _ outcome: DeliveryOutcome) -> RecordedOutcome {
+        var status = "failed"
+        var retryIn = 0.0
         switch outcome.kind {
         case .succeeded:
             status = "succeeded"
         case .gone, .undeliverable:
-            status = "failed"
+            break
         case .failed:
             let schedule = self.configuration.retrySchedule
             if delivery.attempt <= schedule.count {
                 status = "pending"
                 let wait = schedule[delivery.attempt - 1]
                 retryIn = (Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18) * Double.random(in: 0.8...1.2)
-            } else {
-                status = "failed"
             }
         }
         let milliseconds = Int(outcome.duration.components.seconds * 1000 + outcome.duration.components.attoseconds / 1_000_000_000_000_000)
-        var body = outcome.responseBody.map { String($0.unicodeScalars.filter { $0 != "\0" }.map(Character.init)) }
+        var body = outcome.responseBody.map { String(String.UnicodeScalarView($0.unicodeScalars.filter { $0 != "\0" })) }
         while let text = body, text.utf8.count > 1024 { body = String(text.dropLast()) }
-        var statements: [PostgresQuery] = [
-            """
-            UPDATE atrium.webhook_deliveries SET status = \(status), lease = NULL,
-                next_attempt_at = CASE WHEN \(status) = 'pending' THEN now() + \(retryIn)::float8 * interval '1 second' ELSE next_attempt_at END,
-                completed_at = CASE WHEN \(status) = 'pending' THEN NULL ELSE now() END,
-                response_status = \(outcome.responseStatus), response_body = \(body), duration_ms = \(milliseconds), error = \(outcome.error.map { String($0.prefix(500)) })
-            WHERE tenant_id = \(delivery.tenant) AND delivery_id = \(delivery.id) AND lease = \(delivery.lease)
-            """,
-        ]
-        if outcome.kind == .gone {
-            statements.append("""
-                UPDATE atrium.webhooks SET enabled = false, disabled_reason = 'the endpoint answered 410 Gone', updated_at = now()
-                WHERE tenant_id = \(delivery.tenant) AND webhook_id = \(delivery.webhookID)
-                """)
-            statements.append(Self.announce)
-        }
-        _ = try await self.database.transaction(in: TenantContext(tenantID: delivery.tenant), statements)
+        return RecordedOutcome(json: .object(JSONObject([
+            ("tenant_id", .string(delivery.tenant.lowercasedString)),
+            ("delivery_id", .string(delivery.id.lowercasedString)),
+            ("lease", .string(delivery.lease.lowercasedString)),
+            ("status", .string(status)),
+            ("retry_in", .number(JSONNumber(retryIn))),
+            ("gone", .bool(outcome.kind == .gone)),
+            ("response_status", outcome.responseStatus.map { .number(JSONNumber(Int64($0))) } ?? .null),
+            ("response_body", body.map(JSONValue.string) ?? .null),
+            ("duration_ms", .number(JSONNumber(Int64(milliseconds)))),
+            ("error", outcome.error.map { .string(String($0.prefix(500))) } ?? .null),
+        ])))
+    }
+
+    /// Stores outcomes, in one statement for any number of them; each only by the holder of
+    /// the delivery's lease (one whose lease ran out and was claimed again records nothing).
+    public func complete(_ outcomes: [RecordedOutcome]) async throws {
+        guard !outcomes.isEmpty else { return }
+        let json = JSONSerializer.text(.array(outcomes.map(\.json)))
+        _ = try await self.database.unscopedTransaction(["SELECT atrium.complete_webhook_deliveries(\(json)::jsonb)"])
     }
 
     /// Deletes finished deliveries older than the retention, in batches.

@@ -10,84 +10,52 @@ import Synchronization
 /// the deliveries it leases, as any number of other servers do at the same time (the database
 /// decides who does what, see migration 012).
 ///
-/// Woken when the change log grows (NOTIFY), when an attempt ends, and every `pollInterval`
-/// (for retries that fall due). While no tenant has an enabled endpoint it does not touch the
-/// database at all: endpoint changes are announced by NOTIFY. At most `concurrency` attempts are in
-/// flight on this server, `perEndpoint` per endpoint and `perTenant` per tenant, so a tenant
-/// whose endpoints hang for the whole timeout holds a few slots, never all of them.
+/// Two loops. Fan-out is woken when the change log grows (NOTIFY) and runs at most every
+/// `fanoutInterval`, so under a stream of writes each round takes many changes at once.
+/// Delivery is woken when fan-out made deliveries, when an attempt ends and every
+/// `pollInterval` (retries that fall due), at most every `deliveryInterval`; each turn stores the outcomes of the attempts that
+/// ended (one statement for all) and leases as many deliveries as there are free slots. While
+/// no tenant has an enabled endpoint neither touches the database: endpoint changes are
+/// announced by NOTIFY. At most `concurrency` attempts are in flight on this server,
+/// `perEndpoint` per endpoint and `perTenant` per tenant (so with N servers, N times those), so
+/// a tenant whose endpoints hang for the whole timeout holds a few slots, never all of them.
 public final class WebhookDispatcher: Service, Sendable {
     let webhooks: WebhookService
     let sender: WebhookSender
     let logger: Logger
-    let wakeups: AsyncStream<Void>
-    let wakeup: AsyncStream<Void>.Continuation
+    let fanoutWakeups: AsyncStream<Void>
+    let fanoutWakeup: AsyncStream<Void>.Continuation
+    let deliveryWakeups: AsyncStream<Void>
+    let deliveryWakeup: AsyncStream<Void>.Continuation
     let inFlight = Atomic<Int>(0)
+    /// This server's attempts in flight, per endpoint and per tenant (the caps of a claim).
+    let busy = Mutex<(webhooks: [UUID: Int], tenants: [UUID: Int])>(([:], [:]))
+    /// Outcomes of finished attempts, stored together at the next turn of the delivery loop.
+    let outcomes = Mutex<[RecordedOutcome]>([])
     /// Whether to ask the database again if any endpoint is enabled: at start, and when a
     /// NOTIFY says endpoints changed (or the listener reconnected and may have missed one).
     let checkEndpoints = Atomic<Bool>(true)
+    let enabled = Atomic<Bool>(false)
     public let statistics = WebhookStatistics()
+    /// Fan-out rounds are at least this far apart, and so are delivery turns.
+    static let fanoutInterval: Duration = .milliseconds(10)
+    static let deliveryInterval: Duration = .milliseconds(5)
 
     public init(webhooks: WebhookService, logger: Logger) {
         self.webhooks = webhooks
         self.sender = WebhookSender(addresses: webhooks.addresses, timeout: webhooks.configuration.timeout, logger: logger)
         self.logger = logger
-        (self.wakeups, self.wakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (self.fanoutWakeups, self.fanoutWakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (self.deliveryWakeups, self.deliveryWakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Attempts this server is sending now.
     public var attemptsInFlight: Int { self.inFlight.load(ordering: .relaxed) }
 
-    /// Look for work now.
+    /// The change log may have grown: fan out now.
     public func wake() {
-        self.wakeup.yield()
-    }
-
-    public func run() async throws {
-        let configuration = self.webhooks.configuration
-        await withDiscardingTaskGroup { group in
-            group.addTask {
-                self.wakeup.yield()
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: configuration.pollInterval)
-                    self.wakeup.yield()
-                }
-            }
-            await withGracefulShutdownHandler {
-                await self.dispatch(in: &group)
-            } onGracefulShutdown: {
-                self.wakeup.finish()
-            }
-            // Attempts still in flight are abandoned: their leases run out and another server
-            // (or this one, restarted) sends them again.
-            group.cancelAll()
-        }
-        await self.sender.shutdown()
-    }
-
-    private func dispatch(in group: inout DiscardingTaskGroup) async {
-        let configuration = self.webhooks.configuration
-        var enabled = false
-        var lastPrune = ContinuousClock.now
-        for await _ in self.wakeups {
-            let now = ContinuousClock.now
-            if self.checkEndpoints.exchange(false, ordering: .relaxed) {
-                do {
-                    enabled = try await self.webhooks.anyEnabled()
-                } catch {
-                    self.checkEndpoints.store(true, ordering: .relaxed)
-                }
-            }
-            if enabled {
-                await self.fanOut()
-                await self.claimAndSend(in: &group)
-            }
-            if now - lastPrune >= .seconds(600) {
-                lastPrune = now
-                if let removed = try? await self.webhooks.prune(), removed > 0 {
-                    self.logger.info("old webhook deliveries pruned", metadata: ["deliveries": "\(removed)"])
-                }
-            }
-        }
+        self.fanoutWakeup.yield()
+        self.deliveryWakeup.yield()
     }
 
     /// Endpoints were added, changed or removed (on this server or, by NOTIFY, another).
@@ -96,24 +64,93 @@ public final class WebhookDispatcher: Service, Sendable {
         self.wake()
     }
 
-    private func fanOut() async {
-        var wait = Duration.milliseconds(2)
-        let deadline = ContinuousClock.now + .seconds(2)
-        do {
-            while ContinuousClock.now < deadline {
-                guard let made = try await self.webhooks.fanOut() else {
-                    // A writer of the horizon is still committing: it ends within milliseconds
-                    // (writes are short and bounded by the request deadline).
-                    try await Task.sleep(for: wait)
-                    wait = min(wait * 2, .milliseconds(100))
-                    continue
+    public func run() async throws {
+        let configuration = self.webhooks.configuration
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                self.wake()
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: configuration.pollInterval)
+                    self.wake()
                 }
-                self.statistics.fannedOut.add(made, ordering: .relaxed)
-                if made < self.webhooks.configuration.fanoutBatch { return }
             }
+            group.addTask { await self.fanOutUntilFinished() }
+            await withGracefulShutdownHandler {
+                await self.deliverUntilFinished(in: &group)
+            } onGracefulShutdown: {
+                self.fanoutWakeup.finish()
+                self.deliveryWakeup.finish()
+            }
+            // Attempts still in flight are abandoned: their leases run out and another server
+            // (or this one, restarted) sends them again.
+            group.cancelAll()
+        }
+        await self.sender.shutdown()
+    }
+
+    private func fanOutUntilFinished() async {
+        var lastPrune = ContinuousClock.now
+        for await _ in self.fanoutWakeups {
+            let started = ContinuousClock.now
+            if self.checkEndpoints.exchange(false, ordering: .relaxed) {
+                do {
+                    self.enabled.store(try await self.webhooks.anyEnabled(), ordering: .relaxed)
+                } catch {
+                    self.checkEndpoints.store(true, ordering: .relaxed)
+                }
+            }
+            if self.enabled.load(ordering: .relaxed) {
+                await self.fanOut()
+            }
+            if started - lastPrune >= .seconds(600) {
+                lastPrune = started
+                if let removed = try? await self.webhooks.prune(), removed > 0 {
+                    self.logger.info("old webhook deliveries pruned", metadata: ["deliveries": "\(removed)"])
+                }
+            }
+            try? await Task.sleep(until: started + Self.fanoutInterval)
+        }
+    }
+
+    private func deliverUntilFinished(in group: inout DiscardingTaskGroup) async {
+        for await _ in self.deliveryWakeups {
+            let started = ContinuousClock.now
+            await self.storeOutcomes()
+            if self.enabled.load(ordering: .relaxed) {
+                await self.claimAndSend(in: &group)
+            }
+            // Attempts ending meanwhile are stored and replaced together at the next turn.
+            try? await Task.sleep(until: started + Self.deliveryInterval)
+        }
+        await self.storeOutcomes()
+    }
+
+    /// Fans out up to the horizon. One call covers a bounded span of the log, so while calls
+    /// make deliveries the loop comes straight back (a server catching up takes several).
+    private func fanOut() async {
+        do {
+            // nil: a writer of the horizon still runs (a transaction left open); the next
+            // wake-up tries again.
+            guard let made = try await self.webhooks.fanOut(), made > 0 else { return }
+            self.statistics.fannedOut.add(made, ordering: .relaxed)
+            self.fanoutWakeup.yield()
+            self.deliveryWakeup.yield()
         } catch is CancellationError {
         } catch {
             self.logger.warning("could not fan changes out to webhooks", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func storeOutcomes() async {
+        let batch = self.outcomes.withLock { outcomes in
+            defer { outcomes.removeAll() }
+            return outcomes
+        }
+        do {
+            try await self.webhooks.complete(batch)
+        } catch {
+            // Their leases run out and the deliveries are attempted again: at least once.
+            self.logger.warning("could not record webhook attempts", metadata: ["attempts": "\(batch.count)", "error": "\(error)"])
         }
     }
 
@@ -122,17 +159,28 @@ public final class WebhookDispatcher: Service, Sendable {
         guard free > 0 else { return }
         let claimed: [ClaimedDelivery]
         do {
-            claimed = try await self.webhooks.claim(limit: free)
+            let (webhooks, tenants) = self.busy.withLock { $0 }
+            claimed = try await self.webhooks.claim(limit: free, busyWebhooks: webhooks, busyTenants: tenants)
         } catch {
             self.logger.warning("could not claim webhook deliveries", metadata: ["error": "\(error)"])
             return
         }
         for delivery in claimed {
             self.inFlight.add(1, ordering: .relaxed)
+            self.busy.withLock { busy in
+                busy.webhooks[delivery.webhookID, default: 0] += 1
+                busy.tenants[delivery.tenant, default: 0] += 1
+            }
             group.addTask {
                 defer {
+                    self.busy.withLock { busy in
+                        busy.webhooks[delivery.webhookID]! -= 1
+                        if busy.webhooks[delivery.webhookID] == 0 { busy.webhooks[delivery.webhookID] = nil }
+                        busy.tenants[delivery.tenant]! -= 1
+                        if busy.tenants[delivery.tenant] == 0 { busy.tenants[delivery.tenant] = nil }
+                    }
                     self.inFlight.subtract(1, ordering: .relaxed)
-                    self.wakeup.yield()
+                    self.deliveryWakeup.yield()
                 }
                 await self.attempt(delivery)
             }
@@ -158,12 +206,8 @@ public final class WebhookDispatcher: Service, Sendable {
                 "status": "\(outcome.responseStatus.map(String.init) ?? "-")", "error": "\(outcome.error ?? "")",
             ])
         }
-        do {
-            try await self.webhooks.complete(delivery, outcome)
-        } catch {
-            // The lease runs out and the delivery is attempted again: at least once.
-            self.logger.warning("could not record a webhook attempt", metadata: ["delivery": "\(delivery.messageID)", "error": "\(error)"])
-        }
+        let recorded = self.webhooks.record(delivery, outcome)
+        self.outcomes.withLock { $0.append(recorded) }
     }
 
     /// The body: `{"type","timestamp","data"}` with the change as the event stream sends it.
