@@ -8,8 +8,9 @@
 -- change row, so retries send the same body); a test delivery carries its own payload.
 --
 -- Delivery (atrium.claim_webhook_deliveries) is claimed with FOR UPDATE SKIP LOCKED, so any
--- number of servers share the work. A claim is a lease: it moves next_attempt_at to the end of
--- the lease and stamps a lease id; the outcome is recorded only with that lease id. A server
+-- number of servers share the work. A claim is a lease: it stamps a lease id and when it runs
+-- out (columns no index holds, so the update is HOT and touches no index); the outcome is
+-- recorded only with that lease id. A server
 -- that dies mid-delivery leaves the lease to run out, and the delivery is claimed again then
 -- (at least once: the receiver may see it twice, with the same webhook-id).
 
@@ -73,6 +74,7 @@ CREATE TABLE atrium.webhook_deliveries (
     attempts        integer     NOT NULL DEFAULT 0,
     next_attempt_at timestamptz NOT NULL DEFAULT now(),
     lease           uuid,
+    lease_until     timestamptz,
     last_attempt_at timestamptz,
     response_status integer,
     response_body   text,
@@ -84,10 +86,10 @@ CREATE TABLE atrium.webhook_deliveries (
     CONSTRAINT webhook_deliveries_webhook_fkey FOREIGN KEY (tenant_id, webhook_id) REFERENCES atrium.webhooks (tenant_id, webhook_id) ON DELETE CASCADE,
     CONSTRAINT webhook_deliveries_status_check CHECK (status IN ('pending', 'succeeded', 'failed')),
     CONSTRAINT webhook_deliveries_source_check CHECK ((position IS NULL) <> (payload IS NULL)),
-    CONSTRAINT webhook_deliveries_body_check CHECK (length(response_body) <= 1024)
-);
+    CONSTRAINT webhook_deliveries_body_check CHECK (length(response_body) <= 1024),
+    CONSTRAINT webhook_deliveries_lease_check CHECK ((lease IS NULL) = (lease_until IS NULL))
+) WITH (fillfactor = 80);
 CREATE INDEX webhook_deliveries_due_idx ON atrium.webhook_deliveries (webhook_id, next_attempt_at) WHERE status = 'pending';
-CREATE INDEX webhook_deliveries_order_idx ON atrium.webhook_deliveries (webhook_id, position) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_list_idx ON atrium.webhook_deliveries (tenant_id, webhook_id, created_at DESC, delivery_id DESC);
 CREATE INDEX webhook_deliveries_done_idx ON atrium.webhook_deliveries (completed_at) WHERE status <> 'pending';
 COMMENT ON TABLE atrium.webhook_deliveries IS 'One delivery of one change (or test) to one endpoint, with its attempts so far and the last outcome. Finished ones are kept for the change retention.';
@@ -97,10 +99,11 @@ COMMENT ON COLUMN atrium.webhook_deliveries.webhook_id IS 'The endpoint.';
 COMMENT ON COLUMN atrium.webhook_deliveries.position IS 'The change delivered (record_changes.position); NULL for a test delivery.';
 COMMENT ON COLUMN atrium.webhook_deliveries.event_type IS 'record.created, record.updated, record.deleted or webhook.test.';
 COMMENT ON COLUMN atrium.webhook_deliveries.payload IS 'The body of a test delivery; NULL when it is built from the change.';
-COMMENT ON COLUMN atrium.webhook_deliveries.status IS 'pending (waiting or in flight), succeeded, failed (gave up, or the endpoint is gone).';
+COMMENT ON COLUMN atrium.webhook_deliveries.status IS 'pending (waiting, or in flight while its lease lasts), succeeded, failed (gave up, or the endpoint is gone).';
 COMMENT ON COLUMN atrium.webhook_deliveries.attempts IS 'Attempts made so far.';
-COMMENT ON COLUMN atrium.webhook_deliveries.next_attempt_at IS 'When it may be claimed next: the retry time, or the end of the current lease.';
+COMMENT ON COLUMN atrium.webhook_deliveries.next_attempt_at IS 'When it is due (first, or after a failed attempt).';
 COMMENT ON COLUMN atrium.webhook_deliveries.lease IS 'The claim of the attempt in flight; only its holder records the outcome.';
+COMMENT ON COLUMN atrium.webhook_deliveries.lease_until IS 'When the claim runs out (its holder died): then it may be claimed again. Not indexed, so a claim is a HOT update.';
 COMMENT ON COLUMN atrium.webhook_deliveries.last_attempt_at IS 'When the last attempt began.';
 COMMENT ON COLUMN atrium.webhook_deliveries.response_status IS 'HTTP status of the last answer; NULL when none came.';
 COMMENT ON COLUMN atrium.webhook_deliveries.response_body IS 'The first 1 KiB of the last answer''s body.';
@@ -220,20 +223,27 @@ BEGIN
         LEFT JOIN busy_tenant bt ON bt.tenant_id = e.tenant_id
         WHERE e.enabled
     ), candidates AS (
-        -- Per endpoint, the deliveries due first, each endpoint through its index; for an
-        -- ordered one its lowest pending position, and only if that one is due (while it is in
-        -- flight on any server its lease is not due: one at a time everywhere).
+        -- Per endpoint, the deliveries due first, through its index; for an ordered one its
+        -- lowest pending position, and only if that one is due and not in flight on any
+        -- server (one at a time everywhere).
         SELECT x.tenant_id, x.delivery_id, r.tenant_free,
                row_number() OVER (PARTITION BY r.tenant_id ORDER BY x.next_attempt_at, random()) AS tenant_rank
         FROM room r
         CROSS JOIN LATERAL (
-            SELECT d.tenant_id, d.delivery_id, d.next_attempt_at
-            FROM atrium.webhook_deliveries d
-            WHERE d.webhook_id = r.webhook_id AND d.status = 'pending' AND (r.ordered OR d.next_attempt_at <= now())
-            ORDER BY CASE WHEN r.ordered THEN d.position END NULLS FIRST, d.next_attempt_at
-            LIMIT greatest(r.free, 0)
+            (SELECT d.tenant_id, d.delivery_id, d.next_attempt_at, d.lease, d.lease_until
+             FROM atrium.webhook_deliveries d
+             WHERE NOT r.ordered AND d.webhook_id = r.webhook_id AND d.status = 'pending' AND d.next_attempt_at <= now()
+               AND (d.lease IS NULL OR d.lease_until <= now())
+             ORDER BY d.next_attempt_at
+             LIMIT greatest(r.free, 0))
+            UNION ALL
+            (SELECT d.tenant_id, d.delivery_id, d.next_attempt_at, d.lease, d.lease_until
+             FROM atrium.webhook_deliveries d
+             WHERE r.ordered AND d.webhook_id = r.webhook_id AND d.status = 'pending'
+             ORDER BY d.position NULLS FIRST
+             LIMIT 1)
         ) x
-        WHERE r.free > 0 AND r.tenant_free > 0 AND x.next_attempt_at <= now()
+        WHERE r.free > 0 AND r.tenant_free > 0 AND x.next_attempt_at <= now() AND (x.lease IS NULL OR x.lease_until <= now())
     ), picked AS (
         SELECT d.tenant_id, d.delivery_id
         FROM atrium.webhook_deliveries d
@@ -241,11 +251,11 @@ BEGIN
             SELECT c.tenant_id, c.delivery_id FROM candidates c WHERE c.tenant_rank <= c.tenant_free
             ORDER BY random() LIMIT p_limit
         )
-          AND d.status = 'pending' AND d.next_attempt_at <= now()
+          AND d.status = 'pending' AND d.next_attempt_at <= now() AND (d.lease IS NULL OR d.lease_until <= now())
         FOR UPDATE SKIP LOCKED
     ), leased AS (
         UPDATE atrium.webhook_deliveries d
-        SET attempts = d.attempts + 1, lease = gen_random_uuid(), last_attempt_at = now(), next_attempt_at = now() + p_lease
+        SET attempts = d.attempts + 1, lease = gen_random_uuid(), lease_until = now() + p_lease, last_attempt_at = now()
         FROM picked
         WHERE d.tenant_id = picked.tenant_id AND d.delivery_id = picked.delivery_id
         RETURNING d.tenant_id, d.delivery_id, d.webhook_id, d.attempts, d.event_type, d.payload, d.lease, d.position
@@ -280,7 +290,7 @@ BEGIN
             response_status integer, response_body text, duration_ms integer, error text)
     LOOP
         UPDATE atrium.webhook_deliveries d SET
-            status = o.status, lease = NULL,
+            status = o.status, lease = NULL, lease_until = NULL,
             next_attempt_at = CASE WHEN o.status = 'pending' THEN now() + o.retry_in * interval '1 second' ELSE d.next_attempt_at END,
             completed_at = CASE WHEN o.status = 'pending' THEN NULL ELSE now() END,
             response_status = o.response_status, response_body = left(o.response_body, 1024), duration_ms = o.duration_ms,

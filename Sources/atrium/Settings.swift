@@ -97,6 +97,7 @@ struct Settings: Sendable {
         webhooks.allowPrivateAddresses = try read.boolean("ATRIUM_WEBHOOKS_ALLOW_PRIVATE", default: false)
         webhooks.timeout = try read.seconds("ATRIUM_WEBHOOKS_TIMEOUT", default: webhooks.timeout)
         webhooks.concurrency = try read.integer("ATRIUM_WEBHOOKS_CONCURRENCY", default: webhooks.concurrency, range: 1...10_000)
+        webhooks.perTenant = min(webhooks.perTenant, webhooks.concurrency)
         webhooks.retrySchedule = try read.parsed(
             "ATRIUM_WEBHOOKS_RETRY_SCHEDULE", default: webhooks.retrySchedule, form: "comma-separated seconds, e.g. 5,300,1800 (at most 20)"
         ) { text in

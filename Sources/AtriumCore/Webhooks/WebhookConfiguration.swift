@@ -10,12 +10,16 @@ public struct WebhookConfiguration: Sendable {
     public var retrySchedule: [Duration] = [
         .seconds(5), .seconds(5 * 60), .seconds(30 * 60), .seconds(2 * 3600), .seconds(5 * 3600), .seconds(10 * 3600), .seconds(10 * 3600),
     ]
-    /// Attempts in flight on this server.
-    public var concurrency = 32
-    /// Attempts in flight per endpoint (ordered endpoints: one).
-    public var perEndpoint = 4
-    /// Attempts in flight per tenant, so one tenant's slow endpoints cannot take every slot.
-    public var perTenant = 8
+    /// Attempts in flight on this server. Attempts mostly wait on the network (a receiver
+    /// 100 ms away takes 100 ms), so this many cost little but sockets.
+    public var concurrency = 256
+    /// Attempts in flight per endpoint on this server (ordered endpoints: one everywhere).
+    public var perEndpoint = 8
+    /// Attempts in flight per tenant on this server, so one tenant's slow endpoints cannot take
+    /// every slot.
+    public var perTenant = 32
+    /// Deliveries leased in one claim.
+    public var claimBatch = 64
     /// Endpoints a tenant may have.
     public var maximumEndpoints = 20
     /// Positions of the change log one fan-out call covers past the endpoint furthest behind.

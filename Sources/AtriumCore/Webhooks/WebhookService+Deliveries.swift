@@ -5,7 +5,7 @@ import PostgresPool
 
 extension WebhookService {
     static let deliveryColumns = """
-        delivery_id, webhook_id, event_type, position, status, lease IS NOT NULL AND next_attempt_at > now(), attempts,
+        delivery_id, webhook_id, event_type, position, status, lease IS NOT NULL AND lease_until > now(), attempts,
         next_attempt_at, last_attempt_at, response_status, response_body, duration_ms, error, created_at, completed_at
         """
 
@@ -30,8 +30,8 @@ extension WebhookService {
         let tenant = principal.tenant.tenantID
         let statusFilter: PostgresQuery = switch status {
         case nil: "true"
-        case .delivering: "status = 'pending' AND lease IS NOT NULL AND next_attempt_at > now()"
-        case .pending: "status = 'pending' AND NOT (lease IS NOT NULL AND next_attempt_at > now())"
+        case .delivering: "status = 'pending' AND lease IS NOT NULL AND lease_until > now()"
+        case .pending: "status = 'pending' AND NOT (lease IS NOT NULL AND lease_until > now())"
         case .succeeded: "status = 'succeeded'"
         case .failed: "status = 'failed'"
         }
@@ -57,9 +57,9 @@ extension WebhookService {
         let tenant = principal.tenant.tenantID
         let results = try await self.database.transaction(in: principal.tenant, [
             """
-            UPDATE atrium.webhook_deliveries SET status = 'pending', next_attempt_at = now(), lease = NULL, completed_at = NULL
+            UPDATE atrium.webhook_deliveries SET status = 'pending', next_attempt_at = now(), lease = NULL, lease_until = NULL, completed_at = NULL
             WHERE tenant_id = \(tenant) AND webhook_id = \(webhook) AND delivery_id = \(delivery)
-              AND NOT (status = 'pending' AND lease IS NOT NULL AND next_attempt_at > now())
+              AND NOT (status = 'pending' AND lease IS NOT NULL AND lease_until > now())
             RETURNING \(unescaped: Self.deliveryColumns)
             """,
             "SELECT 1 FROM atrium.webhook_deliveries WHERE tenant_id = \(tenant) AND webhook_id = \(webhook) AND delivery_id = \(delivery)",

@@ -155,7 +155,8 @@ public final class WebhookDispatcher: Service, Sendable {
     }
 
     private func claimAndSend(in group: inout DiscardingTaskGroup) async {
-        let free = self.webhooks.configuration.concurrency - self.inFlight.load(ordering: .relaxed)
+        let configuration = self.webhooks.configuration
+        let free = min(configuration.concurrency - self.inFlight.load(ordering: .relaxed), configuration.claimBatch)
         guard free > 0 else { return }
         let claimed: [ClaimedDelivery]
         do {
