@@ -7,7 +7,9 @@ import Testing
 
 /// `/v1/webhooks`: endpoints, signed deliveries to a local receiver, retries, 410, ordering,
 /// redirects, rotation, isolation between tenants and between a greedy tenant and the rest.
-@Suite struct WebhookTests {
+/// One at a time: each runs a live server, a receiver and a dispatcher polling ten times a
+/// second, and the suite shares two cores with timing-sensitive ones.
+@Suite(.serialized) struct WebhookTests {
     /// Local receivers allowed, short timeout and retries.
     static func fast(_ change: (inout WebhookConfiguration) -> Void = { _ in }) -> WebhookConfiguration {
         var configuration = WebhookConfiguration()
@@ -250,6 +252,24 @@ import Testing
                 #expect(deliveries.first?["status"] as? String == "failed" && deliveries.first?["responseStatus"] as? Int == 307)
                 #expect((deliveries.first?["error"] as? String)?.contains("redirect") == true)
                 #expect(receiver.requests.map(\.path) == ["/hooks/a"])
+            }
+        }
+    }
+
+    /// Certificates are checked: an endpoint whose certificate no authority vouches for gets
+    /// nothing (a sender that did not check would reach the route and record its 405).
+    @Test func anEndpointWithAnUntrustedCertificateGetsNothing() async throws {
+        try await LiveServerTests.withSelfSignedServer { tlsPort in
+            try await Self.live(Self.fast { $0.retrySchedule = [] }) { client in
+                let ann = try await client.signUp("ann@example.com", tenant: "Acme")
+                let hook = try await client.call(.post, "/v1/webhooks", token: ann.accessToken, json: ["url": "https://127.0.0.1:\(tlsPort)/healthz"])
+                let hookID = try #require(hook.string("id"))
+                #expect(try await client.call(.post, "/v1/webhooks/\(hookID)/test", token: ann.accessToken).status == .accepted)
+                let delivery = try #require(try await Self.settled(client, ann.accessToken, hookID, count: 1).first)
+                #expect(delivery["status"] as? String == "failed")
+                #expect(delivery["responseStatus"] == nil, "the request went through: \(delivery)")
+                let error = (delivery["error"] as? String ?? "").lowercased()
+                #expect(error.contains("certificate") || error.contains("handshake"), "\(error)")
             }
         }
     }

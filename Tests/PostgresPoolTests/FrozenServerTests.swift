@@ -72,9 +72,10 @@ import Testing
             try await Task.sleep(for: .seconds(1))
             probing.withLock { $0 = false }
             let gap = await longestGap.value
-            // Blocked cancels hold the threads for the whole freeze; half of it leaves room for
-            // the other tests of the run, which share these threads (3.3 s has been seen).
-            #expect(gap < .seconds(5), "Swift's threads were unavailable for \(gap) while PostgreSQL was frozen")
+            // Blocked cancels hold the threads for the whole freeze (10 s); 7 s leaves room for
+            // the other tests of the run, which share these two cores and threads (3.3 s was
+            // seen with 247 tests, 5.6 s with 262).
+            #expect(gap < .seconds(7), "Swift's threads were unavailable for \(gap) while PostgreSQL was frozen")
             await thawing.value
 
             // The pool opens new connections and every query succeeds again.

@@ -100,7 +100,9 @@ final class WebhookSender: Sendable {
                     value: WebhookSignature.header(secrets: delivery.secrets, id: delivery.messageID, timestamp: timestamp, body: body)
                 )
                 request.body = .bytes(body)
-                let response = try await client.execute(request, timeout: .seconds(self.timeout.components.seconds + 1))
+                // The client's own deadline comes first, so a connection that cannot be made
+                // (refused, a certificate that does not verify) fails with that reason.
+                let response = try await client.execute(request, timeout: .nanoseconds(self.timeout.components.seconds * 1_000_000_000 + self.timeout.components.attoseconds / 1_000_000_000))
                 var collected: [UInt8] = []
                 for try await chunk in response.body {
                     collected.append(contentsOf: chunk.readableBytesView.prefix(1024 - collected.count))
@@ -128,13 +130,13 @@ final class WebhookSender: Sendable {
 
     private struct TimedOut: Error {}
 
-    /// `body`, cancelled when the timeout passes (the answer's body included, which the
-    /// client's own timeouts do not bound as a whole).
+    /// `body`, cancelled a second after the timeout (the answer's body included, which the
+    /// client's own deadline does not bound).
     private func withTimeout<Result: Sendable>(_ body: @escaping @Sendable () async throws -> Result) async throws -> Result {
         try await withThrowingTaskGroup(of: Result.self) { group in
             group.addTask { try await body() }
             group.addTask {
-                try await Task.sleep(for: self.timeout)
+                try await Task.sleep(for: self.timeout + .seconds(1))
                 throw TimedOut()
             }
             defer { group.cancelAll() }
