@@ -685,8 +685,76 @@ def webhooks_verified_and_surviving_a_kill(data_dir):
         receiver.stop()
 
 
+def webhooks_across_a_frozen_postgres(data_dir):
+    """Webhook deliveries pending while PostgreSQL is frozen (SIGSTOP) past the request
+    timeout: requests still end at their deadline, and once it thaws every change is
+    delivered, once."""
+    server = Server(data_dir, extra_env={"ATRIUM_WEBHOOKS_ALLOW_PRIVATE": "1", "ATRIUM_WEBHOOKS_RETRY_SCHEDULE": "0.5,0.5,1"})
+    def answer(payload, attempt):
+        # The first thirty take half a second each, so attempts are in flight and deliveries
+        # waiting when PostgreSQL stops, and their outcomes are stored only after it resumes.
+        n = payload["data"].get("record", {}).get("data", {}).get("n")
+        return 200, (0.5 if n is not None and n < 30 and attempt == 1 else 0)
+
+    receiver = WebhookReceiver(answer)
+    server.start()
+    try:
+        token = tenant_with_items(server, "frozenhooks")
+        status, _, body = request(server.port, "POST", "/v1/webhooks", {"url": receiver.url}, token)
+        assert status == 201, body
+        hook = json.loads(body)
+        receiver.secrets.append(hook["secret"])
+        ids = []
+        for n in range(30):
+            status, _, body = request(server.port, "POST", "/v1/collections/items/records", {"n": n}, token)
+            assert status == 201, body
+            ids.append(json.loads(body)["id"])
+        assert wait_for(lambda: len(receiver.requests) > 0, 10), "no delivery began:\n" + server.log()
+        postmaster, children = server.postgres_pids()
+        for pid in [postmaster] + children:
+            os.kill(pid, signal.SIGSTOP)
+        frozen_at = time.time()
+        delivered_before = len(receiver.succeeded())
+        durations = []
+        try:
+            while time.time() - frozen_at < 6:
+                started = time.time()
+                try:
+                    request(server.port, "GET", "/v1/collections/items/records?limit=5", token=token, timeout=30)
+                except OSError:
+                    pass
+                durations.append(time.time() - started)
+        finally:
+            for pid in children + [postmaster]:
+                os.kill(pid, signal.SIGCONT)
+        assert max(durations) < REQUEST_TIMEOUT + 1, f"a request took {max(durations):.1f} s while PostgreSQL was frozen"
+        for n in range(30, 40):
+            for _ in range(50):
+                status, _, body = request(server.port, "POST", "/v1/collections/items/records", {"n": n}, token,
+                                          headers={"Idempotency-Key": f"thawed-{n}"}, timeout=30)
+                if status != 503:
+                    break
+                time.sleep(0.1)
+            assert status == 201, body
+            ids.append(json.loads(body)["id"])
+        delivered = lambda: [r["payload"]["data"]["id"] for r in receiver.succeeded()]
+        assert wait_for(lambda: set(delivered()) >= set(ids), 60), \
+            f"{len(set(ids) - set(delivered()))} changes never delivered after the thaw:\n" + server.log()
+        time.sleep(1)
+        repeats = len(delivered()) - len(set(delivered()))
+        with receiver.lock:
+            unverified = sum(1 for r in receiver.requests if not r["verified"])
+        assert unverified == 0, f"{unverified} deliveries failed verification"
+        return (f"PostgreSQL frozen 6 s with {30 - delivered_before} of 30 deliveries unfinished: requests ended by "
+                f"{max(durations):.1f} s (timeout {REQUEST_TIMEOUT:.0f} s); after the thaw all {len(ids)} changes delivered "
+                f"and verified, {repeats} sent again (at least once: an outcome not stored in time)")
+    finally:
+        server.stop()
+        receiver.stop()
+
+
 SCENARIOS = [postgres_killed, postgres_frozen, atrium_killed, pool_exhausted, terminated_under_load, events_across_postgres_restart,
-             webhooks_verified_and_surviving_a_kill]
+             webhooks_verified_and_surviving_a_kill, webhooks_across_a_frozen_postgres]
 
 
 def main():
