@@ -61,7 +61,8 @@ public struct WebhookAddresses: Sendable {
         }
         guard !addresses.isEmpty else { throw Refusal(reason: "\(host) does not resolve to any address") }
         if !self.allowPrivate, let refused = addresses.first(where: { !$0.isPublic }) {
-            throw Refusal(reason: "\(host) resolves to \(refused), which is not a public address")
+            let what = IPAddress(host) == nil ? "\(host) resolves to \(refused), which" : "\(host)"
+            throw Refusal(reason: "\(what) is not a public address (loopback, private, link-local and reserved addresses are refused)")
         }
         return addresses
     }
