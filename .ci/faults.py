@@ -616,6 +616,25 @@ class WebhookReceiver:
         self.server.shutdown()
 
 
+def webhook_to(server, token, receiver, **settings):
+    """Creates an endpoint of the tenant delivering to `receiver`, which learns its secret."""
+    status, _, body = request(server.port, "POST", "/v1/webhooks", {"url": receiver.url, **settings}, token)
+    assert status == 201, body
+    hook = json.loads(body)
+    receiver.secrets.append(hook["secret"])
+    return hook
+
+
+def create_items_numbered(server, token, numbers):
+    """Creates an item per number; returns their ids."""
+    ids = []
+    for n in numbers:
+        status, _, body = request(server.port, "POST", "/v1/collections/items/records", {"n": n}, token)
+        assert status == 201, body
+        ids.append(json.loads(body)["id"])
+    return ids
+
+
 def webhooks_verified_and_surviving_a_kill(data_dir):
     """Webhook deliveries signed (checked by the standardwebhooks package), retried after
     failures, across a secret rotation, and delivered although Atrium is killed mid-delivery."""
@@ -637,15 +656,8 @@ def webhooks_verified_and_surviving_a_kill(data_dir):
     server.start()
     try:
         token = tenant_with_items(server, "hooks")
-        status, _, body = request(server.port, "POST", "/v1/webhooks", {"url": receiver.url, "collections": ["items"]}, token)
-        assert status == 201, body
-        hook = json.loads(body)
-        receiver.secrets.append(hook["secret"])
-        ids = []
-        for n in range(20):
-            status, _, body = request(server.port, "POST", "/v1/collections/items/records", {"n": n}, token)
-            assert status == 201, body
-            ids.append(json.loads(body)["id"])
+        hook = webhook_to(server, token, receiver, collections=["items"])
+        ids = create_items_numbered(server, token, range(20))
         assert held.wait(30), "the delivery to hold never arrived:\n" + server.log()
         server.process.kill()
         server.process.wait()
@@ -658,11 +670,7 @@ def webhooks_verified_and_surviving_a_kill(data_dir):
         status, _, body = request(server.port, "POST", f"/v1/webhooks/{hook['id']}/rotate-secret", {"overlapSeconds": 3600}, token)
         assert status == 200, body
         receiver.secrets.append(json.loads(body)["secret"])
-        later = []
-        for n in range(100, 105):
-            status, _, body = request(server.port, "POST", "/v1/collections/items/records", {"n": n}, token)
-            assert status == 201, body
-            later.append(json.loads(body)["id"])
+        later = create_items_numbered(server, token, range(100, 105))
         assert wait_for(lambda: delivered() >= set(later), 30), "deliveries after the rotation never arrived:\n" + server.log()
 
         with receiver.lock:
@@ -700,15 +708,8 @@ def webhooks_across_a_frozen_postgres(data_dir):
     server.start()
     try:
         token = tenant_with_items(server, "frozenhooks")
-        status, _, body = request(server.port, "POST", "/v1/webhooks", {"url": receiver.url}, token)
-        assert status == 201, body
-        hook = json.loads(body)
-        receiver.secrets.append(hook["secret"])
-        ids = []
-        for n in range(30):
-            status, _, body = request(server.port, "POST", "/v1/collections/items/records", {"n": n}, token)
-            assert status == 201, body
-            ids.append(json.loads(body)["id"])
+        webhook_to(server, token, receiver)
+        ids = create_items_numbered(server, token, range(30))
         assert wait_for(lambda: len(receiver.requests) > 0, 10), "no delivery began:\n" + server.log()
         postmaster, children = server.postgres_pids()
         for pid in [postmaster] + children:
