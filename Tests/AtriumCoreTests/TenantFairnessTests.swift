@@ -16,14 +16,15 @@ import Testing
         let db = Database(pool: pool, logger: TestLogger.make("fairness"))
         let greedy = TenantContext(tenantID: UUID())
         let quiet = TenantContext(tenantID: UUID())
-        // The greedy tenant sends 300 requests at once, each 50 ms of database time: at least
-        // 3.75 s of work for the four connections.
+        // The greedy tenant sends 300 requests at once, each 100 ms of database time: at least
+        // 7.5 s of work for the four connections, so that its backlog outlasts the quiet
+        // tenant's reads even when the whole suite shares the machine's two cores.
         let flood = Task {
             try await withThrowingTaskGroup(of: Duration.self) { group in
                 for _ in 0..<300 {
                     group.addTask {
                         let started = ContinuousClock.now
-                        _ = try await db.query(in: greedy, "SELECT pg_sleep(0.05)")
+                        _ = try await db.query(in: greedy, "SELECT pg_sleep(0.1)")
                         return ContinuousClock.now - started
                     }
                 }
