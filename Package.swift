@@ -95,6 +95,19 @@ let package = Package(
             plugins: ["EmbedMigrations"]
         ),
         .target(
+            name: "AtriumMail",
+            dependencies: [
+                "AtriumCore",
+                "AtriumCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: layerSettings
+        ),
+        .target(
             name: "AtriumWire",
             dependencies: ["AtriumText", "AtriumCore"],
             swiftSettings: layerSettings + fuzzed
@@ -106,6 +119,7 @@ let package = Package(
                 "AtriumCore",
                 "AtriumWire",
                 "AtriumCrypto",
+                "AtriumMail",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
@@ -128,6 +142,7 @@ let package = Package(
             name: "atrium",
             dependencies: [
                 "AtriumHTTP",
+                "AtriumMail",
                 "AtriumCore",
                 "AtriumCrypto",
                 "PostgresPool",
@@ -222,6 +237,7 @@ let package = Package(
                 "AtriumText",
                 "AtriumWire",
                 "AtriumHTTP",
+                "AtriumMail",
                 "AtriumTestSupport",
                 "AtriumCrypto",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

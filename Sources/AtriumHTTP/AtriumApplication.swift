@@ -1,4 +1,5 @@
 public import AtriumCore
+public import AtriumMail
 import AtriumCrypto
 public import Hummingbird
 import HummingbirdCore
@@ -24,6 +25,8 @@ public struct AtriumServices: Sendable {
     public let webhooks: WebhookService
     /// This server's share of webhook work; runs with the application.
     public let dispatcher: WebhookDispatcher
+    /// This server's share of the mail outbox, when mail is sent from here; runs with the application.
+    public let mailer: MailDispatcher?
     /// Sessions revoked on any server, kept by `watcher`.
     public let revocations: RevocationSet
     /// Listens for revocations and collection changes; runs with the application. Call
@@ -38,8 +41,9 @@ public struct AtriumServices: Sendable {
         database: Database, auth: AuthConfiguration, exportLimits: ExportLimits = ExportLimits(),
         changeFeed: ChangeFeedConfiguration = ChangeFeedConfiguration(),
         webhooks: WebhookConfiguration = WebhookConfiguration(),
+        mail: MailDelivery? = nil,
         databaseProcess: (any DatabaseProcessMonitor)? = nil, logger: Logger
-    ) {
+    ) throws {
         let revocations = RevocationSet(retention: auth.accessTokenLifetime)
         let cache = CollectionCache()
         self.database = database
@@ -61,6 +65,16 @@ public struct AtriumServices: Sendable {
         self.dispatcher = dispatcher
         self.watcher.observeChanges { dispatcher.wake() }
         self.watcher.observeWebhooks { dispatcher.endpointsChanged() }
+        if let mail {
+            let mailer = try MailDispatcher(
+                outbox: MailOutbox(database: database, retrySchedule: mail.retrySchedule), transport: mail.transport, from: mail.from,
+                pollInterval: mail.pollInterval, logger: logger
+            )
+            self.mailer = mailer
+            self.watcher.observeMail { mailer.wake() }
+        } else {
+            self.mailer = nil
+        }
         self.databaseProcess = databaseProcess
     }
 }
@@ -109,6 +123,9 @@ public func buildApplication(
         builder = .http1(configuration: http1)
     }
     var background: [any Service] = [services.database, services.watcher, services.feed, services.dispatcher] + backgroundServices
+    if let mailer = services.mailer {
+        background.append(mailer)
+    }
     if let accessLog = built.accessLog {
         background.append(accessLog)
     }
@@ -163,4 +180,20 @@ public func buildRouter(services: AtriumServices, server: ServerConfiguration = 
     WebhookRoutes(webhooks: services.webhooks, dispatcher: services.dispatcher).register(on: recorder)
     table.table = recorder.table
     return AtriumRouter(router: router, routes: recorder.table, metrics: metrics, accessLog: accessLog)
+}
+
+/// How this server sends the outbox's mail.
+public struct MailDelivery: Sendable {
+    public var transport: MailTransport
+    public var from: MailAddress
+    public var retrySchedule: [Duration]
+    /// How often to look for retries that fell due (new mail is announced by NOTIFY).
+    public var pollInterval: Duration
+
+    public init(transport: MailTransport, from: MailAddress, retrySchedule: [Duration] = MailOutbox.defaultRetrySchedule, pollInterval: Duration = .seconds(5)) {
+        self.transport = transport
+        self.from = from
+        self.retrySchedule = retrySchedule
+        self.pollInterval = pollInterval
+    }
 }

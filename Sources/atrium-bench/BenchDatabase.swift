@@ -66,7 +66,7 @@ enum BenchDatabase {
         let auth = AuthConfiguration(
             keyRing: try TokenKeyRing(parsing: keyText), passwordParameters: Scrypt.Parameters(logN: 10, r: 8, p: 1), hashingPermits: 2, hashingQueue: 64
         )
-        return Served(keyText: keyText, connectionString: connectionString, database: database, services: AtriumServices(database: database, auth: auth, logger: logger))
+        return Served(keyText: keyText, connectionString: connectionString, database: database, services: try AtriumServices(database: database, auth: auth, logger: logger))
     }
 
     /// `rows` rows of ~100 bytes, spread evenly over `tenants`, in a table shaped like every

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AtriumCore
 import AtriumHTTP
+import AtriumMail
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -51,12 +52,13 @@ struct ServeCommand: AsyncParsableCommand {
                 keyRing: try TokenKeys.load(settings, logger: logger),
                 passwordParameters: settings.passwordParameters,
                 hashingPermits: settings.hashingThreads,
-                hashingQueue: settings.hashingQueue
+                hashingQueue: settings.hashingQueue,
+                mail: settings.accountMail
             )
             let supervision = endpoint.embedded.map(EmbeddedSupervision.init)
-            let services = AtriumServices(
+            let services = try AtriumServices(
                 database: database, auth: configuration, exportLimits: settings.exportLimits, changeFeed: settings.changeFeed, webhooks: settings.webhooks,
-                databaseProcess: supervision, logger: logger
+                mail: settings.mail, databaseProcess: supervision, logger: logger
             )
             // Known revocations must be in memory before the first request is served.
             try await services.watcher.reload()
@@ -81,6 +83,12 @@ struct ServeCommand: AsyncParsableCommand {
             )
             if settings.webhooks.allowPrivateAddresses {
                 logger.warning("webhooks may be sent to http:// and to private, loopback and link-local addresses (ATRIUM_WEBHOOKS_ALLOW_PRIVATE): development only")
+            }
+            switch settings.mail.transport {
+            case .smtp(let smtp):
+                logger.info("mail goes to an SMTP server", metadata: ["smtp": "\(smtp.redacted)", "from": "\(settings.mail.from.address)"])
+            case .directory(let path):
+                logger.notice("no SMTP server configured (ATRIUM_SMTP_URL): mails are written as .eml files", metadata: ["directory": "\(path)"])
             }
             let scheme = tls == nil ? "http" : "https"
             logger.info("serving", metadata: ["url": "\(scheme)://\(settings.server.host):\(settings.server.port)"])

@@ -24,6 +24,9 @@ struct Settings: Sendable {
     var exportLimits: ExportLimits
     var changeFeed: ChangeFeedConfiguration
     var webhooks: WebhookConfiguration
+    /// How mail is sent, and where the account flows' links point.
+    var mail: MailDelivery
+    var accountMail: AccountMailConfiguration
 
     static func resolve(
         database: DatabaseOptions,
@@ -98,20 +101,16 @@ struct Settings: Sendable {
         webhooks.timeout = try read.seconds("ATRIUM_WEBHOOKS_TIMEOUT", default: webhooks.timeout)
         webhooks.concurrency = try read.integer("ATRIUM_WEBHOOKS_CONCURRENCY", default: webhooks.concurrency, range: 1...10_000)
         webhooks.perTenant = min(webhooks.perTenant, webhooks.concurrency)
-        webhooks.retrySchedule = try read.parsed(
-            "ATRIUM_WEBHOOKS_RETRY_SCHEDULE", default: webhooks.retrySchedule, form: "comma-separated seconds, e.g. 5,300,1800 (at most 20)"
-        ) { text in
-            let steps = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-            guard steps.count <= 20, steps.allSatisfy({ $0 != nil && $0! > 0 && $0! <= 604_800 }) else { return nil }
-            return steps.map { Duration.milliseconds(Int64($0! * 1000)) }
-        }
+        webhooks.retrySchedule = try read.schedule("ATRIUM_WEBHOOKS_RETRY_SCHEDULE", default: webhooks.retrySchedule)
         webhooks.retention = changeFeed.retention
 
+        let dataDirectory = read.text("ATRIUM_DATA_DIR", flag: database.dataDir) ?? ".atrium"
+        let mail = try Self.mail(read, dataDirectory: dataDirectory)
         let threads = try read.integer("ATRIUM_PASSWORD_HASHING_THREADS", default: ProcessInfo.processInfo.activeProcessorCount, range: 1...256)
         return Settings(
             databaseURL: read.text("DATABASE_URL", flag: database.databaseURL),
             migrationDatabaseURL: read.text("ATRIUM_MIGRATION_DATABASE_URL", flag: database.migrationDatabaseURL),
-            dataDirectory: read.text("ATRIUM_DATA_DIR", flag: database.dataDir) ?? ".atrium",
+            dataDirectory: dataDirectory,
             maxConnections: try read.integer("ATRIUM_DB_MAX_CONNECTIONS", flag: database.dbMaxConnections, default: 8, range: 1...1000),
             acquireTimeout: try read.seconds("ATRIUM_DB_ACQUIRE_TIMEOUT", default: .seconds(5)),
             statementTimeout: try read.seconds("ATRIUM_DB_STATEMENT_TIMEOUT", default: .seconds(30)),
@@ -140,7 +139,9 @@ struct Settings: Sendable {
                 total: try read.integer("ATRIUM_EXPORTS_TOTAL", default: 4, range: 1...1000)
             ),
             changeFeed: changeFeed,
-            webhooks: webhooks
+            webhooks: webhooks,
+            mail: mail.delivery,
+            accountMail: mail.flows
         )
     }
 }
@@ -165,6 +166,15 @@ struct SettingsReader {
         guard let text = self.text(variable, flag: flag) else { return fallback }
         guard let value = parse(text) else { throw SettingsError("\(variable) must be \(form), got \"\(text)\"") }
         return value
+    }
+
+    /// Waits between retries: comma-separated seconds, at most 20 of them, each at most a week.
+    func schedule(_ variable: String, default fallback: [Duration]) throws -> [Duration] {
+        try self.parsed(variable, default: fallback, form: "comma-separated seconds, e.g. 5,300,1800 (at most 20)") { text in
+            let steps = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard steps.count <= 20, steps.allSatisfy({ $0 != nil && $0! > 0 && $0! <= 604_800 }) else { return nil }
+            return steps.map { Duration.milliseconds(Int64($0! * 1000)) }
+        }
     }
 
     /// One of a few names, in any case.

@@ -74,9 +74,21 @@ import Testing
             "webhooks_enabled()", "webhook_fanout(p_through bigint, p_writers text[], p_limit integer)",
             "claim_webhook_deliveries(p_lease interval, p_limit integer, p_per_endpoint integer, p_per_tenant integer, p_busy_webhooks uuid[], p_busy_webhook_counts integer[], p_busy_tenants uuid[], p_busy_tenant_counts integer[])",
             "prune_webhook_deliveries(p_retention interval, p_batch integer)", "complete_webhook_deliveries(p_outcomes jsonb)",
+            "mail_enqueue(p_mail uuid, p_tenant uuid, p_kind text, p_recipient text, p_subject text, p_text text, p_html text)",
+            "mail_claim(p_lease interval, p_limit integer)", "mail_complete(p_outcomes jsonb)", "mail_prune(p_age interval, p_batch integer)",
+            "auth_issue_account_token(p_user uuid, p_purpose text, p_email text, p_token_hash text, p_code_hash text, p_lifetime interval, p_spacing interval, p_per_hour integer)",
+            "auth_find_account_token(p_purpose text, p_token_hash text, p_email text, p_code text)",
+            "auth_verify_email(p_token_hash text, p_address text, p_request_id text)",
+            "auth_reset_password(p_token_hash text, p_password_hash text, p_address text, p_request_id text)",
+            "auth_change_email(p_token_hash text, p_address text, p_request_id text)", "auth_change_password(p_user uuid, p_password_hash text)",
+            "auth_mail_profile(p_user uuid)", "auth_email_taken(p_email text)", "auth_user_verification(p_user uuid)",
+            "auth_record_flow_event(p_kind text, p_tenant uuid, p_user uuid, p_address text, p_request_id text, p_detail jsonb)",
+            "auth_require_verified_email(p_user uuid, p_tenant uuid)",
         ] {
             grants["atrium." + function] = ["atrium_app"]
         }
+        // Called only by the flow functions, never directly.
+        grants["atrium.auth_account_event(p_kind text, p_tenant uuid, p_user uuid, p_address text, p_request_id text, p_detail jsonb)"] = []
         for function in [
             "create_tenant(p_name text, p_slug text, p_owner_email text, p_valid_for interval)", "disable_user(p_email text)",
             "enable_user(p_email text)", "revoke_tenant_sessions(p_tenant text)",

@@ -11,7 +11,7 @@ import Testing
 @Suite struct HealthTests {
     static func application(_ database: Database, process: (any DatabaseProcessMonitor)? = nil) -> some ApplicationProtocol {
         let configuration = AuthConfiguration(keyRing: try! TokenKeyRing(parsing: TestApp.keyText), hashingPermits: 1)
-        let services = AtriumServices(database: database, auth: configuration, databaseProcess: process, logger: TestLogger.make("services"))
+        let services = try! AtriumServices(database: database, auth: configuration, databaseProcess: process, logger: TestLogger.make("services"))
         return try! buildApplication(server: ServerConfiguration(accessLog: false), services: services, logger: TestLogger.make("http"))
     }
 

@@ -9,7 +9,7 @@ import Testing
 @Suite struct HTTPRepresentationTests {
     static let id = UUID(canonical: "01234567-89ab-cdef-fedc-ba9876543210")!
     static let at = Date(timeIntervalSince1970: 1_796_475_728.123)
-    static let tenant = Tenant(id: Self.id, name: "Acme <Ltd>", slug: "acme", createdAt: Self.at, updatedAt: Self.at)
+    static let tenant = Tenant(id: Self.id, name: "Acme <Ltd>", slug: "acme", requireVerifiedEmail: false, createdAt: Self.at, updatedAt: Self.at)
 
     static func collection() throws -> StoredCollection {
         let parsed = CollectionDefinition.parse(try JSONParser.parse(
@@ -53,7 +53,7 @@ import Testing
 
     static let goldenCollection = #"{"name":"notes","fields":{"title":{"type":"string","required":true,"maxLength":80},"n":{"type":"integer","indexed":true}},"rules":{"read":{"role":"viewer","own":false},"create":{"role":"member","own":false},"update":{"role":"member","own":false},"delete":{"role":"member","own":false}},"id":"01234567-89ab-cdef-fedc-ba9876543210","version":2,"createdAt":"2026-12-05T13:02:08.123Z","updatedAt":"2026-12-05T13:02:08.123Z"}"#
     /// Identity models list their keys alphabetically; every representation escapes `<`, `>`, `&`.
-    static let goldenTenant = #"{"createdAt":"2026-12-05T13:02:08.123Z","id":"01234567-89ab-cdef-fedc-ba9876543210","name":"Acme \u003cLtd\u003e","slug":"acme","updatedAt":"2026-12-05T13:02:08.123Z"}"#
+    static let goldenTenant = #"{"createdAt":"2026-12-05T13:02:08.123Z","id":"01234567-89ab-cdef-fedc-ba9876543210","name":"Acme \u003cLtd\u003e","requireVerifiedEmail":false,"slug":"acme","updatedAt":"2026-12-05T13:02:08.123Z"}"#
     static let goldenAPIKey = #"{"createdAt":"2026-12-05T13:02:08.123Z","createdBy":"01234567-89ab-cdef-fedc-ba9876543210","id":"01234567-89ab-cdef-fedc-ba9876543210","lastUsedAt":"2026-12-05T13:02:08.123Z","name":"ci \u0026 deploy","prefix":"ak_0123","role":"member"}"#
     static let goldenAPIKeyList = #"{"data":[{"createdAt":"2026-12-05T13:02:08.123Z","createdBy":"01234567-89ab-cdef-fedc-ba9876543210","id":"01234567-89ab-cdef-fedc-ba9876543210","lastUsedAt":"2026-12-05T13:02:08.123Z","name":"ci \u0026 deploy","prefix":"ak_0123","role":"member","secret":"s3cret"}]}"#
     static let goldenProblem = #"{"detail":"2 fields are not valid","errors":[{"field":"/title","reason":"is required"},{"field":"/n","reason":"must be \u003c 10"}],"requestId":"req-1","status":422,"title":"Validation failed","type":"/problems/validation-failed"}"#

@@ -1,6 +1,7 @@
 import AtriumCore
 import AtriumCrypto
 import AtriumHTTP
+import AtriumMail
 import AtriumTestSupport
 import Foundation
 import HTTPTypes
@@ -43,6 +44,7 @@ struct TestApp {
         acquireTimeout: Duration = .seconds(10),
         changeFeed: ChangeFeedConfiguration = ChangeFeedConfiguration(),
         webhooks: WebhookConfiguration = WebhookConfiguration(),
+        mail: MailDelivery? = nil,
         configure: (inout AuthConfiguration) -> Void = { _ in }
     ) async throws -> TestApp {
         let database: TestDatabase
@@ -62,7 +64,7 @@ struct TestApp {
             hashingQueue: 256
         )
         configure(&configuration)
-        let services = AtriumServices(database: db, auth: configuration, changeFeed: changeFeed, webhooks: webhooks, logger: TestLogger.make("services"))
+        let services = try AtriumServices(database: db, auth: configuration, changeFeed: changeFeed, webhooks: webhooks, mail: mail, logger: TestLogger.make("services"))
         return TestApp(database: database, services: services, keyRing: keyRing, pool: pool)
     }
 

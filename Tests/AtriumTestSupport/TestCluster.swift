@@ -145,3 +145,27 @@ public struct TestDatabase: Sendable {
         }
     }
 }
+
+extension TestDatabase {
+    /// Runs `sql` as the superuser; every column comes back as its text (NULL as nil).
+    public func adminQuery(_ sql: String) async throws -> [TextRow] {
+        try await self.withSuperuser { connection in
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: sql))
+            return rows.map { row in
+                TextRow(values: (0..<row.count).map { column in
+                    row.isNull(column: column) ? nil : (try? row.withUnsafeBytes(column: column) { $0.map { String(decoding: $0, as: UTF8.self) } }) ?? nil
+                })
+            }
+        }
+    }
+
+    public func adminExecute(_ sql: String) async throws {
+        _ = try await self.adminQuery(sql)
+    }
+}
+
+/// A row as text, for assertions.
+public struct TextRow: Sendable {
+    public let values: [String?]
+    public func string(_ column: Int) -> String? { self.values[column] }
+}

@@ -17,6 +17,8 @@ public struct AuthConfiguration: Sendable {
     /// Concurrent password hashes (about one per core) and how many may wait.
     public var hashingPermits: Int
     public var hashingQueue: Int
+    /// The mail flows: where their links point and how long their tokens live.
+    public var mail: AccountMailConfiguration
 
     public init(
         keyRing: TokenKeyRing,
@@ -27,7 +29,8 @@ public struct AuthConfiguration: Sendable {
         invitationLifetime: Duration = .seconds(7 * 24 * 3600),
         passwordParameters: Scrypt.Parameters = .recommended,
         hashingPermits: Int,
-        hashingQueue: Int = 8
+        hashingQueue: Int = 8,
+        mail: AccountMailConfiguration = AccountMailConfiguration()
     ) {
         self.keyRing = keyRing
         self.issuer = issuer
@@ -38,6 +41,7 @@ public struct AuthConfiguration: Sendable {
         self.passwordParameters = passwordParameters
         self.hashingPermits = hashingPermits
         self.hashingQueue = hashingQueue
+        self.mail = mail
     }
 }
 

@@ -31,6 +31,8 @@ public struct Tenant: Sendable, Hashable {
     public let id: UUID
     public let name: String
     public let slug: String
+    /// Members must have verified their email to sign in to it.
+    public let requireVerifiedEmail: Bool
     public let createdAt: Date
     public let updatedAt: Date
 }
@@ -40,6 +42,8 @@ public struct UserProfile: Sendable, Hashable {
     public let id: UUID
     public let email: String
     public let createdAt: Date
+    /// Whether the user proved they receive mail at `email`.
+    public var emailVerified: Bool = false
 }
 
 /// What signing in (or up, or switching, or accepting an invitation) yields.
@@ -94,4 +98,7 @@ enum SecretPrefix {
     static let refreshToken = "art_"
     static let apiKey = "atk_"
     static let invitation = "inv_"
+    static let verifyEmail = "atv_"
+    static let passwordReset = "atp_"
+    static let emailChange = "ate_"
 }

@@ -57,7 +57,14 @@ extension AuthService {
                 extra.append("SELECT atrium.auth_set_password_hash(\(user), \(upgraded))")
             }
         }
-        let tokens = try await self.startSession(user: user, in: tenant, origin: origin, alongside: extra)
+        let tokens: TokenPair
+        do {
+            tokens = try await self.startSession(user: user, in: tenant, origin: origin, alongside: extra)
+        } catch let error as AtriumError where error.reason == "email_not_verified" {
+            // The password was right: the attempt is no failure.
+            _ = try? await self.database.unscopedTransaction([attempt.succeeded])
+            throw error
+        }
         return SignIn(user: try await self.profile(of: user), tenant: tenant, tenants: tenants, tokens: tokens)
     }
 
@@ -65,10 +72,18 @@ extension AuthService {
     func startSession(user: UUID, in tenant: TenantMembership, origin: RequestOrigin, alongside: [PostgresQuery]) async throws -> TokenPair {
         let session = self.newSession(user: user, tenant: tenant.tenantID, role: tenant.role, origin: origin)
         do {
-            _ = try await self.database.transaction(in: TenantContext(tenantID: tenant.tenantID), session.statements + alongside)
+            _ = try await self.database.transaction(
+                in: TenantContext(tenantID: tenant.tenantID),
+                ["SELECT atrium.auth_require_verified_email(\(user), \(tenant.tenantID))"] + session.statements + alongside
+            )
         } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.foreignKeyViolation {
             // The membership went away between the lookup and now.
             throw AtriumError(.forbidden, "not a member of that tenant", reason: "not_a_member")
+        } catch let error as PostgresError where error.sqlState == "AT011" {
+            throw AtriumError(
+                .forbidden, "\(tenant.name) requires a verified email: follow the link in the verification mail, or ask for a new one",
+                reason: "email_not_verified"
+            )
         }
         return session.tokens
     }

@@ -85,23 +85,10 @@ extension AuthService {
         if let problem = PasswordHasher.problem(with: new) {
             throw AtriumError.invalid([.init(field: "/newPassword", reason: problem)])
         }
-        let profile = try await self.profile(of: user)
-        let attempt = PasswordAttempt(email: profile.email, origin: origin)
-        let lookup = try await self.database.unscopedTransaction([
-            attempt.begin,
-            "SELECT password_hash FROM atrium.auth_find_login(\(profile.email))",
-        ])
-        try PasswordAttempt.requireReserved(lookup[0], message: "too many failed attempts; retry later")
-        guard let stored = try lookup[1].single?.decode(String.self, column: 0) else { throw AtriumError.unauthenticated }
-        let verification = try await self.hashing {
-            current.utf8.count <= PasswordHasher.maximumLength ? try await self.hasher.verify(current, against: stored) : .mismatch
-        }
-        guard case .match = verification else {
-            throw AtriumError(.invalidCredentials, "the current password is wrong", fields: [.init(field: "/currentPassword", reason: "does not match")])
-        }
+        let (_, attempt) = try await self.verifyCurrentPassword(of: user, current, field: "/currentPassword", origin: origin)
         let hash = try await self.hashing { try await self.hasher.hash(new) }
         _ = try await self.database.unscopedTransaction([
-            "SELECT atrium.auth_set_password_hash(\(user), \(hash))",
+            "SELECT atrium.auth_change_password(\(user), \(hash))",
             "SELECT atrium.auth_revoke_user_sessions(\(user), 'password_changed', \(session))",
             attempt.succeeded,
             AuthEvent.account("password_changed", user: user, origin: origin),

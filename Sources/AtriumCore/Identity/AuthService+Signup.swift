@@ -3,7 +3,8 @@ import Foundation
 import PostgresPool
 
 extension AuthService {
-    /// Creates a user, their first tenant (they own it) and a session, in one round trip.
+    /// Creates a user, their first tenant (they own it) and a session, and writes the mail that
+    /// verifies their address, in one round trip.
     public func signUp(email: String, password: String, tenantName: String, tenantSlug: String?, origin: RequestOrigin) async throws -> SignIn {
         var failures: [AtriumError.FieldFailure] = []
         if let problem = InputValidation.email(email) { failures.append(.init(field: "/email", reason: problem)) }
@@ -30,7 +31,7 @@ extension AuthService {
                     ] + session.statements + [
                         AuthEvent.insert("signup", tenant: tenant.tenantID, user: user.id, origin: origin),
                         "SELECT atrium.auth_record_login(\(Self.accountKey(email)), \(origin.clientAddress), true)",
-                    ])
+                    ] + self.verificationStatements(user: user.id, email: email, tenant: (tenant.tenantID, tenant.name), origin: origin))
                 }
                 return SignIn(user: user, tenant: tenant, tenants: [tenant], tokens: session.tokens)
             } catch let error as AtriumError where error.reason == "slug_taken" && tenantSlug == nil && attempt < 4 {

@@ -33,14 +33,15 @@ extension AuthService {
     public func tenant(_ principal: Principal) async throws -> Tenant {
         try principal.require(.viewer)
         let rows = try await self.database.query(in: principal.tenant, """
-            SELECT tenant_id, name, slug, created_at, updated_at FROM atrium.tenants WHERE tenant_id = \(principal.tenant.tenantID)
+            SELECT tenant_id, name, slug, require_verified_email, created_at, updated_at FROM atrium.tenants WHERE tenant_id = \(principal.tenant.tenantID)
             """)
         guard let row = rows.single else { throw AtriumError.notFound("tenant") }
         return try Self.tenantRecord(row)
     }
 
-    /// Renames the current tenant or changes its slug (admin or above).
-    public func updateTenant(_ principal: Principal, name: String?, slug: String?) async throws -> Tenant {
+    /// Renames the current tenant, changes its slug or whether members must have verified their
+    /// email to sign in (admin or above).
+    public func updateTenant(_ principal: Principal, name: String?, slug: String?, requireVerifiedEmail: Bool? = nil) async throws -> Tenant {
         try principal.require(.admin)
         var failures: [AtriumError.FieldFailure] = []
         if let name, let problem = InputValidation.tenantName(name) { failures.append(.init(field: "/name", reason: problem)) }
@@ -48,9 +49,10 @@ extension AuthService {
         guard failures.isEmpty else { throw AtriumError.invalid(failures) }
         let rows = try await mappingConflicts {
             try await self.database.query(in: principal.tenant, """
-                UPDATE atrium.tenants SET name = coalesce(\(name), name), slug = coalesce(\(slug), slug), updated_at = now()
+                UPDATE atrium.tenants SET name = coalesce(\(name), name), slug = coalesce(\(slug), slug),
+                    require_verified_email = coalesce(\(requireVerifiedEmail), require_verified_email), updated_at = now()
                 WHERE tenant_id = \(principal.tenant.tenantID)
-                RETURNING tenant_id, name, slug, created_at, updated_at
+                RETURNING tenant_id, name, slug, require_verified_email, created_at, updated_at
                 """)
         }
         guard let row = rows.single else { throw AtriumError.notFound("tenant") }
@@ -68,7 +70,7 @@ extension AuthService {
     }
 
     static func tenantRecord(_ row: PostgresRow) throws -> Tenant {
-        let (id, name, slug, createdAt, updatedAt) = try row.decode((UUID, String, String, Date, Date).self)
-        return Tenant(id: id, name: name, slug: slug, createdAt: createdAt, updatedAt: updatedAt)
+        let (id, name, slug, requireVerifiedEmail, createdAt, updatedAt) = try row.decode((UUID, String, String, Bool, Date, Date).self)
+        return Tenant(id: id, name: name, slug: slug, requireVerifiedEmail: requireVerifiedEmail, createdAt: createdAt, updatedAt: updatedAt)
     }
 }

@@ -70,10 +70,12 @@ public final class AuthService: Sendable {
 
     /// The user's profile.
     func profile(of user: UUID) async throws -> UserProfile {
-        let rows = try await self.database.unscopedTransaction(["SELECT user_id, email, created_at FROM atrium.auth_user(\(user))"])[0]
+        let rows = try await self.database.unscopedTransaction([
+            "SELECT user_id, email, created_at, atrium.auth_user_verification(user_id) FROM atrium.auth_user(\(user))",
+        ])[0]
         guard let row = rows.single else { throw AtriumError.unauthenticated }
-        let (id, email, createdAt) = try row.decode((UUID, String, Date).self)
-        return UserProfile(id: id, email: email, createdAt: createdAt)
+        let (id, email, createdAt, verified) = try row.decode((UUID, String, Date, Bool).self)
+        return UserProfile(id: id, email: email, createdAt: createdAt, emailVerified: verified)
     }
 }
 

@@ -8,8 +8,8 @@ import Synchronization
 /// Keeps this server's in-memory state in step with the database and the other servers:
 /// the set of revoked sessions (NOTIFY `atrium_revocations`) and the cache of collection
 /// definitions (NOTIFY `atrium_collections`), and wakes the change feed's reader when the
-/// change log grows (NOTIFY `atrium_changes`) and the webhook dispatcher when endpoints change
-/// (NOTIFY `atrium_webhooks`). When its listener reconnects, notifications sent
+/// change log grows (NOTIFY `atrium_changes`), the webhook dispatcher when endpoints change
+/// (NOTIFY `atrium_webhooks`) and the mail dispatcher when a mail is written (`atrium_mail`). When its listener reconnects, notifications sent
 /// meanwhile are lost, so it reloads the revocations, empties the cache and wakes the reader.
 public final class ChangeWatcher: Service, Sendable {
     public static let revocationChannel = "atrium_revocations"
@@ -23,6 +23,7 @@ public final class ChangeWatcher: Service, Sendable {
     let logger: Logger
     private let changeObservers = Mutex<[@Sendable () -> Void]>([])
     private let webhookObservers = Mutex<[@Sendable () -> Void]>([])
+    private let mailObservers = Mutex<[@Sendable () -> Void]>([])
 
     /// Listens on a connection of its own, to the database (and as the role) the pool uses.
     public init(database: Database, revocations: RevocationSet, collections: CollectionCache, feed: ChangeFeed?, logger: Logger) {
@@ -32,7 +33,7 @@ public final class ChangeWatcher: Service, Sendable {
         self.feed = feed
         self.listener = PostgresListener(
             configuration: database.pool.configuration.connection,
-            channels: [Self.revocationChannel, Self.collectionChannel, RecordStore.changeChannel, WebhookService.channel],
+            channels: [Self.revocationChannel, Self.collectionChannel, RecordStore.changeChannel, WebhookService.channel, MailOutbox.channel],
             logger: logger
         )
         self.logger = logger
@@ -48,6 +49,16 @@ public final class ChangeWatcher: Service, Sendable {
     /// (NOTIFY `atrium_webhooks`, or the listener reconnected).
     public func observeWebhooks(_ observer: @escaping @Sendable () -> Void) {
         self.webhookObservers.withLock { $0.append(observer) }
+    }
+
+    /// Calls `observer` whenever a mail may have been written to the outbox (NOTIFY
+    /// `atrium_mail`, or the listener reconnected).
+    public func observeMail(_ observer: @escaping @Sendable () -> Void) {
+        self.mailObservers.withLock { $0.append(observer) }
+    }
+
+    private func mailMayHaveBeenWritten() {
+        for observer in self.mailObservers.withLock({ $0 }) { observer() }
     }
 
     private func webhooksMayHaveChanged() {
@@ -84,6 +95,9 @@ public final class ChangeWatcher: Service, Sendable {
                     self.feed?.endInvalidSubscriptions()
                     self.webhooksMayHaveChanged()
                     self.changesMayHaveGrown()
+                    self.mailMayHaveBeenWritten()
+                case .notification(let notification) where notification.channel == MailOutbox.channel:
+                    self.mailMayHaveBeenWritten()
                 case .notification(let notification) where notification.channel == RecordStore.changeChannel:
                     self.changesMayHaveGrown()
                 case .notification(let notification) where notification.channel == WebhookService.channel:

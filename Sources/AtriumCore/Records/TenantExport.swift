@@ -102,14 +102,13 @@ extension RecordService {
         do {
             snapshot = try await self.database.exportSnapshot()
             let results = try await snapshot!.read(in: tenant, [
-                "SELECT tenant_id, name, slug, created_at, updated_at FROM atrium.tenants WHERE tenant_id = \(tenant.tenantID)",
+                "SELECT tenant_id, name, slug, require_verified_email, created_at, updated_at FROM atrium.tenants WHERE tenant_id = \(tenant.tenantID)",
                 "SELECT collection_id, version, definition, created_at, updated_at FROM atrium.collections WHERE tenant_id = \(tenant.tenantID) ORDER BY name",
             ])
             guard let row = results[0].single else { throw AtriumError.notFound("tenant") }
-            let (id, name, slug, created, updated) = try row.decode((UUID, String, String, Date, Date).self)
             let collections = try results[1].map { try CollectionService.collection($0, tenant: tenant.tenantID) }
             return TenantExport(
-                tenant: tenant, snapshot: snapshot!, header: Tenant(id: id, name: name, slug: slug, createdAt: created, updatedAt: updated),
+                tenant: tenant, snapshot: snapshot!, header: try AuthService.tenantRecord(row),
                 collections: collections, release: { slots.release(for: tenant.tenantID) }
             )
         } catch {

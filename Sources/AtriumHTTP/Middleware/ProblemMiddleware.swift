@@ -56,7 +56,7 @@ struct ProblemMiddleware: RouterMiddleware {
         case .preconditionFailed:
             return Problem(.preconditionFailed, detail: error.message)
         case .gone:
-            return Problem(.gone, detail: error.message)
+            return Problem(.gone, detail: error.message, reason: error.reason)
         case .badRequest:
             return Problem(.badRequest, detail: error.message, errors: fields)
         default:

@@ -19,6 +19,16 @@ struct AccountRoutes {
             try await self.auth.changePassword(principal, current: body.currentPassword, new: body.newPassword, origin: context.origin)
             return Response.noContent
         }
+        router.post("v1/me/verification") { _, context in
+            try await self.auth.resendVerification(try context.authenticated(), origin: context.origin)
+            return Response.json(.fields(["status": .string("sent")]), status: .accepted)
+        }
+        router.post("v1/me/email") { request, context in
+            let principal = try context.authenticated()
+            let body = try await JSONBody.decode(EmailChangeRequest.self, from: request, context: context)
+            try await self.auth.requestEmailChange(principal, newEmail: body.newEmail, currentPassword: body.currentPassword, origin: context.origin)
+            return Response.json(.fields(["status": .string("confirmation_sent")]), status: .accepted)
+        }
         router.get("v1/tenants") { _, context in
             let tenants = try await self.auth.tenants(of: try context.authenticated())
             return Response.json(.list(tenants.map(MembershipJSON.init)))
@@ -36,7 +46,7 @@ struct AccountRoutes {
         router.patch("v1/tenant") { request, context in
             let principal = try context.authenticated()
             let body = try await JSONBody.decode(UpdateTenantRequest.self, from: request, context: context)
-            let tenant = try await self.auth.updateTenant(principal, name: body.name, slug: body.slug)
+            let tenant = try await self.auth.updateTenant(principal, name: body.name, slug: body.slug, requireVerifiedEmail: body.requireVerifiedEmail)
             return Response.json(TenantJSON(tenant))
         }
         router.delete("v1/tenant") { _, context in

@@ -2,7 +2,8 @@ import AtriumCore
 import Foundation
 import Hummingbird
 
-/// `/v1/auth/…`: sign-up, sign-in, refresh, sign-out, switching tenant.
+/// `/v1/auth/…`: sign-up, sign-in, refresh, sign-out, switching tenant, and the mail flows'
+/// redemptions (verification, password reset, email change).
 struct AuthRoutes {
     let auth: AuthService
 
@@ -25,6 +26,29 @@ struct AuthRoutes {
             let body = try await JSONBody.decode(RefreshRequest.self, from: request, context: context)
             let refreshed = try await self.auth.refresh(refreshToken: body.refreshToken, origin: context.origin)
             return Response.json(TokensJSON(refreshed.tokens), headers: [.cacheControl: "no-store"])
+        }
+        // Mail flows: the token (or address and code) proves who is asking.
+        group.post("verify-email") { request, context in
+            let body = try await JSONBody.decode(FlowProofRequest.self, from: request, context: context)
+            try await self.auth.verifyEmail(try body.proof, origin: context.origin)
+            return Response.noContent
+        }
+        group.post("forgot-password") { request, context in
+            let body = try await JSONBody.decode(ForgotPasswordRequest.self, from: request, context: context)
+            try await self.auth.requestPasswordReset(email: body.email, tenant: body.tenant, origin: context.origin)
+            // The same answer whether or not the account exists.
+            return Response.json(.fields(["status": .string("accepted")]), status: .accepted)
+        }
+        group.post("reset-password") { request, context in
+            let body = try await JSONBody.decode(ResetPasswordRequest.self, from: request, context: context)
+            let proof = try FlowProofRequest.proof(token: body.token, email: body.email, code: body.code)
+            try await self.auth.resetPassword(proof, newPassword: body.newPassword, origin: context.origin)
+            return Response.noContent
+        }
+        group.post("confirm-email") { request, context in
+            let body = try await JSONBody.decode(FlowProofRequest.self, from: request, context: context)
+            try await self.auth.confirmEmailChange(try body.proof, origin: context.origin)
+            return Response.noContent
         }
         // Signed-in user (API keys have no session to end or switch).
         group.post("logout") { _, context in

@@ -8,7 +8,10 @@ struct UserJSON: JSONRepresentable {
     init(_ user: UserProfile) { self.user = user }
 
     var json: JSONValue {
-        .fields(["createdAt": .date(self.user.createdAt), "email": .string(self.user.email), "id": .id(self.user.id)])
+        .fields([
+            "createdAt": .date(self.user.createdAt), "email": .string(self.user.email),
+            "emailVerified": .bool(self.user.emailVerified), "id": .id(self.user.id),
+        ])
     }
 }
 
@@ -37,6 +40,7 @@ struct TenantJSON: JSONRepresentable {
             "createdAt": .date(self.tenant.createdAt),
             "id": .id(self.tenant.id),
             "name": .string(self.tenant.name),
+            "requireVerifiedEmail": .bool(self.tenant.requireVerifiedEmail),
             "slug": .string(self.tenant.slug),
             "updatedAt": .date(self.tenant.updatedAt),
         ])

@@ -47,7 +47,8 @@ struct CreateTenantRequest: StrictDecodable {
 struct UpdateTenantRequest: StrictDecodable {
     let name: String?
     let slug: String?
-    static let fields = Fields.object(["name": nil, "slug": nil])
+    let requireVerifiedEmail: Bool?
+    static let fields = Fields.object(["name": nil, "requireVerifiedEmail": nil, "slug": nil])
 }
 
 struct RoleChangeRequest: StrictDecodable {
@@ -72,4 +73,45 @@ struct APIKeyRequest: StrictDecodable {
     let role: Role
     let expiresAt: Date?
     static let fields = Fields.object(["name": nil, "role": nil, "expiresAt": nil])
+}
+
+/// A mail flow's proof: the token from the link, or the address the mail went to and its code.
+struct FlowProofRequest: StrictDecodable {
+    let token: String?
+    let email: String?
+    let code: String?
+    static let fields = Fields.object(["code": nil, "email": nil, "token": nil])
+
+    var proof: AuthService.FlowProof {
+        get throws { try Self.proof(token: self.token, email: self.email, code: self.code) }
+    }
+
+    static func proof(token: String?, email: String?, code: String?) throws -> AuthService.FlowProof {
+        switch (token, email, code) {
+        case (let token?, nil, nil): return .token(token)
+        case (nil, let email?, let code?): return .code(email: email, code: code)
+        default:
+            throw AtriumError.invalid([.init(field: "/", reason: "give either token, or email and code")])
+        }
+    }
+}
+
+struct ForgotPasswordRequest: StrictDecodable {
+    let email: String
+    let tenant: String?
+    static let fields = Fields.object(["email": nil, "tenant": nil])
+}
+
+struct ResetPasswordRequest: StrictDecodable {
+    let token: String?
+    let email: String?
+    let code: String?
+    let newPassword: String
+    static let fields = Fields.object(["code": nil, "email": nil, "newPassword": nil, "token": nil])
+}
+
+struct EmailChangeRequest: StrictDecodable {
+    let newEmail: String
+    let currentPassword: String
+    static let fields = Fields.object(["currentPassword": nil, "newEmail": nil])
 }
