@@ -153,7 +153,8 @@ public struct SMTPClient: Sendable {
     }
 
     private func authenticate(_ conversation: inout Conversation, username: String, password: String, extensions: Set<String>) async throws {
-        let encode = { (text: String) in Base64.encode(Array(text.utf8), alphabet: .standard) }
+        // RFC 4954: standard base64 with padding.
+        let encode = { (text: String) in Data(text.utf8).base64EncodedString() }
         if extensions.contains("AUTH=PLAIN") {
             let reply = try await conversation.command("AUTH PLAIN " + encode("\0\(username)\0\(password)"))
             guard reply.code == 235 else { throw SMTPFailure.transient("authentication refused: \(reply.text)") }
