@@ -47,6 +47,12 @@ public struct TokenKeyRing: Sendable {
         HMACSHA256.authenticationCode(for: Array(purpose.utf8), key: self.signingKey.secret)
     }
 
+    /// The same derivation from the key `id`, while the ring still holds it (for values sealed
+    /// under an earlier signing key).
+    public func derivedKey(purpose: String, keyID id: String) -> [UInt8]? {
+        self.key(id: id).map { HMACSHA256.authenticationCode(for: Array(purpose.utf8), key: $0.secret) }
+    }
+
     public func key(id: String) -> Key? {
         self.keys.first { $0.id == id }
     }

@@ -84,6 +84,13 @@ import Testing
             "auth_mail_profile(p_user uuid)", "auth_email_taken(p_email text)", "auth_user_verification(p_user uuid)",
             "auth_record_flow_event(p_kind text, p_tenant uuid, p_user uuid, p_address text, p_request_id text, p_detail jsonb)",
             "auth_require_verified_email(p_user uuid, p_tenant uuid)",
+            "auth_mfa_state(p_user uuid)", "auth_mfa_begin(p_user uuid, p_sealed_secret text, p_key_id text)",
+            "auth_mfa_accept_step(p_user uuid, p_step bigint)",
+            "auth_mfa_confirm(p_user uuid, p_step bigint, p_recovery_hashes text[], p_address text, p_request_id text)",
+            "auth_mfa_use_recovery_code(p_user uuid, p_code_hash text)", "auth_mfa_disable(p_user uuid, p_kind text, p_address text, p_request_id text)",
+            "auth_mfa_challenge(p_user uuid, p_tenant uuid, p_challenge_hash text, p_lifetime interval, p_address text, p_request_id text)",
+            "auth_mfa_find_challenge(p_challenge_hash text)", "auth_mfa_complete_challenge(p_challenge_hash text)",
+            "auth_mfa_failed(p_user uuid, p_address text, p_request_id text)", "auth_mfa_recovery_used(p_user uuid, p_address text, p_request_id text)",
         ] {
             grants["atrium." + function] = ["atrium_app"]
         }
@@ -91,7 +98,7 @@ import Testing
         grants["atrium.auth_account_event(p_kind text, p_tenant uuid, p_user uuid, p_address text, p_request_id text, p_detail jsonb)"] = []
         for function in [
             "create_tenant(p_name text, p_slug text, p_owner_email text, p_valid_for interval)", "disable_user(p_email text)",
-            "enable_user(p_email text)", "revoke_tenant_sessions(p_tenant text)",
+            "enable_user(p_email text)", "revoke_tenant_sessions(p_tenant text)", "reset_mfa(p_email text)",
         ] {
             grants["atrium_admin." + function] = ["atrium_admin"]
         }

@@ -59,6 +59,8 @@ public struct AtriumError: Error, Sendable, CustomStringConvertible {
     public var retryAfter: Int?
     /// What went wrong underneath, for the log only (never sent to the client).
     public var cause: String?
+    /// Further members of the problem document the client needs (a sign-in's MFA `challenge`).
+    public var extensions: [String: String] = [:]
 
     public init(_ code: Code, _ message: String, reason: String? = nil, fields: [FieldFailure] = [], retryAfter: Int? = nil, cause: String? = nil) {
         self.code = code

@@ -44,6 +44,8 @@ public struct UserProfile: Sendable, Hashable {
     public let createdAt: Date
     /// Whether the user proved they receive mail at `email`.
     public var emailVerified: Bool = false
+    /// Whether sign-in needs a second factor (TOTP).
+    public var mfaEnabled: Bool = false
 }
 
 /// What signing in (or up, or switching, or accepting an invitation) yields.

@@ -4,13 +4,15 @@ import PostgresPool
 
 extension AuthService {
     /// Asks to change the signed-in user's address: a confirmation goes to the new address and
-    /// a notice to the old one. Nothing changes until the new address is confirmed.
-    public func requestEmailChange(_ principal: Principal, newEmail: String, currentPassword: String, origin: RequestOrigin) async throws {
+    /// a notice to the old one. Nothing changes until the new address is confirmed. With two-factor
+    /// sign-in on, `code` (TOTP or a recovery code) is needed too.
+    public func requestEmailChange(_ principal: Principal, newEmail: String, currentPassword: String, code: String? = nil, origin: RequestOrigin) async throws {
         let (user, _) = try principal.requireUser()
         if let problem = InputValidation.email(newEmail) {
             throw AtriumError.invalid([.init(field: "/newEmail", reason: problem)])
         }
         let (profile, attempt) = try await self.verifyCurrentPassword(of: user, currentPassword, field: "/currentPassword", origin: origin)
+        try await self.requireSecondFactor(user: user, code: code, field: "/code", origin: origin)
         guard profile.email.lowercased() != newEmail.lowercased() else {
             throw AtriumError.invalid([.init(field: "/newEmail", reason: "is already your address")])
         }

@@ -17,6 +17,7 @@ extension AuthService {
             attempt.begin,
             "SELECT user_id, password_hash, disabled FROM atrium.auth_find_login(\(email))",
             "SELECT t.tenant_id, t.name, t.slug, t.role FROM atrium.auth_find_login(\(email)) f, LATERAL atrium.auth_user_tenants(f.user_id) t",
+            "SELECT m.confirmed FROM atrium.auth_find_login(\(email)) f, LATERAL atrium.auth_mfa_state(f.user_id) m",
         ])
         do {
             try PasswordAttempt.requireReserved(lookup[0], message: "too many failed sign-ins; retry later")
@@ -46,6 +47,10 @@ extension AuthService {
         let tenants = try lookup[2].map(Self.membership)
         guard let tenant = try self.choose(requested, from: tenants) else {
             throw AtriumError(.forbidden, "this account belongs to no tenant; ask a tenant admin for an invitation", reason: "no_membership")
+        }
+        if try lookup[3].single?.decode(Bool.self, column: 0) == true {
+            // Enrolled: the password was right, the session waits for the second factor.
+            try await self.mfaChallenge(user: user, tenant: tenant, attempt: attempt, origin: origin)
         }
         var extra: [PostgresQuery] = [
             attempt.succeeded,

@@ -80,12 +80,14 @@ extension AuthService {
     }
 
     /// Changes the caller's password after checking the current one; ends their other sessions.
-    public func changePassword(_ principal: Principal, current: String, new: String, origin: RequestOrigin) async throws {
+    /// With two-factor sign-in on, `code` (TOTP or a recovery code) is needed too.
+    public func changePassword(_ principal: Principal, current: String, new: String, code: String? = nil, origin: RequestOrigin) async throws {
         let (user, session) = try principal.requireUser()
         if let problem = PasswordHasher.problem(with: new) {
             throw AtriumError.invalid([.init(field: "/newPassword", reason: problem)])
         }
         let (_, attempt) = try await self.verifyCurrentPassword(of: user, current, field: "/currentPassword", origin: origin)
+        try await self.requireSecondFactor(user: user, code: code, field: "/code", origin: origin)
         let hash = try await self.hashing { try await self.hasher.hash(new) }
         _ = try await self.database.unscopedTransaction([
             "SELECT atrium.auth_change_password(\(user), \(hash))",

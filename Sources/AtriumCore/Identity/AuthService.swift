@@ -71,11 +71,15 @@ public final class AuthService: Sendable {
     /// The user's profile.
     func profile(of user: UUID) async throws -> UserProfile {
         let rows = try await self.database.unscopedTransaction([
-            "SELECT user_id, email, created_at, atrium.auth_user_verification(user_id) FROM atrium.auth_user(\(user))",
+            """
+            SELECT u.user_id, u.email, u.created_at, atrium.auth_user_verification(u.user_id),
+                   EXISTS (SELECT 1 FROM atrium.auth_mfa_state(u.user_id) m WHERE m.confirmed)
+            FROM atrium.auth_user(\(user)) u
+            """,
         ])[0]
         guard let row = rows.single else { throw AtriumError.unauthenticated }
-        let (id, email, createdAt, verified) = try row.decode((UUID, String, Date, Bool).self)
-        return UserProfile(id: id, email: email, createdAt: createdAt, emailVerified: verified)
+        let (id, email, createdAt, verified, mfa) = try row.decode((UUID, String, Date, Bool, Bool).self)
+        return UserProfile(id: id, email: email, createdAt: createdAt, emailVerified: verified, mfaEnabled: mfa)
     }
 }
 

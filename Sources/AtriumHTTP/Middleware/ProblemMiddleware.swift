@@ -38,7 +38,9 @@ struct ProblemMiddleware: RouterMiddleware {
         case .unauthenticated:
             return Problem(.unauthenticated, detail: error.message, headers: [.wwwAuthenticate: "Bearer"])
         case .invalidCredentials:
-            return Problem(.invalidCredentials, detail: error.message, errors: fields, headers: [.wwwAuthenticate: "Bearer"])
+            var problem = Problem(.invalidCredentials, detail: error.message, reason: error.reason, errors: fields, headers: [.wwwAuthenticate: "Bearer"])
+            problem.extensions = error.extensions
+            return problem
         case .forbidden:
             return Problem(.forbidden, detail: error.message, reason: error.reason)
         case .notFound:

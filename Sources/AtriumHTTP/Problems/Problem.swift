@@ -18,6 +18,8 @@ public struct Problem: Error, Sendable {
     public var reason: String?
     /// Response headers that belong with the problem (`Retry-After`, `Allow`, …).
     var headers: HTTPFields = [:]
+    /// RFC 9457 extension members (e.g. the `challenge` of a sign-in that needs a second factor).
+    public var extensions: [String: String] = [:]
 
     /// One failing field: a JSON pointer into the request body or a parameter name, and why.
     public struct FieldError: Sendable, Hashable {
@@ -93,7 +95,7 @@ extension Problem: JSONRepresentable {
     }
 
     var json: JSONValue {
-        .fields([
+        let base = JSONValue.fields([
             "detail": self.detail.map { .string($0) },
             "errors": self.errors.map { errors in
                 .array(errors.map { .fields(["field": .string($0.field), "reason": .string($0.reason)]) })
@@ -104,5 +106,8 @@ extension Problem: JSONRepresentable {
             "title": .string(self.title),
             "type": .string(self.type),
         ])
+        guard !self.extensions.isEmpty, case .object(let object) = base else { return base }
+        let extra = self.extensions.sorted { $0.key < $1.key }.filter { object[$0.key] == nil }.map { (key: $0.key, value: JSONValue.string($0.value)) }
+        return .object(JSONObject(object.entries + extra))
     }
 }

@@ -16,7 +16,7 @@ struct AccountRoutes {
         router.post("v1/me/password") { request, context in
             let principal = try context.authenticated()
             let body = try await JSONBody.decode(PasswordChangeRequest.self, from: request, context: context)
-            try await self.auth.changePassword(principal, current: body.currentPassword, new: body.newPassword, origin: context.origin)
+            try await self.auth.changePassword(principal, current: body.currentPassword, new: body.newPassword, code: body.code, origin: context.origin)
             return Response.noContent
         }
         router.post("v1/me/verification") { _, context in
@@ -26,8 +26,27 @@ struct AccountRoutes {
         router.post("v1/me/email") { request, context in
             let principal = try context.authenticated()
             let body = try await JSONBody.decode(EmailChangeRequest.self, from: request, context: context)
-            try await self.auth.requestEmailChange(principal, newEmail: body.newEmail, currentPassword: body.currentPassword, origin: context.origin)
+            try await self.auth.requestEmailChange(principal, newEmail: body.newEmail, currentPassword: body.currentPassword, code: body.code, origin: context.origin)
             return Response.json(.fields(["status": .string("confirmation_sent")]), status: .accepted)
+        }
+        router.post("v1/me/mfa/totp") { _, context in
+            let enrolment = try await self.auth.beginTOTP(try context.authenticated())
+            return Response.json(
+                .fields(["otpauthUri": .string(enrolment.otpauthURI), "secret": .string(enrolment.secret)]),
+                status: .created, headers: [.cacheControl: "no-store"]
+            )
+        }
+        router.post("v1/me/mfa/totp/confirm") { request, context in
+            let principal = try context.authenticated()
+            let body = try await JSONBody.decode(TOTPConfirmRequest.self, from: request, context: context)
+            let codes = try await self.auth.confirmTOTP(principal, code: body.code, origin: context.origin)
+            return Response.json(.fields(["recoveryCodes": .array(codes.map(JSONValue.string))]), headers: [.cacheControl: "no-store"])
+        }
+        router.delete("v1/me/mfa/totp") { request, context in
+            let principal = try context.authenticated()
+            let body = try await JSONBody.decode(TOTPDisableRequest.self, from: request, context: context)
+            try await self.auth.disableTOTP(principal, currentPassword: body.currentPassword, code: body.code, origin: context.origin)
+            return Response.noContent
         }
         router.get("v1/tenants") { _, context in
             let tenants = try await self.auth.tenants(of: try context.authenticated())

@@ -27,6 +27,11 @@ struct AuthRoutes {
             let refreshed = try await self.auth.refresh(refreshToken: body.refreshToken, origin: context.origin)
             return Response.json(TokensJSON(refreshed.tokens), headers: [.cacheControl: "no-store"])
         }
+        group.post("mfa") { request, context in
+            let body = try await JSONBody.decode(MFAChallengeRequest.self, from: request, context: context)
+            let signIn = try await self.auth.completeMFA(challenge: body.challenge, code: body.code, recoveryCode: body.recoveryCode, origin: context.origin)
+            return Response.json(SignInJSON(signIn), headers: [.cacheControl: "no-store"])
+        }
         // Mail flows: the token (or address and code) proves who is asking.
         group.post("verify-email") { request, context in
             let body = try await JSONBody.decode(FlowProofRequest.self, from: request, context: context)

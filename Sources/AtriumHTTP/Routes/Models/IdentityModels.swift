@@ -10,7 +10,7 @@ struct UserJSON: JSONRepresentable {
     var json: JSONValue {
         .fields([
             "createdAt": .date(self.user.createdAt), "email": .string(self.user.email),
-            "emailVerified": .bool(self.user.emailVerified), "id": .id(self.user.id),
+            "emailVerified": .bool(self.user.emailVerified), "id": .id(self.user.id), "mfaEnabled": .bool(self.user.mfaEnabled),
         ])
     }
 }

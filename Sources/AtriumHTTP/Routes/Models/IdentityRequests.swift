@@ -35,7 +35,9 @@ struct SwitchRequest: StrictDecodable {
 struct PasswordChangeRequest: StrictDecodable {
     let currentPassword: String
     let newPassword: String
-    static let fields = Fields.object(["currentPassword": nil, "newPassword": nil])
+    /// With two-factor sign-in on: a TOTP code or a recovery code.
+    let code: String?
+    static let fields = Fields.object(["code": nil, "currentPassword": nil, "newPassword": nil])
 }
 
 struct CreateTenantRequest: StrictDecodable {
@@ -113,5 +115,24 @@ struct ResetPasswordRequest: StrictDecodable {
 struct EmailChangeRequest: StrictDecodable {
     let newEmail: String
     let currentPassword: String
-    static let fields = Fields.object(["currentPassword": nil, "newEmail": nil])
+    let code: String?
+    static let fields = Fields.object(["code": nil, "currentPassword": nil, "newEmail": nil])
+}
+
+struct MFAChallengeRequest: StrictDecodable {
+    let challenge: String
+    let code: String?
+    let recoveryCode: String?
+    static let fields = Fields.object(["challenge": nil, "code": nil, "recoveryCode": nil])
+}
+
+struct TOTPConfirmRequest: StrictDecodable {
+    let code: String
+    static let fields = Fields.object(["code": nil])
+}
+
+struct TOTPDisableRequest: StrictDecodable {
+    let currentPassword: String
+    let code: String
+    static let fields = Fields.object(["code": nil, "currentPassword": nil])
 }
