@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Account mail against a real SMTP server: `aiosmtpd` from PyPI, with STARTTLS and
-authentication, with implicit TLS, and without TLS; and the outbox across a kill of Atrium.
+"""Account flows against real peers: mail to `aiosmtpd` from PyPI (STARTTLS with
+authentication, implicit TLS, no TLS), the outbox across a kill of Atrium, and two-factor
+sign-in with codes from `pyotp` (an independent RFC 6238 implementation).
 
 Each scenario starts `atrium serve` on a fresh embedded cluster (helpers from faults.py), drives
 a flow over HTTP, reads what arrived at the SMTP server with Python's `email` package, and
@@ -222,7 +223,38 @@ def outbox_survives_a_kill(data_dir):
             controller.stop()
 
 
-SCENARIOS = [starttls_with_auth, implicit_tls_and_plain, outbox_survives_a_kill]
+def totp_with_pyotp(data_dir):
+    """Enrolment, sign-in and replay with codes computed by pyotp from the otpauth:// URI."""
+    import pyotp
+    server = Server(data_dir)
+    try:
+        server.start()
+        token = sign_up(server.port, "dee")
+        status, _, body = request(server.port, "POST", "/v1/me/mfa/totp", token=token)
+        assert status == 201, (status, body)
+        totp = pyotp.parse_uri(json.loads(body)["otpauthUri"])
+        assert totp.digits == 6 and totp.interval == 30, (totp.digits, totp.interval)
+        first = totp.now()
+        status, _, body = request(server.port, "POST", "/v1/me/mfa/totp/confirm", {"code": first}, token=token)
+        assert status == 200, (status, body)
+        recovery = json.loads(body)["recoveryCodes"]
+        login = {"email": "dee@example.com", "password": "correct horse battery"}
+        status, _, body = request(server.port, "POST", "/v1/auth/login", login)
+        problem = json.loads(body)
+        assert status == 401 and problem["reason"] == "mfa_required", (status, body)
+        status, _, body = request(server.port, "POST", "/v1/auth/mfa", {"challenge": problem["challenge"], "code": first})
+        assert status == 401, "a replayed code was accepted"
+        status, _, body = request(server.port, "POST", "/v1/auth/mfa", {"challenge": problem["challenge"], "code": totp.at(time.time() + 30)})
+        assert status == 200 and json.loads(body)["tokens"]["accessToken"], (status, body)
+        status, _, body = request(server.port, "POST", "/v1/auth/login", login)
+        status, _, body = request(server.port, "POST", "/v1/auth/mfa", {"challenge": json.loads(body)["challenge"], "recoveryCode": recovery[0]})
+        assert status == 200, (status, body)
+        return "pyotp's codes enrolled and signed in; a replayed code was refused; a recovery code signed in"
+    finally:
+        server.stop()
+
+
+SCENARIOS = [starttls_with_auth, implicit_tls_and_plain, outbox_survives_a_kill, totp_with_pyotp]
 
 
 def main():

@@ -69,6 +69,7 @@ import Testing
             #expect(login.status == .unauthorized)
             #expect(login.string("reason") == "mfa_required")
             #expect(login["tokens"] == nil)
+            #expect(login["challengeExpiresIn"] as? Int == 300)
             let challenge = try #require(login.string("challenge"))
             // The code that confirmed enrolment is spent: a replay is refused.
             let replay = try await client.call(.post, "/v1/auth/mfa", json: ["challenge": challenge, "code": first])

@@ -60,7 +60,7 @@ public struct AtriumError: Error, Sendable, CustomStringConvertible {
     /// What went wrong underneath, for the log only (never sent to the client).
     public var cause: String?
     /// Further members of the problem document the client needs (a sign-in's MFA `challenge`).
-    public var extensions: [String: String] = [:]
+    public var extensions: [String: JSONValue] = [:]
 
     public init(_ code: Code, _ message: String, reason: String? = nil, fields: [FieldFailure] = [], retryAfter: Int? = nil, cause: String? = nil) {
         self.code = code

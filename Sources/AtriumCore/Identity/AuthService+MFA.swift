@@ -132,7 +132,7 @@ extension AuthService {
             """,
         ])
         var error = AtriumError(.invalidCredentials, "the password is right; now send a code from the authenticator app (POST /v1/auth/mfa)", reason: "mfa_required")
-        error.extensions = ["challenge": challenge, "challengeExpiresIn": String(Int(Self.challengeLifetime.seconds))]
+        error.extensions = ["challenge": .string(challenge), "challengeExpiresIn": .number(JSONNumber(Int64(Self.challengeLifetime.seconds)))]
         throw error
     }
 

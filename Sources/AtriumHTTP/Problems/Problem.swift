@@ -19,7 +19,7 @@ public struct Problem: Error, Sendable {
     /// Response headers that belong with the problem (`Retry-After`, `Allow`, …).
     var headers: HTTPFields = [:]
     /// RFC 9457 extension members (e.g. the `challenge` of a sign-in that needs a second factor).
-    public var extensions: [String: String] = [:]
+    var extensions: [String: JSONValue] = [:]
 
     /// One failing field: a JSON pointer into the request body or a parameter name, and why.
     public struct FieldError: Sendable, Hashable {
@@ -107,7 +107,7 @@ extension Problem: JSONRepresentable {
             "type": .string(self.type),
         ])
         guard !self.extensions.isEmpty, case .object(let object) = base else { return base }
-        let extra = self.extensions.sorted { $0.key < $1.key }.filter { object[$0.key] == nil }.map { (key: $0.key, value: JSONValue.string($0.value)) }
+        let extra = self.extensions.sorted { $0.key < $1.key }.filter { object[$0.key] == nil }.map { (key: $0.key, value: $0.value) }
         return .object(JSONObject(object.entries + extra))
     }
 }
