@@ -133,6 +133,21 @@ import Testing
         }
     }
 
+    @Test func anInvitationCannotBeAcceptedWithThePasswordAloneOfAnEnrolledAccount() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            let (eve, _, _) = try await Self.enrolled("eve@example.com", client: client)
+            let admin = try await client.signUp("boss@example.com", tenant: "Other")
+            let invitation = try await client.call(.post, "/v1/invitations", token: admin.accessToken, json: ["email": "eve@example.com", "role": "member"])
+            let token = try #require(invitation.string("token"))
+            let withPassword = try await client.call(.post, "/v1/invitations/accept", json: ["token": token, "password": "correct horse battery"])
+            #expect(withPassword.status == .unauthorized)
+            #expect(withPassword.string("reason") == "mfa_required")
+            let withSession = try await client.call(.post, "/v1/invitations/accept", token: eve.accessToken, json: ["token": token])
+            #expect(withSession.status == .ok)
+        }
+    }
+
     @Test func supportResetsMFAFromPsqlAndTheSecretIsStoredSealed() async throws {
         let app = try await TestApp.make()
         try await app.test { client in

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import AtriumCore
+import AtriumMail
 import AtriumTestSupport
 import Foundation
 import HTTPTypes
@@ -53,6 +54,30 @@ import Testing
         try await http.shutdown()
     }
 
+    /// The reset is asked on one server, its mail sent by the other (the outbox is shared), and
+    /// redeeming it ends the user's sessions on both.
+    @Test func aPasswordResetEndsSessionsOnASecondServer() async throws {
+        let app = try await TestApp.make()
+        let server = try await AtriumProcess.start(database: app.database)
+        defer { server.stop() }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            try await app.test { client in
+                let ann = try await client.signUp("ann@example.com", tenant: "Acme")
+                #expect(try await server.status(http, "/v1/me", token: ann.accessToken) == 200)
+                #expect(try await client.call(.post, "/v1/auth/forgot-password", json: ["email": "ann@example.com"]).status == .accepted)
+                let token = try await server.mailedToken(prefix: "atp_")
+                #expect(try await client.call(.post, "/v1/auth/reset-password", json: ["token": token, "newPassword": "a brand new passphrase"]).status == .noContent)
+                let seen = try await server.secondsUntil(http, "/v1/me", token: ann.accessToken, status: 401)
+                #expect(seen < 1.0, "the second server took \(seen) s")
+            }
+        } catch {
+            try await http.shutdown()
+            throw error
+        }
+        try await http.shutdown()
+    }
+
     @Test func aRestartedServerStillKnowsRecentRevocations() async throws {
         let app = try await TestApp.make()
         let ended = Locked("")
@@ -75,6 +100,8 @@ import Testing
 final class AtriumProcess: @unchecked Sendable {
     let process: Process
     let port: Int
+    /// Where it keeps its files; with no SMTP server configured its mail lands in `mail/` here.
+    var dataDirectory: String { FileManager.default.temporaryDirectory.appendingPathComponent("atrium-second-\(self.port)").path }
 
     static func start(database: TestDatabase) async throws -> AtriumProcess {
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("atrium").path
@@ -93,6 +120,7 @@ final class AtriumProcess: @unchecked Sendable {
         environment["ATRIUM_PASSWORD_SCRYPT"] = "ln=10,r=8,p=1"
         environment["ATRIUM_LOG_LEVEL"] = ProcessInfo.processInfo.environment["ATRIUM_TEST_LOG"] ?? "error"
         environment["ATRIUM_DATA_DIR"] = FileManager.default.temporaryDirectory.appendingPathComponent("atrium-second-\(port)").path
+        try? FileManager.default.removeItem(atPath: environment["ATRIUM_DATA_DIR"]!)
         process.environment = environment
         try process.run()
         let server = AtriumProcess(process: process, port: port)
@@ -111,6 +139,22 @@ final class AtriumProcess: @unchecked Sendable {
     init(process: Process, port: Int) {
         self.process = process
         self.port = port
+    }
+
+    /// The token (`prefix…`) of the first mail file it wrote that carries one (waits up to 10 s).
+    func mailedToken(prefix: String) async throws -> String {
+        let directory = (self.dataDirectory as NSString).appendingPathComponent("mail")
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where file.hasSuffix(".eml") {
+                let text = QuotedPrintable.decode((try? String(contentsOfFile: (directory as NSString).appendingPathComponent(file), encoding: .utf8)) ?? "")
+                if let range = text.range(of: "#token=" + prefix) {
+                    return prefix + String(text[range.upperBound...].prefix { !$0.isWhitespace })
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("no mail with a \(prefix) token in \(directory)")
     }
 
     func status(_ http: HTTPClient, _ path: String, token: String? = nil) async throws -> Int {

@@ -105,6 +105,14 @@ extension AuthService {
                     ])
                     throw AtriumError(.invalidCredentials, "email or password is wrong")
                 }
+                if try await self.mfaState(of: existing.0)?.confirmed == true {
+                    // The password alone does not open an account with a second factor.
+                    _ = try await self.database.unscopedTransaction([attempt.succeeded])
+                    throw AtriumError(
+                        .invalidCredentials, "this account has two-factor sign-in: sign in with password and code, then accept with that session",
+                        reason: "mfa_required"
+                    )
+                }
                 user = existing.0
                 statements.append(attempt.succeeded)
             }
@@ -116,6 +124,9 @@ extension AuthService {
             let hash = try await self.hashing { try await self.hasher.hash(password) }
             user = SecureRandom.uuid()
             statements.append("SELECT atrium.auth_create_user(\(user), \(email), \(hash))")
+            // The invitation named the address; the mail proves it.
+            let name = try await self.tenantName(tenant)
+            statements += self.verificationStatements(user: user, email: email, tenant: name.map { (tenantID, $0) }, origin: origin)
         }
         // Accepting and joining are one statement: if another request accepted the token
         // first, nothing is inserted, the session insert below fails its foreign key and the
