@@ -138,6 +138,14 @@ END
 $$;
 COMMENT ON FUNCTION atrium.auth_mfa_confirm(uuid, bigint, text[], text, text) IS 'Completes a pending enrolment with the step of the first accepted code and the hashes of its recovery codes.';
 
+CREATE FUNCTION atrium.auth_mfa_reseal(p_user uuid, p_old_key_id text, p_sealed_secret text, p_key_id text)
+    RETURNS void
+    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE atrium.user_mfa SET sealed_secret = p_sealed_secret, key_id = p_key_id WHERE user_id = p_user AND key_id = p_old_key_id
+$$;
+COMMENT ON FUNCTION atrium.auth_mfa_reseal(uuid, text, text, text) IS 'Re-seals a secret under the current signing key (after a key rotation), if it is still sealed under the old one.';
+
 CREATE FUNCTION atrium.auth_mfa_use_recovery_code(p_user uuid, p_code_hash text)
     RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -253,7 +261,7 @@ BEGIN
         'atrium.auth_mfa_confirm(uuid, bigint, text[], text, text)', 'atrium.auth_mfa_use_recovery_code(uuid, text)',
         'atrium.auth_mfa_disable(uuid, text, text, text)', 'atrium.auth_mfa_challenge(uuid, uuid, text, interval, text, text)',
         'atrium.auth_mfa_find_challenge(text)', 'atrium.auth_mfa_complete_challenge(text)', 'atrium.auth_mfa_failed(uuid, text, text)',
-        'atrium.auth_mfa_recovery_used(uuid, text, text)'
+        'atrium.auth_mfa_recovery_used(uuid, text, text)', 'atrium.auth_mfa_reseal(uuid, text, text, text)'
     ] LOOP
         EXECUTE format('ALTER FUNCTION %s OWNER TO atrium_definer', signature);
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', signature);

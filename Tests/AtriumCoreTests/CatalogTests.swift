@@ -91,6 +91,7 @@ import Testing
             "auth_mfa_challenge(p_user uuid, p_tenant uuid, p_challenge_hash text, p_lifetime interval, p_address text, p_request_id text)",
             "auth_mfa_find_challenge(p_challenge_hash text)", "auth_mfa_complete_challenge(p_challenge_hash text)",
             "auth_mfa_failed(p_user uuid, p_address text, p_request_id text)", "auth_mfa_recovery_used(p_user uuid, p_address text, p_request_id text)",
+            "auth_mfa_reseal(p_user uuid, p_old_key_id text, p_sealed_secret text, p_key_id text)",
         ] {
             grants["atrium." + function] = ["atrium_app"]
         }

@@ -1,5 +1,6 @@
 import AtriumCore
 import AtriumCrypto
+import AtriumTestSupport
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
@@ -145,6 +146,31 @@ import Testing
             #expect(withPassword.string("reason") == "mfa_required")
             let withSession = try await client.call(.post, "/v1/invitations/accept", token: eve.accessToken, json: ["token": token])
             #expect(withSession.status == .ok)
+        }
+    }
+
+    @Test func aSecretMovesToTheNewSigningKeyAtItsNextUse() async throws {
+        let first = try await TestApp.make()
+        let secret = Locked("")
+        try await first.test { client in
+            let enrolled = try await Self.enrolled("gil@example.com", client: client).1
+            secret.withLock { $0 = enrolled }
+        }
+        // Rotated: a new key signs, the old one stays in the ring.
+        let newKey = "new:" + Base64.encode(Array(repeating: UInt8(99), count: 32))
+        let rotated = try await TestApp.make(on: first.database) { $0.keyRing = try! TokenKeyRing(parsing: newKey + "," + TestApp.keyText) }
+        try await rotated.test { client in
+            let challenge = try #require(try await client.call(.post, "/v1/auth/login", json: ["email": "gil@example.com", "password": "correct horse battery"]).string("challenge"))
+            #expect(try await client.call(.post, "/v1/auth/mfa", json: ["challenge": challenge, "code": Self.code(secret.value, stepOffset: 1)]).status == .ok)
+        }
+        #expect(try await first.database.adminQuery("SELECT key_id FROM atrium.user_mfa").first?.string(0) == "new")
+        // The old key can go now: the secret opens under the new one (a current code is accepted
+        // once the replay guard is set back).
+        try await first.database.adminExecute("UPDATE atrium.user_mfa SET last_step = 0")
+        let later = try await TestApp.make(on: first.database) { $0.keyRing = try! TokenKeyRing(parsing: newKey) }
+        try await later.test { client in
+            let challenge = try #require(try await client.call(.post, "/v1/auth/login", json: ["email": "gil@example.com", "password": "correct horse battery"]).string("challenge"))
+            #expect(try await client.call(.post, "/v1/auth/mfa", json: ["challenge": challenge, "code": Self.code(secret.value)]).status == .ok)
         }
     }
 

@@ -13,6 +13,8 @@ extension AuthService {
 
     struct MFAState {
         let secret: [UInt8]?
+        /// The token key the secret is sealed under.
+        let keyID: String
         let confirmed: Bool
         let recoveryCodesLeft: Int
     }
@@ -33,7 +35,7 @@ extension AuthService {
         guard let row = rows.single else { return nil }
         let (sealed, keyID, confirmed, left) = try row.decode((String, String, Bool, Int).self)
         let secret = Base64.decode(sealed).flatMap { self.sealingBox(keyID: keyID)?.open($0, context: Array(user.lowercasedString.utf8)) }
-        return MFAState(secret: secret, confirmed: confirmed, recoveryCodesLeft: left)
+        return MFAState(secret: secret, keyID: keyID, confirmed: confirmed, recoveryCodesLeft: left)
     }
 
     /// Starts enrolment (or starts it over while unconfirmed): a new secret, shown once.
@@ -117,6 +119,12 @@ extension AuthService {
         }
         if !accepted {
             _ = try await self.database.unscopedTransaction(["SELECT atrium.auth_mfa_failed(\(user), \(origin.clientAddress), \(origin.requestID))"])
+        } else if let secret = state.secret, state.keyID != self.configuration.keyRing.signingKey.id {
+            // Sealed under a key that no longer signs: move it to the current one, so the old
+            // key can leave the ring once every enrolled user has signed in.
+            let key = self.configuration.keyRing.signingKey
+            let sealed = Base64.encode(self.sealingBox(keyID: key.id)!.seal(secret, context: Array(user.lowercasedString.utf8)))
+            _ = try await self.database.unscopedTransaction(["SELECT atrium.auth_mfa_reseal(\(user), \(state.keyID), \(sealed), \(key.id))"])
         }
         return accepted
     }
