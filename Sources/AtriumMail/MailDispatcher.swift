@@ -29,7 +29,7 @@ public final class MailDispatcher: Service, Sendable {
         pollInterval: Duration = .seconds(5), logger: Logger
     ) throws {
         self.outbox = outbox
-        self.sender = try MailSender(transport: transport, from: from, logger: logger)
+        self.sender = try MailSender(transport: transport, from: from, deadline: outbox.lease * 2 / 3, logger: logger)
         self.logger = logger
         self.connections = connections
         self.batch = batch

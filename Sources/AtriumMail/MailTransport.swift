@@ -23,7 +23,10 @@ struct MailSender: Sendable {
     let from: MailAddress
     let logger: Logger
 
-    init(transport: MailTransport, from: MailAddress, logger: Logger) throws {
+    /// How long one batch may take over SMTP: well inside the lease of its mails.
+    let deadline: Duration
+
+    init(transport: MailTransport, from: MailAddress, deadline: Duration, logger: Logger) throws {
         self.transport = transport
         if case .smtp(let configuration) = transport {
             self.client = try SMTPClient(configuration: configuration)
@@ -31,6 +34,7 @@ struct MailSender: Sendable {
             self.client = nil
         }
         self.from = from
+        self.deadline = deadline
         self.logger = logger
     }
 
@@ -39,7 +43,7 @@ struct MailSender: Sendable {
         switch self.transport {
         case .smtp:
             let envelopes = messages.map { SMTPClient.Envelope(from: self.from.address, to: $0.mail.recipient, message: $0.rendered()) }
-            let results = await self.client!.send(envelopes)
+            let results = await self.client!.send(envelopes, deadline: self.deadline)
             return zip(mails, results).map { claimed, result in
                 switch result {
                 case .success:

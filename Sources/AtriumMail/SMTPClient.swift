@@ -63,10 +63,16 @@ public struct SMTPClient: Sendable {
     /// Sends `envelopes` over one connection, in order. One result per envelope: a failure of
     /// the connection (refused, TLS, authentication, a timeout) is the result of every mail
     /// not yet sent.
-    public func send(_ envelopes: [Envelope]) async -> [Result<Void, SMTPFailure>] {
+    ///
+    /// The whole conversation ends by `deadline` (the connection is closed then), so a server that
+    /// answers each command just before the read timeout cannot hold a batch past its lease.
+    public func send(_ envelopes: [Envelope], deadline: Duration = .seconds(120)) async -> [Result<Void, SMTPFailure>] {
         var results: [Result<Void, SMTPFailure>] = []
         do {
             let channel = try await self.connect()
+            let underlying = channel.channel
+            let closing = underlying.eventLoop.scheduleTask(in: .nanoseconds(deadline.nanoseconds)) { underlying.close(promise: nil) }
+            defer { closing.cancel() }
             try await channel.executeThenClose { inbound, outbound in
                 var conversation = Conversation(replies: inbound.makeAsyncIterator(), outbound: outbound, timeout: self.configuration.timeout)
                 let extensions = try await self.open(&conversation, channel: channel.channel)

@@ -76,4 +76,28 @@ import Testing
         #expect(received[0].authenticatedAs == "u")
         await sink.stop()
     }
+
+    @Test func authLoginWhenThatIsAllTheServerOffers() async throws {
+        let sink = try await SMTPSink.start()
+        sink.state.withLock { $0.mechanisms = "LOGIN" }
+        let client = try SMTPClient(configuration: SMTPConfiguration(url: "smtp://login%40example.com:pw@127.0.0.1:\(sink.port)?tls=none"))
+        let results = await client.send([SMTPClient.Envelope(from: "a@example.com", to: "b@example.com", message: "Subject: x\r\n\r\nhi\r\n")])
+        #expect((try? results[0].get()) != nil)
+        #expect(try await sink.mails(to: "b@example.com")[0].authenticatedAs == "login@example.com")
+        await sink.stop()
+    }
+
+    @Test func aServerThatHangsIsLeftAtTheDeadline() async throws {
+        let sink = try await SMTPSink.start()
+        sink.state.withLock { $0.hangAfterData = true }
+        let client = try SMTPClient(configuration: SMTPConfiguration(url: "smtp://127.0.0.1:\(sink.port)?tls=none"))
+        let started = ContinuousClock.now
+        let results = await client.send(
+            [SMTPClient.Envelope(from: "a@example.com", to: "b@example.com", message: "Subject: x\r\n\r\nhi\r\n")],
+            deadline: .milliseconds(500)
+        )
+        if case .failure(let failure) = results[0] { #expect(!failure.permanent, "tried again later") } else { Issue.record("a hung send counted as sent") }
+        #expect(ContinuousClock.now - started < .seconds(20), "the read timeout (30 s) was not what ended it")
+        await sink.stop()
+    }
 }

@@ -52,6 +52,10 @@ final class SMTPSink: Sendable {
 
     struct State {
         var received: [Received] = []
+        /// The AUTH mechanisms EHLO offers.
+        var mechanisms = "PLAIN LOGIN"
+        /// Answer nothing after DATA's end (a server that hangs).
+        var hangAfterData = false
         /// Replies to the next `RCPT TO`s, in order (e.g. "451 try later").
         var rcptFailures: [String] = []
     }
@@ -134,6 +138,8 @@ private final class SinkSession: ChannelInboundHandler {
     var to = ""
     var overTLS = false
     var user: String?
+    /// Where an AUTH LOGIN exchange is: waiting for the user name, then the password.
+    var loginStep = 0
 
     init(sink: @escaping () -> SMTPSink, tls: NIOSSLContext?) {
         self.sink = sink
@@ -161,17 +167,31 @@ private final class SinkSession: ChannelInboundHandler {
                 let received = SMTPSink.Received(
                     from: self.from, to: self.to, data: self.dataLines.joined(separator: "\r\n") + "\r\n", overTLS: self.overTLS, authenticatedAs: self.user
                 )
-                self.sink().state.withLock { $0.received.append(received) }
+                let hang = self.sink().state.withLock { state in
+                    state.received.append(received)
+                    return state.hangAfterData
+                }
                 self.dataLines = []
-                self.reply("250 queued", context: context)
+                if !hang { self.reply("250 queued", context: context) }
             } else {
                 self.dataLines.append(line.hasPrefix("..") ? String(line.dropFirst()) : line)
             }
             return
         }
+        if self.loginStep == 1 {
+            self.user = Data(base64Encoded: line).map { String(decoding: $0, as: UTF8.self) }
+            self.loginStep = 2
+            self.reply("334 UGFzc3dvcmQ6", context: context)
+            return
+        } else if self.loginStep == 2 {
+            self.loginStep = 0
+            self.reply("235 ok", context: context)
+            return
+        }
         let upper = line.uppercased()
         if upper.hasPrefix("EHLO") {
-            var lines = ["250-sink", "250-AUTH PLAIN LOGIN", "250-8BITMIME"]
+            let mechanisms = self.sink().state.withLock { $0.mechanisms }
+            var lines = ["250-sink", "250-AUTH \(mechanisms)", "250-8BITMIME"]
             if self.tls != nil && !self.overTLS { lines.append("250-STARTTLS") }
             lines.append("250 SMTPUTF8")
             self.reply(lines.joined(separator: "\r\n"), context: context)
@@ -180,9 +200,12 @@ private final class SinkSession: ChannelInboundHandler {
             try? context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
             self.overTLS = true
         } else if upper.hasPrefix("AUTH PLAIN ") {
-            let decoded = Base64.decode(line.dropFirst(11), alphabet: .standard).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let decoded = Data(base64Encoded: String(line.dropFirst(11))).map { String(decoding: $0, as: UTF8.self) } ?? ""
             self.user = decoded.split(separator: "\0", omittingEmptySubsequences: false).dropFirst().first.map(String.init)
             self.reply("235 ok", context: context)
+        } else if upper == "AUTH LOGIN" {
+            self.loginStep = 1
+            self.reply("334 VXNlcm5hbWU6", context: context)
         } else if upper.hasPrefix("MAIL FROM:") {
             self.from = Self.address(line)
             self.reply("250 ok", context: context)
