@@ -758,23 +758,29 @@ SCENARIOS = [postgres_killed, postgres_frozen, atrium_killed, pool_exhausted, te
              webhooks_verified_and_surviving_a_kill, webhooks_across_a_frozen_postgres]
 
 
-def main():
+def run_scenarios(scenarios, label, only):
+    """Runs each scenario (all, or those named in `only`) in a fresh data directory; exits 1 if
+    any failed, after reporting every one."""
     failed = 0
-    for scenario in SCENARIOS:
-        if ONLY and scenario.__name__ not in ONLY:
+    for scenario in scenarios:
+        if only and scenario.__name__ not in only:
             continue
-        data_dir = tempfile.mkdtemp(prefix="atrium-fault-")
+        data_dir = tempfile.mkdtemp(prefix=f"atrium-{label}-")
         os.chmod(data_dir, 0o755)
         started = time.time()
         try:
             figures = scenario(data_dir)
-            print(f"faults: {scenario.__name__}: ok in {time.time() - started:.0f} s: {figures}", flush=True)
+            print(f"{label}: {scenario.__name__}: ok in {time.time() - started:.0f} s: {figures}", flush=True)
         except Exception as error:  # noqa: BLE001 - every failure is reported, then the next scenario runs
             failed += 1
-            print(f"faults: {scenario.__name__}: FAILED after {time.time() - started:.0f} s: {error}", flush=True)
+            print(f"{label}: {scenario.__name__}: FAILED after {time.time() - started:.0f} s: {error}", flush=True)
         finally:
             subprocess.run(["rm", "-rf", data_dir])
     sys.exit(1 if failed else 0)
+
+
+def main():
+    run_scenarios(SCENARIOS, "faults", ONLY)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ redeems the link's token or the code from it.
     .ci/mail [path-to-atrium] [scenario ...]
 """
 
-import asyncio
 import email
 import json
 import email.policy
@@ -25,7 +24,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from faults import Server, free_port, request, wait_for  # noqa: E402
+from faults import Server, free_port, request, run_scenarios, wait_for  # noqa: E402
 
 from aiosmtpd.controller import Controller  # noqa: E402
 from aiosmtpd.smtp import AuthResult, LoginPassword  # noqa: E402
@@ -267,25 +266,5 @@ def totp_with_pyotp(data_dir):
 SCENARIOS = [starttls_with_auth, implicit_tls_and_plain, outbox_survives_a_kill, totp_with_pyotp]
 
 
-def main():
-    failed = 0
-    for scenario in SCENARIOS:
-        if ONLY and scenario.__name__ not in ONLY:
-            continue
-        data_dir = tempfile.mkdtemp(prefix="atrium-mail-")
-        os.chmod(data_dir, 0o755)
-        started = time.time()
-        try:
-            figures = scenario(data_dir)
-            print(f"mail: {scenario.__name__}: ok in {time.time() - started:.0f} s: {figures}", flush=True)
-        except Exception as error:  # noqa: BLE001 - every failure is reported, then the next scenario runs
-            failed += 1
-            print(f"mail: {scenario.__name__}: FAILED after {time.time() - started:.0f} s: {error}", flush=True)
-        finally:
-            subprocess.run(["rm", "-rf", data_dir])
-    sys.exit(1 if failed else 0)
-
-
 if __name__ == "__main__":
-    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
-    main()
+    run_scenarios(SCENARIOS, "mail", ONLY)
