@@ -228,7 +228,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AtriumTests",
-            dependencies: ["atrium", "AtriumCrypto"],
+            dependencies: ["atrium", "AtriumCrypto", "AtriumMail"],
             swiftSettings: testSettings
         ),
         .testTarget(

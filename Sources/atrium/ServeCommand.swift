@@ -87,6 +87,9 @@ struct ServeCommand: AsyncParsableCommand {
             switch settings.mail.transport {
             case .smtp(let smtp):
                 logger.info("mail goes to an SMTP server", metadata: ["smtp": "\(smtp.redacted)", "from": "\(settings.mail.from.address)"])
+                if settings.accountMail.appURL == AccountMailConfiguration().appURL {
+                    logger.warning("ATRIUM_APP_URL is not set: the links in mails point at \(settings.accountMail.appURL)")
+                }
             case .directory(let path):
                 logger.notice("no SMTP server configured (ATRIUM_SMTP_URL): mails are written as .eml files", metadata: ["directory": "\(path)"])
             }

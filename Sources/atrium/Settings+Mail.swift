@@ -23,7 +23,7 @@ extension Settings {
             throw SettingsError("ATRIUM_MAIL_FROM is needed with ATRIUM_SMTP_URL, e.g. \"Example <no-reply@example.com>\"")
         }
         guard let from = MailAddress(parsing: fromText ?? "Atrium <no-reply@localhost>") else {
-            throw SettingsError("ATRIUM_MAIL_FROM must be an address, or a name and an address: \"Example <no-reply@example.com>\"")
+            throw SettingsError("ATRIUM_MAIL_FROM must be an address, or a name and an address: \"Example <no-reply@example.com>\", got \"\(fromText ?? "")\"")
         }
         let schedule = try read.schedule("ATRIUM_MAIL_RETRY_SCHEDULE", default: MailOutbox.defaultRetrySchedule)
 

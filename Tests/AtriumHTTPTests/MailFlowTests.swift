@@ -142,11 +142,12 @@ import Testing
         try await Self.withMail { client, sink, app in
             let eve = try await client.signUp("eve@example.com", tenant: "Eve")
             _ = try await client.call(.post, "/v1/auth/forgot-password", json: ["email": "eve@example.com"])
-            let first = try #require(try await sink.mails(to: "eve@example.com", count: 2)[1].token)
+            // Mails may arrive in either order (two senders): pick them by their tokens.
+            let first = try #require(try await sink.mails(to: "eve@example.com", count: 2).compactMap(\.token).first { $0.hasPrefix("atp_") })
             // Past the one-a-minute spacing, a second request voids the first token.
             try await app.database.adminExecute("UPDATE atrium.account_tokens SET created_at = created_at - interval '2 minutes'")
             _ = try await client.call(.post, "/v1/auth/forgot-password", json: ["email": "eve@example.com"])
-            let second = try #require(try await sink.mails(to: "eve@example.com", count: 3)[2].token)
+            let second = try #require(try await sink.mails(to: "eve@example.com", count: 3).compactMap(\.token).first { $0.hasPrefix("atp_") && $0 != first })
             #expect(try await client.call(.post, "/v1/auth/reset-password", json: ["token": first, "newPassword": "a much better passphrase"]).status == .gone)
 
             // A password change after the mail voids the newer one too.
@@ -172,8 +173,7 @@ import Testing
             let asked = try await client.call(.post, "/v1/me/email", token: fay.accessToken, json: ["newEmail": "fay@new.example", "currentPassword": "correct horse battery"])
             #expect(asked.status == .accepted)
             let confirmation = try #require(try await sink.mails(to: "fay@new.example").first)
-            let notice = try #require(try await sink.mails(to: "fay@example.com", count: 2).last)
-            #expect(notice.header("Subject") == "Your email address is being changed")
+            let notice = try #require(try await sink.mails(to: "fay@example.com", count: 2).first { $0.header("Subject") == "Your email address is being changed" })
             #expect(notice.body("text/plain")?.contains("fay@new.example") == true)
             #expect(notice.token == nil, "the old address gets no link")
             // Nothing changed yet.
@@ -188,7 +188,7 @@ import Testing
             #expect((me["user"] as? [String: Any])?["emailVerified"] as? Bool == true)
             #expect(try await client.call(.post, "/v1/auth/login", json: ["email": "fay@example.com", "password": "correct horse battery"]).status == .unauthorized)
             // The verification link sent to the old address speaks for it no more.
-            let oldVerification = try #require(try await sink.mails(to: "fay@example.com").first?.token)
+            let oldVerification = try #require(try await sink.mails(to: "fay@example.com").compactMap(\.token).first)
             #expect(try await client.call(.post, "/v1/auth/verify-email", json: ["token": oldVerification]).status == .gone)
         }
     }

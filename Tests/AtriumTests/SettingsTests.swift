@@ -1,5 +1,6 @@
 @testable import atrium
 import AtriumCrypto
+import AtriumMail
 import Testing
 
 /// `atrium serve`'s settings: defaults, flags over variables, and a clear error for every bad
@@ -64,6 +65,10 @@ import Testing
         ("ATRIUM_METRICS", "0", "on, off or a port number"),
         ("ATRIUM_PASSWORD_SCRYPT", "ln=99,r=8,p=1", "ln=17,r=8,p=1"),
         ("ATRIUM_CORS_ORIGINS", "app.example.com", "origins like https://app.example.com"),
+        ("ATRIUM_APP_URL", "app.example.com", "the app's address"),
+        ("ATRIUM_APP_RESET_PASSWORD_PATH", "reset#x", "a path starting with /"),
+        ("ATRIUM_MAIL_RETRY_SCHEDULE", "soon", "comma-separated seconds"),
+        ("ATRIUM_MAIL_FROM", "nobody", "an address, or a name and an address"),
     ])
     func badValuesNameTheVariableAndTheForm(variable: String, value: String, form: String) {
         do {
@@ -81,5 +86,36 @@ import Testing
         #expect(try Self.resolve(["ATRIUM_METRICS": "off"]).server.metrics == .off)
         #expect(try Self.resolve(["ATRIUM_METRICS": "9100"]).server.metrics == .port(9100))
         #expect(try Self.resolve(["ATRIUM_METRICS": "ON"]).server.metrics == .sameServer)
+    }
+
+    @Test func mailGoesToFilesUnlessAnSMTPServerIsNamed() throws {
+        let defaults = try Self.resolve([:])
+        guard case .directory(let path) = defaults.mail.transport else { Issue.record("no SMTP server, yet not files"); return }
+        #expect(path == ".atrium/mail")
+        #expect(defaults.mail.from.address == "no-reply@localhost")
+        #expect(defaults.accountMail.appURL == "http://localhost:3000")
+
+        let smtp = try Self.resolve([
+            "ATRIUM_SMTP_URL": "smtps://u:p@mail.example.com", "ATRIUM_MAIL_FROM": "Example <no-reply@example.com>",
+            "ATRIUM_APP_URL": "https://app.example.com", "ATRIUM_APP_CONFIRM_EMAIL_PATH": "/account/confirm",
+        ])
+        guard case .smtp(let configuration) = smtp.mail.transport else { Issue.record("the SMTP server was ignored"); return }
+        #expect(configuration.host == "mail.example.com" && configuration.port == 465 && configuration.security == .implicitTLS)
+        #expect(smtp.mail.from == MailAddress(parsing: "Example <no-reply@example.com>"))
+        #expect(smtp.accountMail.changeEmailPath == "/account/confirm")
+    }
+
+    @Test(arguments: [
+        (["ATRIUM_SMTP_URL": "smtp://mail.example.com"], "ATRIUM_MAIL_FROM"),
+        (["ATRIUM_SMTP_URL": "ftp://mail.example.com", "ATRIUM_MAIL_FROM": "a@example.com"], "ATRIUM_SMTP_URL"),
+        (["ATRIUM_SMTP_URL": "smtp://u:p@mail.example.com?tls=none", "ATRIUM_MAIL_FROM": "a@example.com"], "in the clear"),
+    ])
+    func badMailSettingsSayWhatIsWrong(environment: [String: String], expected: String) {
+        do {
+            _ = try Self.resolve(environment)
+            Issue.record("\(environment) was accepted")
+        } catch {
+            #expect(String(describing: error).contains(expected), "\(error)")
+        }
     }
 }

@@ -1,5 +1,6 @@
 import AtriumCore
 import AtriumCrypto
+import AtriumMail
 import AtriumText
 import CoreMetrics
 import Foundation
@@ -41,6 +42,7 @@ public final class AtriumMetrics: Sendable {
         let databaseUp, databaseRestarts: Prometheus.Gauge?
         let eventSubscribers, eventsDelivered, eventSlowConsumers, changesRead, changeLag: Prometheus.Gauge
         let webhookDeliveriesCreated, webhookAttemptsSucceeded, webhookAttemptsFailed, webhookAttemptsInFlight: Prometheus.Gauge
+        let mailSent, mailFailed: Prometheus.Gauge
     }
 
     private let accessLog: AccessLog?
@@ -81,7 +83,9 @@ public final class AtriumMetrics: Sendable {
             webhookDeliveriesCreated: gauge("atrium_webhook_deliveries_created", "Webhook deliveries this server made from changes since start"),
             webhookAttemptsSucceeded: gauge("atrium_webhook_attempts_succeeded", "Webhook attempts answered with 2xx since start"),
             webhookAttemptsFailed: gauge("atrium_webhook_attempts_failed", "Webhook attempts that failed (retried later or given up) since start"),
-            webhookAttemptsInFlight: gauge("atrium_webhook_attempts_in_flight", "Webhook attempts this server is sending now")
+            webhookAttemptsInFlight: gauge("atrium_webhook_attempts_in_flight", "Webhook attempts this server is sending now"),
+            mailSent: gauge("atrium_mail_sent", "Mails this server handed to the SMTP server (or wrote to files) since start"),
+            mailFailed: gauge("atrium_mail_attempts_failed", "Mail attempts that failed (retried later or given up) since start")
         )
     }
 
@@ -148,6 +152,8 @@ public final class AtriumMetrics: Sendable {
         self.gauges.webhookAttemptsSucceeded.set(Double(webhooks.attemptsSucceeded))
         self.gauges.webhookAttemptsFailed.set(Double(webhooks.attemptsFailed))
         self.gauges.webhookAttemptsInFlight.set(Double(self.services.dispatcher.attemptsInFlight))
+        self.gauges.mailSent.set(Double(self.services.mailer?.sent.load(ordering: .relaxed) ?? 0))
+        self.gauges.mailFailed.set(Double(self.services.mailer?.failed.load(ordering: .relaxed) ?? 0))
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
         self.registry.emit(into: &buffer)
