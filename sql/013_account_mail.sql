@@ -47,7 +47,9 @@ CREATE TABLE atrium.mail_outbox (
     CONSTRAINT mail_outbox_body_check CHECK (char_length(text_body) <= 100000 AND char_length(html_body) <= 200000),
     CONSTRAINT mail_outbox_outcome_check CHECK (sent_at IS NULL OR failed_at IS NULL)
 ) WITH (fillfactor = 80);
-CREATE INDEX mail_outbox_due_idx ON atrium.mail_outbox (next_attempt_at) WHERE sent_at IS NULL AND failed_at IS NULL;
+-- Due mail is claimed resets and email changes first, then verifications, each oldest first:
+-- anyone can sign up with any address, so a flood of sign-ups must not delay a password reset.
+CREATE INDEX mail_outbox_due_idx ON atrium.mail_outbox ((kind = 'verify_email'), next_attempt_at) WHERE sent_at IS NULL AND failed_at IS NULL;
 CREATE INDEX mail_outbox_done_idx ON atrium.mail_outbox (created_at) WHERE sent_at IS NOT NULL OR failed_at IS NOT NULL;
 COMMENT ON TABLE atrium.mail_outbox IS 'Mails to send, written in the transaction that caused them; sent by any server (FOR UPDATE SKIP LOCKED under a lease), retried with backoff. Bodies are erased once sent or given up. Reached only through atrium.mail_* functions.';
 COMMENT ON COLUMN atrium.mail_outbox.mail_id IS 'Mail id (random UUID); also the local part of its Message-ID.';
@@ -145,7 +147,7 @@ BEGIN
         SELECT m.mail_id FROM atrium.mail_outbox m
         WHERE m.sent_at IS NULL AND m.failed_at IS NULL AND m.next_attempt_at <= now()
           AND (m.lease_until IS NULL OR m.lease_until < now())
-        ORDER BY m.next_attempt_at
+        ORDER BY (m.kind = 'verify_email'), m.next_attempt_at
         LIMIT p_limit
         FOR UPDATE SKIP LOCKED
     )
@@ -154,7 +156,7 @@ BEGIN
     RETURNING m.mail_id, m.lease, m.kind, m.recipient, m.subject, m.text_body, m.html_body, m.attempts, m.created_at;
 END
 $$;
-COMMENT ON FUNCTION atrium.mail_claim(interval, integer) IS 'Leases up to p_limit due mails for p_lease (skipping those another server holds); returns them with the lease id.';
+COMMENT ON FUNCTION atrium.mail_claim(interval, integer) IS 'Leases up to p_limit due mails for p_lease (skipping those another server holds), resets and email changes before verifications, oldest first; returns them with the lease id.';
 
 CREATE FUNCTION atrium.mail_complete(p_outcomes jsonb) RETURNS integer
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp

@@ -261,4 +261,18 @@ import Testing
             #expect(sink.received.isEmpty)
         }
     }
+
+    /// Anyone can sign up with any address: a flood of verification mails must not hold back a
+    /// password reset behind it.
+    @Test func resetsAreClaimedBeforeABacklogOfVerifications() async throws {
+        let app = try await TestApp.make()
+        try await app.database.adminExecute("""
+            SELECT atrium.mail_enqueue(gen_random_uuid(), NULL, 'verify_email', 'flood' || i || '@example.com', 's', 't', 'h')
+            FROM generate_series(1, 50) AS i;
+            SELECT atrium.mail_enqueue(gen_random_uuid(), NULL, 'password_reset', 'victim@example.com', 's', 't', 'h');
+            """)
+        let claimed = try await MailOutbox(database: app.services.database).claim(limit: 5)
+        #expect(claimed.count == 5)
+        #expect(claimed.first?.mail.kind == .passwordReset, "\(claimed.map(\.mail.kind))")
+    }
 }

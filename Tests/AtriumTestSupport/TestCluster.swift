@@ -159,8 +159,11 @@ extension TestDatabase {
         }
     }
 
+    /// Runs `sql` (several statements allowed) as the superuser.
     public func adminExecute(_ sql: String) async throws {
-        _ = try await self.adminQuery(sql)
+        try await self.withSuperuser { connection in
+            _ = try await connection.simpleQuery(sql)
+        }
     }
 }
 
