@@ -228,6 +228,10 @@ import Testing
             _ = try await client.signUp("ivy@example.com", tenant: "Ivy")
             let mail = try #require(try await sink.mails(to: "ivy@example.com").first)
             #expect(mail.token != nil)
+            // The sink has the message before the sender has its answer and records the outcome.
+            try await waitUntil(timeout: .seconds(10)) {
+                try await app.database.adminQuery("SELECT status FROM atrium_admin.mail_queue WHERE recipient = 'ivy@example.com'").first?.string(0) == "sent"
+            }
             let sent = try await app.database.adminQuery("SELECT attempts, status, last_error FROM atrium_admin.mail_queue WHERE recipient = 'ivy@example.com'")
             #expect(sent.first?.string(0) == "2")
             #expect(sent.first?.string(1) == "sent")
