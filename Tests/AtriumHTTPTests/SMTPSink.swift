@@ -121,6 +121,7 @@ final class SMTPSink: Sendable {
 
     func stop() async {
         try? await self.channel.close()
+        if let file = self.certificateFile { try? FileManager.default.removeItem(atPath: file) }
     }
 }
 
