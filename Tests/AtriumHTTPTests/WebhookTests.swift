@@ -3,6 +3,9 @@ import AtriumCrypto
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
+import NIOCore
+import NIOPosix
+import NIOSSL
 import Testing
 
 /// `/v1/webhooks`: endpoints, signed deliveries to a local receiver, retries, 410, ordering,
@@ -259,7 +262,7 @@ import Testing
     /// Certificates are checked: an endpoint whose certificate no authority vouches for gets
     /// nothing (a sender that did not check would reach the route and record its 405).
     @Test func anEndpointWithAnUntrustedCertificateGetsNothing() async throws {
-        try await LiveServerTests.withSelfSignedServer { tlsPort in
+        try await Self.withUntrustedTLSListener { tlsPort in
             try await Self.live(Self.fast { $0.retrySchedule = [] }) { client in
                 let ann = try await client.signUp("ann@example.com", tenant: "Acme")
                 let hook = try await client.call(.post, "/v1/webhooks", token: ann.accessToken, json: ["url": "https://127.0.0.1:\(tlsPort)/healthz"])
@@ -272,6 +275,31 @@ import Testing
                 #expect(error.contains("certificate") || error.contains("handshake"), "\(error)")
             }
         }
+    }
+
+    /// A TLS listener with a self-signed certificate and nothing behind it: a handshake is all it
+    /// does. (Not a whole HTTPS application: its graceful shutdown could wait on the connection
+    /// the refused handshake left behind.)
+    static func withUntrustedTLSListener(_ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+        let certificate = try SelfSignedCertificate.make()
+        let context = try NIOSSLContext(configuration: .makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificate.certificatePEM.utf8)).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(certificate.keyPEM.utf8), format: .pem))
+        ))
+        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        do {
+            try await body(try #require(listener.localAddress?.port))
+        } catch {
+            try? await listener.close()
+            throw error
+        }
+        try? await listener.close()
     }
 
     @Test func endpointsGetTheirTenantsChangesOfTheEventsAndCollectionsChosen() async throws {
