@@ -157,6 +157,24 @@ $$;
 COMMENT ON FUNCTION atrium.auth_find_account_token(text, text, text, text) IS
     'The live flow token with this hash, or the newest one sent to p_email whose code is p_code (a wrong code counts against it; five void it). Nothing when it is unknown, used, expired, superseded or no longer speaks for the account. Locks it until commit.';
 
+CREATE FUNCTION atrium.auth_use_account_token(p_purpose text, p_token_hash text)
+    RETURNS TABLE (user_id uuid, email text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    hit record;
+BEGIN
+    SELECT * INTO hit FROM atrium.auth_find_account_token(p_purpose, p_token_hash, NULL, NULL);
+    IF hit.user_id IS NULL THEN
+        RETURN;
+    END IF;
+    UPDATE atrium.account_tokens t SET used_at = now() WHERE t.token_hash = hit.token_hash;
+    RETURN QUERY SELECT hit.user_id, hit.email;
+END
+$$;
+COMMENT ON FUNCTION atrium.auth_use_account_token(text, text) IS 'Internal to the redeeming functions: uses up the live token of this purpose and hash (see atrium.auth_find_account_token); its user and address, or nothing.';
+REVOKE ALL ON FUNCTION atrium.auth_use_account_token(text, text) FROM PUBLIC;
+
 CREATE FUNCTION atrium.auth_verify_email(p_token_hash text, p_address text, p_request_id text)
     RETURNS uuid
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -164,17 +182,16 @@ AS $$
 DECLARE
     hit record;
 BEGIN
-    SELECT * INTO hit FROM atrium.auth_find_account_token('verify_email', p_token_hash, NULL, NULL);
+    SELECT * INTO hit FROM atrium.auth_use_account_token('verify_email', p_token_hash);
     IF hit.user_id IS NULL THEN
         RETURN NULL;
     END IF;
-    UPDATE atrium.account_tokens t SET used_at = now() WHERE t.token_hash = hit.token_hash;
     UPDATE atrium.users u SET email_verified_at = coalesce(u.email_verified_at, now()), updated_at = now() WHERE u.user_id = hit.user_id;
     PERFORM atrium.auth_account_event('email_verified', NULL, hit.user_id, p_address, p_request_id, jsonb_build_object('email', hit.email));
     RETURN hit.user_id;
 END
 $$;
-COMMENT ON FUNCTION atrium.auth_verify_email(text, text, text) IS 'Redeems a verification token (hit by atrium.auth_find_account_token): marks the email verified; returns the user, or NULL.';
+COMMENT ON FUNCTION atrium.auth_verify_email(text, text, text) IS 'Redeems a verification token: marks the email verified; returns the user, or NULL.';
 
 CREATE FUNCTION atrium.auth_reset_password(p_token_hash text, p_password_hash text, p_address text, p_request_id text)
     RETURNS uuid
@@ -183,11 +200,10 @@ AS $$
 DECLARE
     hit record;
 BEGIN
-    SELECT * INTO hit FROM atrium.auth_find_account_token('password_reset', p_token_hash, NULL, NULL);
+    SELECT * INTO hit FROM atrium.auth_use_account_token('password_reset', p_token_hash);
     IF hit.user_id IS NULL THEN
         RETURN NULL;
     END IF;
-    UPDATE atrium.account_tokens t SET used_at = now() WHERE t.token_hash = hit.token_hash;
     -- The mail reached the address, so it is verified too.
     UPDATE atrium.users u SET password_hash = p_password_hash, password_changed_at = now(), updated_at = now(),
         email_verified_at = coalesce(u.email_verified_at, now())
@@ -208,12 +224,11 @@ DECLARE
     hit record;
     previous text;
 BEGIN
-    SELECT * INTO hit FROM atrium.auth_find_account_token('email_change', p_token_hash, NULL, NULL);
+    SELECT * INTO hit FROM atrium.auth_use_account_token('email_change', p_token_hash);
     IF hit.user_id IS NULL THEN
         RETURN;
     END IF;
     SELECT u.email INTO previous FROM atrium.users u WHERE u.user_id = hit.user_id FOR UPDATE;
-    UPDATE atrium.account_tokens t SET used_at = now() WHERE t.token_hash = hit.token_hash;
     -- users_email_key refuses an address taken meanwhile (unique_violation).
     UPDATE atrium.users u SET email = hit.email, email_verified_at = now(), updated_at = now() WHERE u.user_id = hit.user_id;
     -- Tokens sent to the old address speak for it no more.
@@ -303,5 +318,6 @@ BEGIN
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO atrium_app', signature);
     END LOOP;
     ALTER FUNCTION atrium.auth_account_event(text, uuid, uuid, text, text, jsonb) OWNER TO atrium_definer;
+    ALTER FUNCTION atrium.auth_use_account_token(text, text) OWNER TO atrium_definer;
 END
 $$;

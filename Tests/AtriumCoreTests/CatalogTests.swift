@@ -97,6 +97,7 @@ import Testing
         }
         // Called only by the flow functions, never directly.
         grants["atrium.auth_account_event(p_kind text, p_tenant uuid, p_user uuid, p_address text, p_request_id text, p_detail jsonb)"] = []
+        grants["atrium.auth_use_account_token(p_purpose text, p_token_hash text)"] = []
         for function in [
             "create_tenant(p_name text, p_slug text, p_owner_email text, p_valid_for interval)", "disable_user(p_email text)",
             "enable_user(p_email text)", "revoke_tenant_sessions(p_tenant text)", "reset_mfa(p_email text)",

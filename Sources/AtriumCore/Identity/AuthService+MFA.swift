@@ -189,7 +189,7 @@ extension AuthService {
         return totp.matchingStep(digits, around: totp.step(at: Int64(now.timeIntervalSince1970)))
     }
 
-    /// `XXXXX-XXXXX`: 50 random bits in the flows' unambiguous alphabet.
+    /// Two groups of five characters joined by a dash: 50 random bits in the flows' unambiguous alphabet.
     static func newRecoveryCode() -> String {
         let characters = SecureRandom.bytes(10).map { FlowSecret.alphabet[Int($0 & 31)] }
         return String(decoding: characters.prefix(5), as: UTF8.self) + "-" + String(decoding: characters.suffix(5), as: UTF8.self)
