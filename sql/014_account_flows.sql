@@ -194,7 +194,7 @@ $$;
 COMMENT ON FUNCTION atrium.auth_verify_email(text, text, text) IS 'Redeems a verification token: marks the email verified; returns the user, or NULL.';
 
 CREATE FUNCTION atrium.auth_reset_password(p_token_hash text, p_password_hash text, p_address text, p_request_id text)
-    RETURNS uuid
+    RETURNS SETOF uuid
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -202,19 +202,20 @@ DECLARE
 BEGIN
     SELECT * INTO hit FROM atrium.auth_use_account_token('password_reset', p_token_hash);
     IF hit.user_id IS NULL THEN
-        RETURN NULL;
+        RAISE EXCEPTION 'the reset token is not valid' USING ERRCODE = 'AT013';
     END IF;
     -- The mail reached the address, so it is verified too.
     UPDATE atrium.users u SET password_hash = p_password_hash, password_changed_at = now(), updated_at = now(),
         email_verified_at = coalesce(u.email_verified_at, now())
     WHERE u.user_id = hit.user_id;
-    UPDATE atrium.sessions s SET revoked_at = now(), revoked_reason = 'password_reset'
-    WHERE s.user_id = hit.user_id AND s.revoked_at IS NULL;
     PERFORM atrium.auth_account_event('password_reset', NULL, hit.user_id, p_address, p_request_id, '{}');
-    RETURN hit.user_id;
+    RETURN QUERY
+    UPDATE atrium.sessions s SET revoked_at = now(), revoked_reason = 'password_reset'
+    WHERE s.user_id = hit.user_id AND s.revoked_at IS NULL
+    RETURNING s.session_id;
 END
 $$;
-COMMENT ON FUNCTION atrium.auth_reset_password(text, text, text, text) IS 'Redeems a reset token: sets the new password hash, ends every session of the user (on every server, through the revocation trigger); returns the user, or NULL.';
+COMMENT ON FUNCTION atrium.auth_reset_password(text, text, text, text) IS 'Redeems a reset token: sets the new password hash and ends every session of the user (other servers learn it through the revocation trigger); returns the sessions ended. Fails (AT013) when the token is not valid.';
 
 CREATE FUNCTION atrium.auth_change_email(p_token_hash text, p_address text, p_request_id text)
     RETURNS TABLE (user_id uuid, old_email text, new_email text)

@@ -184,9 +184,17 @@ extension AuthService {
         // Only a live token buys the hashing work.
         let hash = try await self.findFlowToken(.passwordReset, proof)
         let passwordHash = try await self.hashing { try await self.hasher.hash(newPassword) }
-        let rows = try await self.database.unscopedTransaction([
-            "SELECT atrium.auth_reset_password(\(hash), \(passwordHash), \(origin.clientAddress), \(origin.requestID))",
-        ])[0]
-        guard try rows.single?.decode(UUID?.self, column: 0) != nil else { throw Self.invalidFlowToken }
+        let ended: PostgresRows
+        do {
+            ended = try await self.database.unscopedTransaction([
+                "SELECT * FROM atrium.auth_reset_password(\(hash), \(passwordHash), \(origin.clientAddress), \(origin.requestID))",
+            ])[0]
+        } catch let error as PostgresError where error.sqlState == "AT013" {
+            throw Self.invalidFlowToken
+        }
+        // This server refuses them at once; the others learn it by NOTIFY.
+        for row in ended {
+            self.revocations.insert(try row.decode(UUID.self, column: 0))
+        }
     }
 }
