@@ -1,5 +1,6 @@
 import AtriumCore
 import EmbeddedPostgres
+import Foundation
 import Logging
 import PostgresPool
 
@@ -13,13 +14,23 @@ struct DatabaseEndpoint: Sendable {
 
     static func open(_ settings: Settings, logger: Logger) async throws -> DatabaseEndpoint {
         if let url = settings.databaseURL {
+            if settings.transactionPooling {
+                // No `options` reach PostgreSQL through PgBouncer, but these two startup
+                // parameters do (libpq sends them from the environment, PgBouncer keeps them
+                // per client), and decoding relies on them.
+                setenv("PGTZ", "UTC", 1)
+                setenv("PGDATESTYLE", "ISO, YMD", 1)
+                logger.info("DATABASE_URL is a transaction pooler: statements go unnamed, one transaction per round; LISTEN and migrations connect to ATRIUM_LISTEN_DATABASE_URL")
+            }
             return DatabaseEndpoint(
                 configuration: DatabaseConfiguration(
                     url: url,
                     migrationURL: settings.migrationDatabaseURL,
                     maxConnections: settings.maxConnections,
                     acquireTimeout: settings.acquireTimeout,
-                    statementTimeout: settings.statementTimeout
+                    statementTimeout: settings.statementTimeout,
+                    transactionPooling: settings.transactionPooling,
+                    listenURL: settings.listenDatabaseURL
                 ),
                 embedded: nil
             )

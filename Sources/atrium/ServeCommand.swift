@@ -48,6 +48,15 @@ struct ServeCommand: AsyncParsableCommand {
             if endpoint.configuration.requireUnprivilegedRole {
                 try await database.verifyServiceRole()
             }
+            if settings.transactionPooling {
+                // Through a pooler the per-connection timeouts cannot be sent; say when nothing
+                // else bounds a statement or an abandoned transaction.
+                for setting in ["statement_timeout", "idle_in_transaction_session_timeout"] where try await database.serverSetting(setting) == "0" {
+                    logger.warning(
+                        "\(setting) is unbounded through the pooler: set it on the role (ALTER ROLE … SET \(setting) = …) or in PgBouncer (query_timeout, idle_transaction_timeout)"
+                    )
+                }
+            }
             let configuration = AuthConfiguration(
                 keyRing: try TokenKeys.load(settings, logger: logger),
                 passwordParameters: settings.passwordParameters,

@@ -8,6 +8,10 @@ import Logging
 struct Settings: Sendable {
     var databaseURL: String?
     var migrationDatabaseURL: String?
+    /// `ATRIUM_DATABASE_POOLER=transaction`: `DATABASE_URL` is a pooler in transaction mode.
+    var transactionPooling: Bool
+    /// `ATRIUM_LISTEN_DATABASE_URL`: LISTEN's own session, straight to PostgreSQL.
+    var listenDatabaseURL: String?
     var dataDirectory: String
     var maxConnections: Int
     var acquireTimeout: Duration
@@ -106,10 +110,23 @@ struct Settings: Sendable {
 
         let dataDirectory = read.text("ATRIUM_DATA_DIR", flag: database.dataDir) ?? ".atrium"
         let mail = try Self.mail(read, dataDirectory: dataDirectory)
+        let databaseURL = read.text("DATABASE_URL", flag: database.databaseURL)
+        let listenURL = read.text("ATRIUM_LISTEN_DATABASE_URL")
+        let transactionPooling = try read.choice("ATRIUM_DATABASE_POOLER", default: false, [("none", false), ("transaction", true)])
+        if transactionPooling, databaseURL == nil || listenURL == nil {
+            throw SettingsError(
+                "ATRIUM_DATABASE_POOLER=transaction needs DATABASE_URL (the pooler) and ATRIUM_LISTEN_DATABASE_URL "
+                    + "(PostgreSQL itself, for LISTEN and migrations, which need a session of their own)"
+            )
+        }
         let threads = try read.integer("ATRIUM_PASSWORD_HASHING_THREADS", default: ProcessInfo.processInfo.activeProcessorCount, range: 1...256)
         return Settings(
-            databaseURL: read.text("DATABASE_URL", flag: database.databaseURL),
-            migrationDatabaseURL: read.text("ATRIUM_MIGRATION_DATABASE_URL", flag: database.migrationDatabaseURL),
+            databaseURL: databaseURL,
+            // Migrations hold a session-level advisory lock: never through a transaction pooler.
+            migrationDatabaseURL: read.text("ATRIUM_MIGRATION_DATABASE_URL", flag: database.migrationDatabaseURL)
+                ?? (transactionPooling ? listenURL : nil),
+            transactionPooling: transactionPooling,
+            listenDatabaseURL: listenURL,
             dataDirectory: dataDirectory,
             maxConnections: try read.integer("ATRIUM_DB_MAX_CONNECTIONS", flag: database.dbMaxConnections, default: 8, range: 1...1000),
             acquireTimeout: try read.seconds("ATRIUM_DB_ACQUIRE_TIMEOUT", default: .seconds(5)),

@@ -1,4 +1,5 @@
 import AtriumCrypto
+import AtriumTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird

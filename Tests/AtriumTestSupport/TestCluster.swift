@@ -13,6 +13,7 @@ public actor TestCluster {
 
     private var starting: Task<EmbeddedPostgres, any Error>?
     private var template: Task<String, any Error>?
+    private var bouncer: Task<PgBouncer, any Error>?
     private var databaseCounter = 0
 
     /// The running cluster, started on first use.
@@ -25,6 +26,15 @@ public actor TestCluster {
         return try await task.value
     }
 
+    /// PgBouncer in front of the cluster, started on first use (only with `ATRIUM_TEST_PGBOUNCER`).
+    public func pgBouncer() async throws -> PgBouncer {
+        if let bouncer { return try await bouncer.value }
+        let cluster = try await self.cluster()
+        let task = Task { try await PgBouncer.start(in: cluster) }
+        self.bouncer = task
+        return try await task.value
+    }
+
     /// A fresh, empty database; returns its name.
     public func makeEmptyDatabase(prefix: String = "test") async throws -> String {
         try await self.createDatabase(prefix: prefix, template: nil)
@@ -34,7 +44,8 @@ public actor TestCluster {
     public func makeDatabase(prefix: String = "test") async throws -> TestDatabase {
         let template = try await self.migratedTemplate()
         let name = try await self.createDatabase(prefix: prefix, template: template)
-        return TestDatabase(cluster: try await self.cluster(), name: name)
+        let bouncer = PgBouncer.isEnabled ? try await self.pgBouncer() : nil
+        return TestDatabase(cluster: try await self.cluster(), name: name, bouncer: bouncer)
     }
 
     /// Creates a uniquely named database, empty or copied from `template`; returns its name.
@@ -110,6 +121,15 @@ public enum TestLogger {
 public struct TestDatabase: Sendable {
     public let cluster: EmbeddedPostgres
     public let name: String
+    /// Set when this run goes through PgBouncer (`ATRIUM_TEST_PGBOUNCER=1`): `appPool` connects
+    /// through it in transaction-pooling mode.
+    public let bouncer: PgBouncer?
+
+    public init(cluster: EmbeddedPostgres, name: String, bouncer: PgBouncer? = nil) {
+        self.cluster = cluster
+        self.name = name
+        self.bouncer = bouncer
+    }
 
     /// As the superuser (what migrations and test set-up use).
     public var superuser: PostgresConfiguration {
@@ -121,9 +141,12 @@ public struct TestDatabase: Sendable {
         PostgresConfiguration(connectionString: self.cluster.connectionString(database: self.name, user: "atrium_app"))
     }
 
-    /// A pool connecting as `atrium_app`.
+    /// A pool connecting as `atrium_app` (through PgBouncer when this run uses it).
     public func appPool(maxConnections: Int = 4, acquireTimeout: Duration = .seconds(10), applicationName: String = "atrium-test") -> ConnectionPool {
         var connection = self.app
+        if let bouncer {
+            connection = PostgresConfiguration(connectionString: bouncer.connectionString(database: self.name, user: "atrium_app"), transactionPooling: true)
+        }
         connection.applicationName = applicationName
         return ConnectionPool(
             configuration: PoolConfiguration(connection: connection, maxConnections: maxConnections, acquireTimeout: acquireTimeout),

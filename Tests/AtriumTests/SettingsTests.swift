@@ -119,3 +119,22 @@ import Testing
         }
     }
 }
+
+/// A transaction pooler in front of PostgreSQL (`ATRIUM_DATABASE_POOLER=transaction`).
+@Suite struct PoolerSettingsTests {
+    @Test func transactionPoolingNeedsADirectURLForListenAndMigrations() throws {
+        let pooled = ["DATABASE_URL": "postgresql://atrium_app@bouncer:6432/atrium", "ATRIUM_DATABASE_POOLER": "transaction"]
+        #expect(throws: SettingsError.self) { try SettingsTests.resolve(pooled) }
+        var direct = pooled
+        direct["ATRIUM_LISTEN_DATABASE_URL"] = "postgresql://atrium_app@db:5432/atrium"
+        let settings = try SettingsTests.resolve(direct)
+        #expect(settings.transactionPooling)
+        #expect(settings.listenDatabaseURL == "postgresql://atrium_app@db:5432/atrium")
+        // Migrations hold a session-level lock, so they go straight to PostgreSQL too.
+        #expect(settings.migrationDatabaseURL == "postgresql://atrium_app@db:5432/atrium")
+        direct["ATRIUM_MIGRATION_DATABASE_URL"] = "postgresql://atrium_owner@db:5432/atrium"
+        #expect(try SettingsTests.resolve(direct).migrationDatabaseURL == "postgresql://atrium_owner@db:5432/atrium")
+        #expect(throws: SettingsError.self) { try SettingsTests.resolve(["ATRIUM_DATABASE_POOLER": "session"]) }
+        #expect(try !SettingsTests.resolve([:]).transactionPooling)
+    }
+}

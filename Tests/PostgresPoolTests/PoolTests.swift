@@ -195,3 +195,29 @@ import Testing
         await pool.close()
     }
 }
+
+/// Behind a transaction pooler nothing may outlive a transaction: no prepared statements, no
+/// session settings sent at startup.
+@Suite struct TransactionPoolingModeTests {
+    @Test(arguments: [false, true])
+    func statementsGoUnnamedAndNoStartupOptionsAreSent(transactionPooling: Bool) async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        var configuration = database.app
+        configuration.transactionPooling = transactionPooling
+        let pool = ConnectionPool(configuration: PoolConfiguration(connection: configuration, maxConnections: 1), logger: TestLogger.make("pool"))
+        for value in 0..<3 {
+            #expect(try await pool.query("SELECT \(value)::int8")[0].decode(Int.self, column: 0) == value)
+        }
+        // One connection, so this is the session that ran the statements above.
+        let prepared = try await pool.query(.oneOff(unsafeSQL: "SELECT count(*)::int8 FROM pg_prepared_statements"))[0].decode(Int.self, column: 0)
+        let timeout = try await pool.query(.oneOff(unsafeSQL: "SHOW statement_timeout"))[0].decode(String.self, column: 0)
+        await pool.close()
+        if transactionPooling {
+            #expect(prepared == 0)
+            #expect(timeout == "0")
+        } else {
+            #expect(prepared >= 1)
+            #expect(timeout == "30s")
+        }
+    }
+}

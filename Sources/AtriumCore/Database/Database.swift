@@ -7,15 +7,20 @@ public import ServiceLifecycle
 /// reached inside a transaction scoped to one tenant.
 public final class Database: Service, Sendable {
     package let pool: ConnectionPool
+    /// Where LISTEN connects: PostgreSQL itself, even when the pool goes through a pooler.
+    package let listenConnection: PostgresConfiguration
     let logger: Logger
 
     public init(configuration: DatabaseConfiguration, logger: Logger) {
         self.pool = ConnectionPool(configuration: configuration.poolConfiguration, logger: logger)
+        self.listenConnection = configuration.listenConnection
         self.logger = logger
     }
 
-    package init(pool: ConnectionPool, logger: Logger) {
+    /// `listenConnection` defaults to the pool's own (which must not be a transaction pooler's).
+    package init(pool: ConnectionPool, listenConnection: PostgresConfiguration? = nil, logger: Logger) {
         self.pool = pool
+        self.listenConnection = listenConnection ?? pool.configuration.connection
         self.logger = logger
     }
 
@@ -91,6 +96,13 @@ public final class Database: Service, Sendable {
             let first = await group.next() ?? false
             group.cancelAll()
             return first
+        }
+    }
+
+    /// A setting's value on a pooled connection, as the server's defaults for the role leave it.
+    public func serverSetting(_ name: String) async throws -> String {
+        try await Self.translatingPoolErrors {
+            try await self.pool.query("SELECT pg_catalog.current_setting(\(name))")[0].decode(String.self, column: 0)
         }
     }
 

@@ -25,14 +25,15 @@ public final class ChangeWatcher: Service, Sendable {
     private let webhookObservers = Mutex<[@Sendable () -> Void]>([])
     private let mailObservers = Mutex<[@Sendable () -> Void]>([])
 
-    /// Listens on a connection of its own, to the database (and as the role) the pool uses.
+    /// Listens on a connection of its own (`Database.listenConnection`): to the database the pool
+    /// uses, straight to PostgreSQL when the pool goes through a transaction pooler.
     public init(database: Database, revocations: RevocationSet, collections: CollectionCache, feed: ChangeFeed?, logger: Logger) {
         self.database = database
         self.revocations = revocations
         self.collections = collections
         self.feed = feed
         self.listener = PostgresListener(
-            configuration: database.pool.configuration.connection,
+            configuration: database.listenConnection,
             channels: [Self.revocationChannel, Self.collectionChannel, RecordStore.changeChannel, WebhookService.channel, MailOutbox.channel],
             logger: logger
         )

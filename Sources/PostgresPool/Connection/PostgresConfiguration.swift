@@ -15,6 +15,15 @@ public struct PostgresConfiguration: Sendable {
     /// How long a connection waits for PostgreSQL to answer after a caller gave up on a
     /// request (and a cancel was sent) before it is closed as unresponsive.
     public var cancelGracePeriod: Duration
+    /// Set when connections go through a pooler in transaction mode (PgBouncer 1.18): the
+    /// server behind one client connection changes between transactions, so nothing may live
+    /// longer than a transaction. Statements are sent unnamed (a statement prepared on one
+    /// server is unknown to the next), one batch per round (a pooler that does not count
+    /// syncs hands the server to another client at the first one), and no `options` are sent
+    /// at startup (PgBouncer refuses them): the session settings above must come from the
+    /// role or the pooler instead (`ALTER ROLE … SET`, PgBouncer's `query_timeout`), and the
+    /// time zone and date style from `PGTZ`/`PGDATESTYLE`, which PgBouncer passes on.
+    public var transactionPooling: Bool
 
     public init(
         connectionString: String,
@@ -23,7 +32,8 @@ public struct PostgresConfiguration: Sendable {
         idleInTransactionTimeout: Duration? = .seconds(60),
         connectTimeout: Duration = .seconds(10),
         settings: [String: String] = [:],
-        cancelGracePeriod: Duration = .seconds(1)
+        cancelGracePeriod: Duration = .seconds(1),
+        transactionPooling: Bool = false
     ) {
         self.connectionString = connectionString
         self.applicationName = applicationName
@@ -32,10 +42,14 @@ public struct PostgresConfiguration: Sendable {
         self.connectTimeout = connectTimeout
         self.settings = settings
         self.cancelGracePeriod = cancelGracePeriod
+        self.transactionPooling = transactionPooling
     }
 
     /// libpq keyword/value pairs; `dbname` carries the connection string so libpq expands it.
     var keywordValues: [(String, String)] {
+        guard !self.transactionPooling else {
+            return [("dbname", self.connectionString), ("application_name", self.applicationName), ("client_encoding", "UTF8")]
+        }
         // Decoding relies on these: ISO timestamps in UTC, UTF-8 text.
         var options: [(String, String)] = [("TimeZone", "UTC"), ("DateStyle", "ISO, YMD"), ("IntervalStyle", "iso_8601")]
         if let statementTimeout {

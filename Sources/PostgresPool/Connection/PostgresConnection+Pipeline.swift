@@ -96,7 +96,7 @@ extension PostgresConnection {
     /// Queues one statement: prepared the first time this connection sees its SQL, then reused
     /// (or, for a one-off statement, sent unnamed).
     private func send(_ query: PostgresQuery, _ inFlight: InFlight, as expectation: InFlight.Expectation) -> Bool {
-        guard query.isPrepared else {
+        guard query.isPrepared, !self.configuration.transactionPooling else {
             let sent = query.bindings.withLibpqArrays { count, values, lengths, formats in
                 PQsendQueryParams(self.pg, query.sql, count, nil, values, lengths, formats, 0)
             }

@@ -35,7 +35,8 @@ public final class ConnectionPool: Service, Sendable {
             idleTimeout: configuration.idleTimeout.nanoseconds,
             reconnectDelay: configuration.reconnectDelay.nanoseconds,
             maxReconnectDelay: configuration.maxReconnectDelay.nanoseconds,
-            pipelineDepth: configuration.pipelineDepth
+            // Behind a transaction pooler a round holds one batch: see `transactionPooling`.
+            pipelineDepth: configuration.connection.transactionPooling ? 1 : configuration.pipelineDepth
         ))))
         let timer = DispatchSource.makeTimerSource(queue: self.timerQueue)
         self.timer = UnsafeSendable(timer)
