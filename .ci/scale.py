@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""Scale-out drills against the real `atrium serve` binary on PostgreSQL clusters of their own,
+with Debian's PostgreSQL 15 (`pg_basebackup`, `pg_ctl promote`) and `pgbouncer`.
+
+- through_pgbouncer: two servers reach PostgreSQL through PgBouncer in transaction mode
+  (ATRIUM_DATABASE_POOLER=transaction) and LISTEN directly; writes, reads and a revocation
+  that reaches the other server.
+- failover: a primary with a synchronous streaming replica; two servers on a multi-host
+  DATABASE_URL (target_session_attrs=read-write). The primary is killed under writes, the
+  replica promoted; writes retried with their Idempotency-Key land exactly once, no
+  acknowledged write is lost, and a revocation still reaches the other server (its LISTEN
+  followed the primary).
+
+    .ci/scale [path-to-atrium] [scenario ...]
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from faults import Server, Writers, create_items, free_port, request, run_scenarios, sign_up, wait_for  # noqa: E402
+
+ONLY = sys.argv[2:]
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def as_postgres(command, **kwargs):
+    """Runs a PostgreSQL program as the postgres user when we are root (it refuses root)."""
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    return subprocess.run(prefix + command, check=True, capture_output=True, text=True, **kwargs)
+
+
+class Cluster:
+    """A PostgreSQL cluster on loopback, made by initdb or by pg_basebackup from another."""
+
+    def __init__(self, root, name):
+        self.directory = os.path.join(root, name)
+        self.port = free_port()
+        self.log = os.path.join(root, name + ".log")
+
+    def init(self):
+        as_postgres([f"{PG_BIN}/initdb", "-D", self.directory, "-A", "trust", "-U", "postgres", "--no-sync"])
+        return self
+
+    def replica_of(self, primary):
+        as_postgres([f"{PG_BIN}/pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+                     "-D", self.directory, "-R", "-X", "stream", "--no-sync"])
+        return self
+
+    def start(self, *settings):
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c fsync=off " + " ".join(f"-c {s}" for s in settings)
+        as_postgres([f"{PG_BIN}/pg_ctl", "-D", self.directory, "-o", options, "-l", self.log, "-w", "start"])
+        return self
+
+    def sql(self, statement, database="postgres"):
+        result = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database, "-XAtqc", statement],
+                                check=True, capture_output=True, text=True)
+        return result.stdout.strip()
+
+    def pids(self):
+        """The postmaster and every process it started."""
+        with open(os.path.join(self.directory, "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        pids = [postmaster]
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        stat = f.read()
+                except OSError:
+                    continue
+                if int(stat[stat.rindex(")") + 2:].split()[1]) == postmaster:
+                    pids.append(int(entry))
+        return pids
+
+    def kill(self):
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def stop(self):
+        try:
+            as_postgres([f"{PG_BIN}/pg_ctl", "-D", self.directory, "-m", "immediate", "stop"])
+        except subprocess.CalledProcessError:
+            pass
+
+
+def prepare_root(data_dir):
+    """A directory both we and the postgres user can write (the clusters live under it)."""
+    root = os.path.join(data_dir, "clusters")
+    os.makedirs(root)
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    return root
+
+
+def create_atrium_database(cluster):
+    cluster.sql("CREATE ROLE atrium_owner LOGIN CREATEROLE")
+    cluster.sql("CREATE ROLE atrium_app LOGIN")
+    cluster.sql("CREATE DATABASE atrium OWNER atrium_owner")
+
+
+def server_on(data_dir, name, database_url, migration_url, extra=None):
+    directory = os.path.join(data_dir, name)
+    os.makedirs(directory)
+    env = {"DATABASE_URL": database_url, "ATRIUM_MIGRATION_DATABASE_URL": migration_url,
+           "ATRIUM_TOKEN_KEYS": "drill:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU", "ATRIUM_DB_ACQUIRE_TIMEOUT": "2"}
+    env.update(extra or {})
+    return Server(directory, extra_env=env)
+
+
+def revocation_reaches(origin, other, token):
+    """Logs the session out on `origin`; returns how long `other` took to refuse its token."""
+    status, _, body = request(other.port, "GET", "/v1/me", token=token)
+    assert status == 200, body
+    status, _, body = request(origin.port, "POST", "/v1/auth/logout", token=token)
+    assert status in (200, 204), body
+    started = time.time()
+    assert wait_for(lambda: request(other.port, "GET", "/v1/me", token=token)[0] == 401, 5, 0.02), "the other server still accepts a revoked token"
+    return time.time() - started
+
+
+def sign_in(port, email, password):
+    status, _, body = request(port, "POST", "/v1/auth/login", {"email": email, "password": password})
+    assert status == 200, body
+    return json.loads(body)["tokens"]["accessToken"]
+
+
+# Scenarios -----------------------------------------------------------------------------------
+
+def through_pgbouncer(data_dir):
+    root = prepare_root(data_dir)
+    cluster = Cluster(root, "db").init().start()
+    bouncer_port = free_port()
+    bouncer_dir = os.path.join(root, "pgbouncer")
+    os.makedirs(bouncer_dir)
+    with open(os.path.join(bouncer_dir, "pgbouncer.ini"), "w") as f:
+        f.write(f"""[databases]
+atrium = host=127.0.0.1 port={cluster.port} dbname=atrium
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {bouncer_port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {bouncer_dir}/users.txt
+pool_mode = transaction
+default_pool_size = 10
+logfile = {bouncer_dir}/pgbouncer.log
+""")
+    with open(os.path.join(bouncer_dir, "users.txt"), "w") as f:
+        f.write('"atrium_app" ""\n')
+    if os.geteuid() == 0:
+        for path in (bouncer_dir, *(os.path.join(bouncer_dir, n) for n in os.listdir(bouncer_dir))):
+            shutil.chown(path, "postgres", "postgres")
+    # setpriv execs, so killing the child kills PgBouncer itself.
+    prefix = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"] if os.geteuid() == 0 else []
+    bouncer = subprocess.Popen(prefix + ["pgbouncer", os.path.join(bouncer_dir, "pgbouncer.ini")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    servers = []
+    try:
+        create_atrium_database(cluster)
+        cluster.sql("ALTER ROLE atrium_app SET statement_timeout = '30s'")
+        direct = f"postgresql://atrium_app@127.0.0.1:{cluster.port}/atrium"
+        pooled = f"postgresql://atrium_app@127.0.0.1:{bouncer_port}/atrium"
+        owner = f"postgresql://atrium_owner@127.0.0.1:{cluster.port}/atrium"
+        extra = {"ATRIUM_DATABASE_POOLER": "transaction", "ATRIUM_LISTEN_DATABASE_URL": direct}
+        servers = [server_on(data_dir, name, pooled, owner, extra) for name in ("a", "b")]
+        for server in servers:
+            server.start()
+        a, b = servers
+        token = sign_up(a.port, "bouncer")
+        create_items(a.port, token)
+        writers = Writers(a, token, threads=4)
+        writers.start()
+        time.sleep(3)
+        writers.finish()
+        stored = writers.verify(b.port)
+        # The pools' connections went through PgBouncer (it logs each client's login), the
+        # listeners straight to PostgreSQL.
+        with open(os.path.join(bouncer_dir, "pgbouncer.log")) as f:
+            logins = f.read().count("login attempt: db=atrium user=atrium_app")
+        assert logins >= 2, f"{logins} logins through pgbouncer"
+        listeners = cluster.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'atrium-listener'", "atrium")
+        assert listeners == "2", f"{listeners} listeners on PostgreSQL"
+        reached = revocation_reaches(a, b, token)
+        warning = "statement_timeout is unbounded" in a.log()
+        assert not warning, "the role's statement_timeout was not seen through the pooler"
+        return f"{stored} records written by 4 threads through pgbouncer, every one read back on the other server; revocation reached it in {reached * 1000:.0f} ms"
+    finally:
+        for server in servers:
+            server.stop()
+        bouncer.kill()
+        bouncer.wait()
+        cluster.stop()
+
+
+def failover(data_dir):
+    root = prepare_root(data_dir)
+    primary = Cluster(root, "primary").init().start("synchronous_standby_names='*'")
+    replica = Cluster(root, "replica").replica_of(primary).start()
+    servers = []
+    try:
+        assert wait_for(lambda: primary.sql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") == "1", 30), "the replica never became synchronous"
+        create_atrium_database(primary)
+        hosts = f"127.0.0.1:{primary.port},127.0.0.1:{replica.port}"
+        url = f"postgresql://atrium_app@{hosts}/atrium?target_session_attrs=read-write&connect_timeout=2"
+        owner = f"postgresql://atrium_owner@{hosts}/atrium?target_session_attrs=read-write&connect_timeout=2"
+        servers = [server_on(data_dir, name, url, owner) for name in ("a", "b")]
+        for server in servers:
+            server.start()
+        a, b = servers
+        email = "failover@example.com"
+        status, _, body = request(a.port, "POST", "/v1/auth/signup", {"email": email, "password": "correct horse battery", "tenant": {"name": "failover"}})
+        assert status == 201, body
+        token = json.loads(body)["tokens"]["accessToken"]
+        create_items(a.port, token)
+        writers = Writers(a, token, threads=6)
+        writers.start()
+        time.sleep(2)
+        before = len(writers.acknowledged)
+        primary.kill()
+        killed = time.time()
+        time.sleep(1)
+        as_postgres([f"{PG_BIN}/pg_ctl", "-D", replica.directory, "-w", "promote"])
+        promoted = time.time()
+        # Answering again: a write acknowledged after the promotion.
+        assert wait_for(lambda: len(writers.acknowledged) > before + 10 and request(b.port, "GET", "/readyz")[0] == 200, 60, 0.05), "the service never answered writes again"
+        answered = time.time()
+        time.sleep(1)
+        writers.finish()
+        stored = writers.verify(b.port)
+        retried = writers.statuses.get(503, 0) + writers.connection_errors
+        assert retried > 0, "no write was in flight during the failover"
+        # The listeners followed the primary: a revocation made on one server reaches the other.
+        other = sign_in(a.port, email, "correct horse battery")
+        reached = revocation_reaches(a, b, other)
+        return (f"primary killed under 6 writers; replica promoted 1 s later; writes answered again {answered - promoted:.1f} s after the "
+                f"promotion ({answered - killed:.1f} s after the kill); {retried} attempts failed (503 or connection) and were retried with "
+                f"their key; {stored} records, none lost or doubled; revocation reached the other server in {reached * 1000:.0f} ms")
+    finally:
+        for server in servers:
+            server.stop()
+        primary.stop()
+        replica.stop()
+
+
+SCENARIOS = [through_pgbouncer, failover]
+
+
+if __name__ == "__main__":
+    run_scenarios(SCENARIOS, "scale", ONLY)
