@@ -34,6 +34,8 @@ public struct AtriumServices: Sendable {
     public let watcher: ChangeWatcher
     /// The database process, when this server runs it (the embedded PostgreSQL).
     public let databaseProcess: (any DatabaseProcessMonitor)?
+    /// This server among the deployment's (heartbeats; how many servers share the rate limits).
+    public let servers: ServerRegistry
     /// The HTTP connections open now, counted by the connection cap.
     public let connections = HTTPConnections()
 
@@ -76,6 +78,7 @@ public struct AtriumServices: Sendable {
             self.mailer = nil
         }
         self.databaseProcess = databaseProcess
+        self.servers = ServerRegistry(database: database, logger: logger)
     }
 }
 
@@ -122,7 +125,7 @@ public func buildApplication(
     } else {
         builder = .http1(configuration: http1)
     }
-    var background: [any Service] = [services.database, services.watcher, services.feed, services.dispatcher] + backgroundServices
+    var background: [any Service] = [services.database, services.servers, services.watcher, services.feed, services.dispatcher] + backgroundServices
     if let mailer = services.mailer {
         background.append(mailer)
     }
@@ -161,7 +164,8 @@ public func buildRouter(services: AtriumServices, server: ServerConfiguration = 
     router.add(middleware: CORSPolicyMiddleware(policy: server.cors))
     router.add(middleware: ProblemMiddleware(routes: table))
     router.add(middleware: LimitsMiddleware(limits: server.limits))
-    let limiter = RateLimiter(policy: server.rateLimits, metrics: metrics)
+    let registry = services.servers
+    let limiter = RateLimiter(policy: server.rateLimits, servers: { registry.liveServers }, metrics: metrics)
     router.add(middleware: AuthenticationMiddleware(auth: services.auth, limiter: limiter))
     router.add(middleware: RateLimitMiddleware(limiter: limiter))
     let recorder = RouteRecorder(router: router)

@@ -37,13 +37,14 @@ public final class EmbeddedPostgres: Sendable {
             Configuration(directory: directory)
         }
 
-        /// A throwaway cluster tuned for speed over durability (no fsync), as tests want.
+        /// A throwaway cluster tuned for speed over durability (no fsync), as tests want; with room
+        /// for the connections of the many servers a parallel test run starts at once.
         public static var temporary: Configuration {
             Configuration(directory: nil, settings: [
                 "fsync": "off",
                 "synchronous_commit": "off",
                 "full_page_writes": "off",
-                "max_connections": "400",
+                "max_connections": "800",
             ])
         }
     }

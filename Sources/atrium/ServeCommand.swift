@@ -71,6 +71,8 @@ struct ServeCommand: AsyncParsableCommand {
             )
             // Known revocations must be in memory before the first request is served.
             try await services.watcher.reload()
+            // Counted among the live servers (and told how many share the rate limits) before the first request.
+            await services.servers.beat()
             var background: [any Service] = []
             if let supervision { background.append(supervision) }
             var tls: TLSSetup?

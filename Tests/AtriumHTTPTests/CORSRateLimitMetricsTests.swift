@@ -111,6 +111,36 @@ import Testing
         }
     }
 
+    @Test func theLimitIsSharedByTheLiveServersOfTheDeployment() async throws {
+        var app = try await TestApp.make()
+        app.server.rateLimits = RateLimitPolicy(tenantRate: 0.05, tenantBurst: 6, addressRate: 0, addressBurst: 1)
+        // A second server on the same database, and one that died an hour ago.
+        let other = ServerRegistry(database: app.services.database, logger: TestLogger.make("servers"))
+        try await app.database.adminExecute("INSERT INTO atrium.servers (server_id, started_at, seen_at) VALUES (gen_random_uuid(), now() - interval '2 hours', now() - interval '1 hour')")
+        await other.beat()
+        await app.services.servers.beat()
+        let registry = app.services.servers
+        #expect(registry.liveServers == 2)
+        #expect(try await app.database.adminQuery("SELECT count(*) FROM atrium.servers")[0].string(0) == "2")
+        try await app.test { client in
+            let busy = try await client.signUp("busy@example.com", tenant: "Busy")
+            var remaining: [String?] = []
+            for _ in 0..<3 {
+                let response = try await client.call(.get, "/v1/tenant", token: busy.accessToken)
+                #expect(response.status == .ok)
+                #expect(response.headers[.init("RateLimit-Limit")!] == "6")
+                remaining.append(response.headers[.init("RateLimit-Remaining")!])
+            }
+            // Half of the burst here; the headers count for the deployment.
+            #expect(remaining == ["4", "2", "0"])
+            #expect(try await client.call(.get, "/v1/tenant", token: busy.accessToken).status == .tooManyRequests)
+            // A server that stops takes its row with it; the next heartbeat counts one.
+            await other.leave()
+            await registry.beat()
+            #expect(registry.liveServers == 1)
+        }
+    }
+
     @Test func failedCredentialsAreChargedToTheAddressAndThenRefusedWithoutAQuery() async throws {
         var app = try await TestApp.make()
         // One token per 1,000 s: a slow run (the whole suite on two cores) cannot refill one.

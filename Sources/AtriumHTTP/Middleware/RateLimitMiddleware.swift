@@ -11,9 +11,11 @@ extension HTTPField.Name {
     static let rateLimitReset = HTTPField.Name("RateLimit-Reset")!
 }
 
-/// Token buckets in memory: each key holds up to `burst` tokens, refilled at `rate` per second.
-/// Limits are per server process; behind a load balancer with N servers a tenant gets up to N
-/// times the rate.
+/// Token buckets in memory: each key holds up to `burst` tokens, refilled at `rate` per second —
+/// for the whole deployment. With N live servers behind a balancer (`servers`, from the
+/// heartbeat table) each server's bucket holds `burst/N` tokens refilled at `rate/N`, so a
+/// client spread evenly over the servers gets the rate once, not N times. The headers speak for
+/// the deployment: the limit is `burst`, the remaining count this server's tokens times N.
 final class TokenBuckets: Sendable {
     struct Bucket {
         var tokens: Double
@@ -30,12 +32,15 @@ final class TokenBuckets: Sendable {
 
     let rate: Double
     let burst: Int
+    /// Live servers sharing the limit (1 when this server is alone or does not know).
+    let servers: @Sendable () -> Int
     private let buckets = Mutex<[String: Bucket]>([:])
     private static let pruneThreshold = 100_000
 
-    init(rate: Double, burst: Int) {
+    init(rate: Double, burst: Int, servers: @escaping @Sendable () -> Int = { 1 }) {
         self.rate = rate
         self.burst = max(1, burst)
+        self.servers = servers
     }
 
     /// Takes a token from `key`'s bucket if it has one.
@@ -49,19 +54,24 @@ final class TokenBuckets: Sendable {
     }
 
     private func decide(_ key: String, consume: Bool, now: ContinuousClock.Instant) -> Decision {
-        self.buckets.withLock { buckets in
+        let servers = Double(max(1, self.servers()))
+        // This server's share; a bucket never holds less than one token, or nothing would pass.
+        let capacity = max(1, Double(self.burst) / servers)
+        let rate = self.rate / servers
+        return self.buckets.withLock { buckets in
             if buckets.count > Self.pruneThreshold { self.prune(&buckets, now: now) }
-            var bucket = buckets[key] ?? Bucket(tokens: Double(self.burst), updated: now)
+            var bucket = buckets[key] ?? Bucket(tokens: capacity, updated: now)
             let elapsed = now - bucket.updated
-            bucket.tokens = min(Double(self.burst), bucket.tokens + elapsed.seconds * self.rate)
+            bucket.tokens = min(capacity, bucket.tokens + elapsed.seconds * rate)
             bucket.updated = now
             let allowed = bucket.tokens >= 1
             if allowed, consume { bucket.tokens -= 1 }
             buckets[key] = bucket
             let reset = allowed
-                ? Int(((Double(self.burst) - bucket.tokens) / self.rate).rounded(.up))
-                : Int(((1 - bucket.tokens) / self.rate).rounded(.up))
-            return Decision(allowed: allowed, limit: self.burst, remaining: Int(bucket.tokens.rounded(.down)), reset: max(allowed ? 0 : 1, reset))
+                ? Int(((capacity - bucket.tokens) / rate).rounded(.up))
+                : Int(((1 - bucket.tokens) / rate).rounded(.up))
+            let remaining = min(self.burst, Int((bucket.tokens * servers).rounded(.down)))
+            return Decision(allowed: allowed, limit: self.burst, remaining: remaining, reset: max(allowed ? 0 : 1, reset))
         }
     }
 
@@ -75,7 +85,7 @@ final class TokenBuckets: Sendable {
     }
 }
 
-/// The rate limits of one server: a bucket per tenant for authenticated requests, one per client
+/// The rate limits, this server's share of them: a bucket per tenant for authenticated requests, one per client
 /// address for the rest — and for every failed authentication, so guessing credentials is
 /// limited like any anonymous traffic (see `AuthenticationMiddleware`).
 final class RateLimiter: Sendable {
@@ -83,9 +93,10 @@ final class RateLimiter: Sendable {
     let addresses: TokenBuckets?
     let metrics: AtriumMetrics?
 
-    init(policy: RateLimitPolicy, metrics: AtriumMetrics?) {
-        self.tenants = policy.tenantRate > 0 ? TokenBuckets(rate: policy.tenantRate, burst: policy.tenantBurst) : nil
-        self.addresses = policy.addressRate > 0 ? TokenBuckets(rate: policy.addressRate, burst: policy.addressBurst) : nil
+    /// `servers` counts the live servers the limits are shared between.
+    init(policy: RateLimitPolicy, servers: @escaping @Sendable () -> Int = { 1 }, metrics: AtriumMetrics?) {
+        self.tenants = policy.tenantRate > 0 ? TokenBuckets(rate: policy.tenantRate, burst: policy.tenantBurst, servers: servers) : nil
+        self.addresses = policy.addressRate > 0 ? TokenBuckets(rate: policy.addressRate, burst: policy.addressBurst, servers: servers) : nil
         self.metrics = metrics
     }
 
