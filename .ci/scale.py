@@ -5,6 +5,9 @@ with Debian's PostgreSQL 15 (`pg_basebackup`, `pg_ctl promote`) and `pgbouncer`.
 - through_pgbouncer: two servers reach PostgreSQL through PgBouncer in transaction mode
   (ATRIUM_DATABASE_POOLER=transaction) and LISTEN directly; writes, reads and a revocation
   that reaches the other server.
+- behind_haproxy: two servers behind HAProxy (round robin) on one PostgreSQL: a revocation
+  refuses the token on both within a second, sign-in throttling and the tenant's rate limit
+  hold for the pair, not for each server.
 - failover: a primary with a synchronous streaming replica; two servers on a multi-host
   DATABASE_URL (target_session_attrs=read-write). The primary is killed under writes, the
   replica promoted; writes retried with their Idempotency-Key land exactly once, no
@@ -202,6 +205,99 @@ logfile = {bouncer_dir}/pgbouncer.log
         cluster.stop()
 
 
+def behind_haproxy(data_dir):
+    root = prepare_root(data_dir)
+    cluster = Cluster(root, "db").init().start()
+    balancer = None
+    servers = []
+    try:
+        create_atrium_database(cluster)
+        url = f"postgresql://atrium_app@127.0.0.1:{cluster.port}/atrium"
+        owner = f"postgresql://atrium_owner@127.0.0.1:{cluster.port}/atrium"
+        # A tenant may burst 20 requests, then one every 10 s: 40 requests at once must get 20.
+        limits = {"ATRIUM_RATE_LIMIT_TENANT": "0.1", "ATRIUM_RATE_LIMIT_TENANT_BURST": "20", "ATRIUM_PROXY_HOPS": "1"}
+        servers = [server_on(data_dir, name, url, owner, limits) for name in ("a", "b")]
+        for server in servers:
+            server.start()
+        a, b = servers
+        port = free_port()
+        config = os.path.join(root, "haproxy.cfg")
+        with open(config, "w") as f:
+            f.write(f"""global
+    maxconn 256
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    option forwardfor
+frontend atrium
+    bind 127.0.0.1:{port}
+    default_backend servers
+backend servers
+    balance roundrobin
+    option httpchk GET /readyz
+    server a 127.0.0.1:{a.port} check inter 1s
+    server b 127.0.0.1:{b.port} check inter 1s
+""")
+        balancer = subprocess.Popen(["haproxy", "-f", config, "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        def balanced():
+            try:
+                return request(port, "GET", "/readyz", timeout=2)[0] == 200
+            except OSError:
+                return False
+        assert wait_for(balanced, 20), "haproxy never answered"
+        # Both servers have counted each other (a heartbeat every 5 s).
+        assert wait_for(lambda: "servers=2" in a.log() and "servers=2" in b.log(), 15), "the servers never counted each other"
+
+        email = "balanced@example.com"
+        status, _, body = request(port, "POST", "/v1/auth/signup", {"email": email, "password": "correct horse battery", "tenant": {"name": "balanced"}})
+        assert status == 201, body
+        token = json.loads(body)["tokens"]["accessToken"]
+
+        # Revocation: logged out through the balancer, refused by each server within a second.
+        session = sign_in(port, email, "correct horse battery")
+        for server in servers:
+            assert request(server.port, "GET", "/v1/me", token=session)[0] == 200
+        status, _, _ = request(port, "POST", "/v1/auth/logout", token=session)
+        assert status == 204, status
+        started = time.time()
+        for server in servers:
+            assert wait_for(lambda: request(server.port, "GET", "/v1/me", token=session)[0] == 401, 1, 0.02), "a server accepted a revoked token after 1 s"
+        revoked = time.time() - started
+
+        # Sign-in throttling: wrong passwords alternate between the servers, the count is one.
+        statuses = [request(port, "POST", "/v1/auth/login", {"email": email, "password": f"wrong {i}"}, headers={"X-Forwarded-For": "198.51.100.7"})[0]
+                    for i in range(8)]
+        assert statuses[:3] == [401, 401, 401] and set(statuses[3:]) == {429}, statuses
+
+        # The tenant's rate limit: 40 requests at once through the balancer (20 to each server).
+        answers = []
+        lock = threading.Lock()
+
+        def call():
+            status = request(port, "GET", "/v1/tenant", token=token)[0]
+            with lock:
+                answers.append(status)
+        threads = [threading.Thread(target=call) for _ in range(40)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        allowed, refused = answers.count(200), answers.count(429)
+        # Burst 20 for the pair, less the sign-up's own requests; each server alone would allow 20.
+        assert allowed + refused == 40 and 16 <= allowed <= 22, f"{allowed} allowed, {refused} refused"
+        return (f"revocation refused on both servers within {revoked * 1000:.0f} ms; 8 wrong passwords over both: {statuses}; "
+                f"40 requests at once for a tenant with burst 20: {allowed} allowed, {refused} refused (429)")
+    finally:
+        if balancer:
+            balancer.kill()
+            balancer.wait()
+        for server in servers:
+            server.stop()
+        cluster.stop()
+
+
 def failover(data_dir):
     root = prepare_root(data_dir)
     primary = Cluster(root, "primary").init().start("synchronous_standby_names='*'")
@@ -252,7 +348,7 @@ def failover(data_dir):
         replica.stop()
 
 
-SCENARIOS = [through_pgbouncer, failover]
+SCENARIOS = [behind_haproxy, through_pgbouncer, failover]
 
 
 if __name__ == "__main__":
