@@ -8,6 +8,10 @@ with Debian's PostgreSQL 15 (`pg_basebackup`, `pg_ctl promote`) and `pgbouncer`.
 - behind_haproxy: two servers behind HAProxy (round robin) on one PostgreSQL: a revocation
   refuses the token on both within a second, sign-in throttling and the tenant's rate limit
   hold for the pair, not for each server.
+- read_replica: a streaming replica made by pg_basebackup -R serves reads; with its replay
+  paused, a read carrying a write's Atrium-Consistency token goes to the primary while one
+  without reads the replica's older state; resumed, reads with the token return to the replica;
+  a server with a tight lag bound skips the paused replica altogether.
 - failover: a primary with a synchronous streaming replica; two servers on a multi-host
   DATABASE_URL (target_session_attrs=read-write). The primary is killed under writes, the
   replica promoted; writes retried with their Idempotency-Key land exactly once, no
@@ -298,6 +302,94 @@ backend servers
         cluster.stop()
 
 
+def replica_reads(port):
+    """Reads served by the primary and by the replica, from /metrics."""
+    _, _, body = request(port, "GET", "/metrics")
+    counts = {}
+    for line in body.decode().splitlines():
+        if line.startswith("atrium_db_reads{"):
+            target = line.split('target="')[1].split('"')[0]
+            counts[target] = float(line.split()[-1])
+    return counts.get("primary", 0), counts.get("replica1", 0)
+
+
+def read_replica(data_dir):
+    root = prepare_root(data_dir)
+    primary = Cluster(root, "primary").init().start()
+    replica = Cluster(root, "replica").replica_of(primary).start()
+    servers = []
+    try:
+        create_atrium_database(primary)
+        url = f"postgresql://atrium_app@127.0.0.1:{primary.port}/atrium"
+        owner = f"postgresql://atrium_owner@127.0.0.1:{primary.port}/atrium"
+        read = f"postgresql://atrium_app@127.0.0.1:{replica.port}/atrium"
+        # a: a generous lag bound, to see the token at work; b: a tight one, to see a lagging replica skipped.
+        a = server_on(data_dir, "a", url, owner, {"ATRIUM_READ_DATABASE_URL": read, "ATRIUM_READ_MAX_LAG": "3600"})
+        servers.append(a)
+        a.start()
+        b = server_on(data_dir, "b", url, owner, {"ATRIUM_READ_DATABASE_URL": read, "ATRIUM_READ_MAX_LAG": "1", "ATRIUM_NO_MIGRATE": "1"})
+        servers.append(b)
+        b.start()
+        token = sign_up(a.port, "replicated")
+        create_items(a.port, token)
+
+        def create(n):
+            status, headers, body = request(a.port, "POST", "/v1/collections/items/records", {"n": n}, token)
+            assert status == 201, body
+            assert "Atrium-Consistency" in headers, headers
+            return json.loads(body)["id"], headers["Atrium-Consistency"]
+
+        def get(port, record, consistency=None):
+            headers = {"Atrium-Consistency": consistency} if consistency else {}
+            return request(port, "GET", f"/v1/collections/items/records/{record}", token=token, headers=headers)[0]
+
+        def replayed(position):
+            return replica.sql(f"SELECT pg_last_wal_replay_lsn() >= '{position}'::pg_lsn") == "t"
+
+        first, first_token = create(1)
+        assert wait_for(lambda: replayed(first_token), 10), "the replica never replayed the first write"
+        assert wait_for(lambda: get(a.port, first) == 200 and replica_reads(a.port)[1] > 0, 10), "reads never went to the replica"
+
+        replica.sql("SELECT pg_wal_replay_pause()")
+        second, second_token = create(2)
+        primary_before, replica_before = replica_reads(a.port)
+        # Without the token: the paused replica, which has not seen the write.
+        assert get(a.port, second) == 404, "a read without the token did not come from the paused replica"
+        # With it: the primary.
+        assert get(a.port, second, second_token) == 200, "a read with the token missed the write"
+        status, _, body = request(a.port, "GET", "/v1/collections/items/records?fields=n", token=token, headers={"Atrium-Consistency": second_token})
+        assert status == 200 and sorted(r["data"]["n"] for r in json.loads(body)["data"]) == [1, 2], body
+        primary_after, replica_after = replica_reads(a.port)
+        assert primary_after >= primary_before + 2 and replica_after == replica_before + 1, (primary_before, replica_before, primary_after, replica_after)
+        # Server b's bound is 1 s: the paused replica falls out of use, its reads go to the primary.
+        assert wait_for(lambda: get(b.port, second) == 200, 10), "a replica past the lag bound was still read"
+        status, _, body = request(b.port, "GET", "/metrics")
+        assert 'atrium_db_replica_usable{replica="replica1"} 0' in body.decode(), "the lagging replica is not reported unusable"
+
+        replica.sql("SELECT pg_wal_replay_resume()")
+        assert wait_for(lambda: replayed(second_token), 10), "the replica never caught up"
+        # Caught up: reads with the token return to the replica.
+        assert wait_for(lambda: get(a.port, second, second_token) == 200 and replica_reads(a.port)[1] > replica_after, 5), "token reads never returned to the replica"
+        before = replica_reads(a.port)[1]
+        assert get(a.port, second, second_token) == 200 and replica_reads(a.port)[1] == before + 1, "a read with a replayed token did not go to the replica"
+        assert wait_for(lambda: 'atrium_db_replica_usable{replica="replica1"} 1' in request(b.port, "GET", "/metrics")[2].decode(), 10), "the caught-up replica did not come back"
+        # The audit log and an export (a snapshot exported and imported on the replica) read there too.
+        before = replica_reads(a.port)[1]
+        status, _, body = request(a.port, "GET", "/v1/audit", token=token, headers={"Atrium-Consistency": second_token})
+        assert status == 200 and len(json.loads(body)["data"]) == 2, body
+        status, _, body = request(a.port, "GET", "/v1/tenant/export", token=token, headers={"Atrium-Consistency": second_token})
+        assert status == 200 and body.count(b'{"type":"record"') == 2, body[:500]
+        assert replica_reads(a.port)[1] == before + 2, "the audit log or the export was not read from the replica"
+        primary_reads, replica_reads_total = replica_reads(a.port)
+        return (f"paused replica: read without token 404 (replica), with token 200 (primary); resumed: token reads on the replica; "
+                f"a 1 s lag bound skipped the paused replica and took it back; reads on server a: {primary_reads:.0f} primary, {replica_reads_total:.0f} replica")
+    finally:
+        for server in servers:
+            server.stop()
+        primary.stop()
+        replica.stop()
+
+
 def failover(data_dir):
     root = prepare_root(data_dir)
     primary = Cluster(root, "primary").init().start("synchronous_standby_names='*'")
@@ -348,7 +440,7 @@ def failover(data_dir):
         replica.stop()
 
 
-SCENARIOS = [behind_haproxy, through_pgbouncer, failover]
+SCENARIOS = [behind_haproxy, through_pgbouncer, read_replica, failover]
 
 
 if __name__ == "__main__":

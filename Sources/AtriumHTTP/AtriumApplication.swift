@@ -129,6 +129,9 @@ public func buildApplication(
     if let mailer = services.mailer {
         background.append(mailer)
     }
+    if let replicas = services.database.replicas {
+        background.append(replicas)
+    }
     if let accessLog = built.accessLog {
         background.append(accessLog)
     }
@@ -168,6 +171,9 @@ public func buildRouter(services: AtriumServices, server: ServerConfiguration = 
     let limiter = RateLimiter(policy: server.rateLimits, servers: { registry.liveServers }, metrics: metrics)
     router.add(middleware: AuthenticationMiddleware(auth: services.auth, limiter: limiter))
     router.add(middleware: RateLimitMiddleware(limiter: limiter))
+    if services.database.replicas != nil {
+        router.add(middleware: ConsistencyMiddleware(database: services.database))
+    }
     let recorder = RouteRecorder(router: router)
     HealthRoutes(database: services.database, process: services.databaseProcess).register(on: recorder)
     OpenAPIRoutes().register(on: recorder)

@@ -30,7 +30,9 @@ struct DatabaseEndpoint: Sendable {
                     acquireTimeout: settings.acquireTimeout,
                     statementTimeout: settings.statementTimeout,
                     transactionPooling: settings.transactionPooling,
-                    listenURL: settings.listenDatabaseURL
+                    listenURL: settings.listenDatabaseURL,
+                    readURLs: settings.readDatabaseURLs,
+                    maxReplicaLag: settings.maxReplicaLag
                 ),
                 embedded: nil
             )

@@ -12,6 +12,9 @@ struct Settings: Sendable {
     var transactionPooling: Bool
     /// `ATRIUM_LISTEN_DATABASE_URL`: LISTEN's own session, straight to PostgreSQL.
     var listenDatabaseURL: String?
+    /// `ATRIUM_READ_DATABASE_URL`: read replicas, separated by spaces.
+    var readDatabaseURLs: [String]
+    var maxReplicaLag: Duration
     var dataDirectory: String
     var maxConnections: Int
     var acquireTimeout: Duration
@@ -119,6 +122,13 @@ struct Settings: Sendable {
                     + "(PostgreSQL itself, for LISTEN and migrations, which need a session of their own)"
             )
         }
+        let readURLs = (read.text("ATRIUM_READ_DATABASE_URL") ?? "").split(whereSeparator: \.isWhitespace).map(String.init)
+        if !readURLs.isEmpty, databaseURL == nil {
+            throw SettingsError("ATRIUM_READ_DATABASE_URL needs DATABASE_URL: replicas are replicas of your own PostgreSQL, not of the embedded one")
+        }
+        for url in readURLs where !(url.hasPrefix("postgresql://") || url.hasPrefix("postgres://")) {
+            throw SettingsError("ATRIUM_READ_DATABASE_URL must be postgresql:// URLs separated by spaces, got \"\(url)\"")
+        }
         let threads = try read.integer("ATRIUM_PASSWORD_HASHING_THREADS", default: ProcessInfo.processInfo.activeProcessorCount, range: 1...256)
         return Settings(
             databaseURL: databaseURL,
@@ -127,6 +137,8 @@ struct Settings: Sendable {
                 ?? (transactionPooling ? listenURL : nil),
             transactionPooling: transactionPooling,
             listenDatabaseURL: listenURL,
+            readDatabaseURLs: readURLs,
+            maxReplicaLag: try read.seconds("ATRIUM_READ_MAX_LAG", default: .seconds(5)),
             dataDirectory: dataDirectory,
             maxConnections: try read.integer("ATRIUM_DB_MAX_CONNECTIONS", flag: database.dbMaxConnections, default: 8, range: 1...1000),
             acquireTimeout: try read.seconds("ATRIUM_DB_ACQUIRE_TIMEOUT", default: .seconds(5)),

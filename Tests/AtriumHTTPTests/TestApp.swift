@@ -45,6 +45,8 @@ struct TestApp {
         changeFeed: ChangeFeedConfiguration = ChangeFeedConfiguration(),
         webhooks: WebhookConfiguration = WebhookConfiguration(),
         mail: MailDelivery? = nil,
+        /// A "read replica" that is the primary itself (so never in recovery, never read from).
+        primaryAsReplica: Bool = false,
         configure: (inout AuthConfiguration) -> Void = { _ in }
     ) async throws -> TestApp {
         let database: TestDatabase
@@ -55,7 +57,11 @@ struct TestApp {
         }
         let pool = database.appPool(maxConnections: 4, acquireTimeout: acquireTimeout)
         // LISTEN needs a session of its own: straight to PostgreSQL even when the pool goes through PgBouncer.
-        let db = Database(pool: pool, listenConnection: database.app, logger: TestLogger.make("db"))
+        let replicas = primaryAsReplica ? ReadReplicas(
+            configurations: [PoolConfiguration(connection: database.app, maxConnections: 2)],
+            maxLag: .seconds(3600), pollInterval: .milliseconds(50), logger: TestLogger.make("replicas")
+        ) : nil
+        let db = Database(pool: pool, listenConnection: database.app, replicas: replicas, logger: TestLogger.make("db"))
         let keyRing = try TokenKeyRing(parsing: Self.keyText)
         var configuration = AuthConfiguration(
             keyRing: keyRing,

@@ -138,3 +138,21 @@ import Testing
         #expect(try !SettingsTests.resolve([:]).transactionPooling)
     }
 }
+
+/// Read replicas (`ATRIUM_READ_DATABASE_URL`).
+@Suite struct ReadReplicaSettingsTests {
+    @Test func replicasAreURLsSeparatedBySpacesBesideYourOwnPrimary() throws {
+        let primary = "postgresql://atrium_app@db/atrium"
+        let settings = try SettingsTests.resolve([
+            "DATABASE_URL": primary, "ATRIUM_READ_DATABASE_URL": " postgresql://atrium_app@r1/atrium  postgres://atrium_app@r2/atrium ", "ATRIUM_READ_MAX_LAG": "2.5",
+        ])
+        #expect(settings.readDatabaseURLs == ["postgresql://atrium_app@r1/atrium", "postgres://atrium_app@r2/atrium"])
+        #expect(settings.maxReplicaLag == .milliseconds(2500))
+        #expect(try SettingsTests.resolve(["DATABASE_URL": primary]).readDatabaseURLs.isEmpty)
+        #expect(try SettingsTests.resolve(["DATABASE_URL": primary]).maxReplicaLag == .seconds(5))
+        // Key=value strings have spaces of their own; replicas of the embedded cluster do not exist.
+        #expect(throws: SettingsError.self) { try SettingsTests.resolve(["DATABASE_URL": primary, "ATRIUM_READ_DATABASE_URL": "host=r1 dbname=atrium"]) }
+        #expect(throws: SettingsError.self) { try SettingsTests.resolve(["ATRIUM_READ_DATABASE_URL": "postgresql://r1/atrium"]) }
+        #expect(throws: SettingsError.self) { try SettingsTests.resolve(["DATABASE_URL": primary, "ATRIUM_READ_MAX_LAG": "0"]) }
+    }
+}

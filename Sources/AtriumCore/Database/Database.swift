@@ -9,18 +9,26 @@ public final class Database: Service, Sendable {
     package let pool: ConnectionPool
     /// Where LISTEN connects: PostgreSQL itself, even when the pool goes through a pooler.
     package let listenConnection: PostgresConfiguration
+    /// Read replicas, when configured: run them as a service alongside this one.
+    public let replicas: ReadReplicas?
     let logger: Logger
 
     public init(configuration: DatabaseConfiguration, logger: Logger) {
         self.pool = ConnectionPool(configuration: configuration.poolConfiguration, logger: logger)
         self.listenConnection = configuration.listenConnection
+        self.replicas = configuration.readURLs.isEmpty ? nil : ReadReplicas(
+            configurations: configuration.readURLs.map(configuration.poolConfiguration(url:)),
+            maxLag: configuration.maxReplicaLag,
+            logger: logger
+        )
         self.logger = logger
     }
 
     /// `listenConnection` defaults to the pool's own (which must not be a transaction pooler's).
-    package init(pool: ConnectionPool, listenConnection: PostgresConfiguration? = nil, logger: Logger) {
+    package init(pool: ConnectionPool, listenConnection: PostgresConfiguration? = nil, replicas: ReadReplicas? = nil, logger: Logger) {
         self.pool = pool
         self.listenConnection = listenConnection ?? pool.configuration.connection
+        self.replicas = replicas
         self.logger = logger
     }
 

@@ -16,6 +16,11 @@ public struct DatabaseConfiguration: Sendable {
     /// Connection string for LISTEN, which needs a session of its own: PostgreSQL itself, not a
     /// transaction pooler. Defaults to `url`.
     public var listenURL: String
+    /// Read replicas' connection strings (`ATRIUM_READ_DATABASE_URL`); reads of records, lists,
+    /// exports and the audit log go to one that is close enough behind (see `ReadReplicas`).
+    public var readURLs: [String]
+    /// Replicas further behind than this are skipped.
+    public var maxReplicaLag: Duration
 
     public init(
         url: String,
@@ -25,7 +30,9 @@ public struct DatabaseConfiguration: Sendable {
         statementTimeout: Duration = .seconds(30),
         requireUnprivilegedRole: Bool = true,
         transactionPooling: Bool = false,
-        listenURL: String? = nil
+        listenURL: String? = nil,
+        readURLs: [String] = [],
+        maxReplicaLag: Duration = .seconds(5)
     ) {
         self.url = url
         self.migrationURL = migrationURL ?? url
@@ -35,12 +42,19 @@ public struct DatabaseConfiguration: Sendable {
         self.requireUnprivilegedRole = requireUnprivilegedRole
         self.transactionPooling = transactionPooling
         self.listenURL = listenURL ?? url
+        self.readURLs = readURLs
+        self.maxReplicaLag = maxReplicaLag
     }
 
     var poolConfiguration: PoolConfiguration {
+        self.poolConfiguration(url: self.url)
+    }
+
+    /// A pool like the primary's, to `url` (a read replica's).
+    func poolConfiguration(url: String) -> PoolConfiguration {
         PoolConfiguration(
             connection: PostgresConfiguration(
-                connectionString: self.url,
+                connectionString: url,
                 statementTimeout: self.statementTimeout,
                 transactionPooling: self.transactionPooling
             ),

@@ -22,10 +22,11 @@ extension RecordService {
         let plan = try RecordStore.plan(query, collection: collection, principal: principal, cursors: self.cursors)
         // A page alone is one statement; with a count, both see one snapshot.
         let results: [PostgresRows]
+        let database = self.database.forReading()
         if let count = plan.count {
-            results = try await self.database.transaction(in: principal.tenant, [plan.page, count])
+            results = try await database.transaction(in: principal.tenant, [plan.page, count])
         } else {
-            results = [try await self.database.query(in: principal.tenant, plan.page)]
+            results = [try await database.query(in: principal.tenant, plan.page)]
         }
         var records: [RecordText] = []
         var lastKeys: [String?] = []

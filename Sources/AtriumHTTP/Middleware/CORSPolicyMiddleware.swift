@@ -22,8 +22,8 @@ struct CORSPolicyMiddleware: RouterMiddleware {
     let origins: Set<String>
 
     static let allowedMethods = "GET, POST, PUT, PATCH, DELETE"
-    static let allowedHeaders = "Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-ID"
-    static let exposedHeaders = "ETag, Location, X-Request-ID, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Idempotent-Replayed"
+    static let allowedHeaders = "Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-ID, Atrium-Consistency"
+    static let exposedHeaders = "ETag, Location, X-Request-ID, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Idempotent-Replayed, Atrium-Consistency"
 
     init(policy: CORSPolicy) {
         self.policy = policy

@@ -43,6 +43,10 @@ public final class AtriumMetrics: Sendable {
         let eventSubscribers, eventsDelivered, eventSlowConsumers, changesRead, changeLag: Prometheus.Gauge
         let webhookDeliveriesCreated, webhookAttemptsSucceeded, webhookAttemptsFailed, webhookAttemptsInFlight: Prometheus.Gauge
         let mailSent, mailFailed: Prometheus.Gauge
+        let liveServers: Prometheus.Gauge
+        /// With read replicas: reads per target, and each replica's lag and whether it is used.
+        let primaryReads: Prometheus.Gauge?
+        let replicas: [(reads: Prometheus.Gauge, lag: Prometheus.Gauge, usable: Prometheus.Gauge)]
     }
 
     private let accessLog: AccessLog?
@@ -85,7 +89,18 @@ public final class AtriumMetrics: Sendable {
             webhookAttemptsFailed: gauge("atrium_webhook_attempts_failed", "Webhook attempts that failed (retried later or given up) since start"),
             webhookAttemptsInFlight: gauge("atrium_webhook_attempts_in_flight", "Webhook attempts this server is sending now"),
             mailSent: gauge("atrium_mail_sent", "Mails this server handed to the SMTP server (or wrote to files) since start"),
-            mailFailed: gauge("atrium_mail_attempts_failed", "Mail attempts that failed (retried later or given up) since start")
+            mailFailed: gauge("atrium_mail_attempts_failed", "Mail attempts that failed (retried later or given up) since start"),
+            liveServers: gauge("atrium_live_servers", "Live servers in the deployment by their heartbeats (the rate limits are shared between them)"),
+            primaryReads: services.database.replicas == nil ? nil : registry.makeGauge(
+                name: "atrium_db_reads", labels: [("target", "primary")], help: "Reads that could have gone to a replica, by where they went, since start"
+            ),
+            replicas: (services.database.replicas?.statistics.replicas ?? []).map { replica in
+                (
+                    registry.makeGauge(name: "atrium_db_reads", labels: [("target", replica.name)], help: "Reads that could have gone to a replica, by where they went, since start"),
+                    registry.makeGauge(name: "atrium_db_replica_lag_seconds", labels: [("replica", replica.name)], help: "How far the replica is behind, at its last poll"),
+                    registry.makeGauge(name: "atrium_db_replica_usable", labels: [("replica", replica.name)], help: "1 when reads may go to the replica (reachable, in recovery, within the lag bound)")
+                )
+            }
         )
     }
 
@@ -154,6 +169,16 @@ public final class AtriumMetrics: Sendable {
         self.gauges.webhookAttemptsInFlight.set(Double(self.services.dispatcher.attemptsInFlight))
         self.gauges.mailSent.set(Double(self.services.mailer?.sent.load(ordering: .relaxed) ?? 0))
         self.gauges.mailFailed.set(Double(self.services.mailer?.failed.load(ordering: .relaxed) ?? 0))
+        self.gauges.liveServers.set(Double(self.services.servers.liveServers))
+        if let statistics = self.services.database.replicas?.statistics {
+            self.gauges.primaryReads?.set(Double(statistics.primaryReads))
+            for (gauges, replica) in zip(self.gauges.replicas, statistics.replicas) {
+                gauges.reads.set(Double(replica.reads))
+                let lag: Double = replica.lag.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? -1
+                gauges.lag.set(lag)
+                gauges.usable.set(replica.usable ? 1.0 : 0.0)
+            }
+        }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
         self.registry.emit(into: &buffer)
