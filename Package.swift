@@ -239,6 +239,7 @@ let package = Package(
                 "AtriumHTTP",
                 "AtriumMail",
                 "AtriumTestSupport",
+                "EmbeddedPostgres",
                 "AtriumCrypto",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

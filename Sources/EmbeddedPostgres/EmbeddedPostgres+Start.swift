@@ -189,7 +189,7 @@ extension EmbeddedPostgres {
            (1024...65535).contains(previous), Self.isFree(previous) {
             return previous
         }
-        let port = try Self.freePort()
+        let port = try FreePort.find()
         try? "\(port)\n".write(toFile: path, atomically: true, encoding: .utf8)
         return port
     }
@@ -207,25 +207,6 @@ extension EmbeddedPostgres {
                 bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
             }
         }
-    }
-
-    /// A TCP port nobody listens on now; it names the socket file and keeps clusters apart.
-    private static func freePort() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw EmbeddedPostgresError("could not open a socket to find a free port") }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
-                bind(descriptor, socketAddress, length) == 0 && getsockname(descriptor, socketAddress, &length) == 0
-            }
-        }
-        guard bound else { throw EmbeddedPostgresError("could not find a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Polls `postmaster.pid` until the server reports itself ready, as `pg_ctl -w` does.

@@ -32,6 +32,8 @@ struct HTTPBenchmark: AsyncParsableCommand {
     @Option(help: "Records in the one collection of the scale checks (0 skips them).") var scaleRecords: Int = 1_000_000
     @Option(help: "Interleaved slices each route's time is split into.") var slices: Int = 3
     @Flag(help: "Use the built-in client even when wrk is installed.") var ownClient = false
+    @Flag(help: "Serve through PgBouncer in transaction mode (ATRIUM_DATABASE_POOLER=transaction; its CPU is counted with PostgreSQL's).")
+    var pgbouncer = false
     @Flag(help: "PostgreSQL on the last CPU alone; the server, wrk and this process on the others (as with a database server of its own).")
     var splitCores = false
 
@@ -52,6 +54,8 @@ struct HTTPBenchmark: AsyncParsableCommand {
         ))
         let running = Task { try await group.run() }
         var served: ServedProcess?
+        var pooler: EmbeddedPgBouncer?
+        defer { pooler?.stop() }
         do {
             let seeded = try await self.seed(services: services, cluster: cluster, database: name, logger: logger)
             var environment = [
@@ -63,11 +67,19 @@ struct HTTPBenchmark: AsyncParsableCommand {
                 "ATRIUM_ACCESS_LOG": self.accessLog,
             ]
             if let poolSize = self.poolSize { environment["ATRIUM_DB_MAX_CONNECTIONS"] = "\(poolSize)" }
+            if self.pgbouncer {
+                // As many server connections as the pool would open itself.
+                let bouncer = try await EmbeddedPgBouncer.start(in: cluster, users: ["atrium_app"], poolSize: self.poolSize ?? 8)
+                pooler = bouncer
+                environment["DATABASE_URL"] = bouncer.connectionString(database: name, user: "atrium_app")
+                environment["ATRIUM_DATABASE_POOLER"] = "transaction"
+                environment["ATRIUM_LISTEN_DATABASE_URL"] = connectionString
+            }
             let server = try ServedProcess(executable: self.server ?? ServedProcess.siblingExecutable, environment: environment, port: try FreePort.find())
             served = server
             let endpoints = Endpoints(
                 bare: "http://127.0.0.1:\(barePort)", atrium: "http://127.0.0.1:\(server.port)",
-                server: server.pid, dataDirectory: cluster.dataDirectory
+                server: server.pid, dataDirectory: cluster.dataDirectory, pooler: pooler?.pid
             )
             do {
                 try await LoadClient.waitUntilReady(endpoints.atrium + "/readyz")
@@ -80,6 +92,7 @@ struct HTTPBenchmark: AsyncParsableCommand {
             }
             print(
                 "server: \(self.server ?? ServedProcess.siblingExecutable) serve, access log \(self.accessLog), pool \(self.poolSize.map(String.init) ?? "as shipped")"
+                    + (self.pgbouncer ? ", through PgBouncer (transaction mode; its CPU counted with PostgreSQL's)" : "")
                     + (self.splitCores ? ", PostgreSQL on CPU \(CPUSplit.databaseCPU) alone" : ", all on \(CPUSplit.count) CPUs")
             )
             let results = try await self.run(endpoints, routes: try self.routes(), targets: seeded.targets)
@@ -107,10 +120,16 @@ struct HTTPBenchmark: AsyncParsableCommand {
         let atrium: String
         let server: Int32
         let dataDirectory: String
+        /// PgBouncer, when the server goes through it: its CPU is the database side's.
+        var pooler: Int32?
 
         func base(_ route: LoadRoute) -> String { route == .bare ? self.bare : self.atrium }
         /// The process that serves `route`: the bare route runs in this process.
         func process(_ route: LoadRoute) -> Int32 { route == .bare ? getpid() : self.server }
+        /// CPU seconds of PostgreSQL and of PgBouncer in front of it.
+        var databaseCPUSeconds: Double {
+            ProcessUsage.clusterCPUSeconds(dataDirectory: self.dataDirectory) + (self.pooler.map(ProcessUsage.cpuSeconds) ?? 0)
+        }
     }
 
     /// What the load is sent with: targets per route, and the token of the scale tenant.
@@ -202,7 +221,7 @@ struct HTTPBenchmark: AsyncParsableCommand {
             for route in routes {
                 let process = endpoints.process(route)
                 let serverBefore = ProcessUsage.cpuSeconds(process)
-                let databaseBefore = ProcessUsage.clusterCPUSeconds(dataDirectory: endpoints.dataDirectory)
+                let databaseBefore = endpoints.databaseCPUSeconds
                 let started = ContinuousClock.now
                 let result = try await self.load(route, base: endpoints.base(route), targets: share(route, run: slice + 1), seconds: sliceSeconds, wrk: wrk)
                 let elapsed = (ContinuousClock.now - started).seconds
@@ -213,7 +232,7 @@ struct HTTPBenchmark: AsyncParsableCommand {
                 parts[route, default: []].append((
                     result, result.rate * min(elapsed, Double(sliceSeconds)),
                     ProcessUsage.cpuSeconds(process) - serverBefore,
-                    ProcessUsage.clusterCPUSeconds(dataDirectory: endpoints.dataDirectory) - databaseBefore
+                    endpoints.databaseCPUSeconds - databaseBefore
                 ))
             }
         }
@@ -310,24 +329,4 @@ struct LoadResult: Sendable {
     var p50: Double
     var p99: Double
     var failures: Int
-}
-
-
-/// A TCP port nothing listens on right now.
-enum FreePort {
-    static func find() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw ValidationError("socket() failed") }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
-        }
-        guard bound else { throw ValidationError("could not find a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }

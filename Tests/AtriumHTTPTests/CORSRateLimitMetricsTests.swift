@@ -1,6 +1,7 @@
 import AtriumCore
 import AtriumHTTP
 import AtriumTestSupport
+import EmbeddedPostgres
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -3,6 +3,7 @@ import AtriumCrypto
 import AtriumHTTP
 import AtriumMail
 import AtriumTestSupport
+import EmbeddedPostgres
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -1,5 +1,5 @@
 import AtriumCrypto
-import AtriumTestSupport
+import EmbeddedPostgres
 import Foundation
 import HTTPTypes
 import Hummingbird

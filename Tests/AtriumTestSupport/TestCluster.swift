@@ -13,7 +13,15 @@ public actor TestCluster {
 
     private var starting: Task<EmbeddedPostgres, any Error>?
     private var template: Task<String, any Error>?
-    private var bouncer: Task<PgBouncer, any Error>?
+    private var bouncer: Task<EmbeddedPgBouncer, any Error>?
+
+    /// Whether this run goes through PgBouncer in transaction mode (`ATRIUM_TEST_PGBOUNCER=1`):
+    /// the service role's pools connect through it; LISTEN and the superuser's set-up
+    /// connections go to PostgreSQL directly, as in production.
+    public static let throughPgBouncer: Bool = {
+        let value = ProcessInfo.processInfo.environment["ATRIUM_TEST_PGBOUNCER"] ?? ""
+        return ["1", "true", "yes", "on"].contains(value.lowercased())
+    }()
     private var databaseCounter = 0
 
     /// The running cluster, started on first use.
@@ -27,10 +35,13 @@ public actor TestCluster {
     }
 
     /// PgBouncer in front of the cluster, started on first use (only with `ATRIUM_TEST_PGBOUNCER`).
-    public func pgBouncer() async throws -> PgBouncer {
+    public func pgBouncer() async throws -> EmbeddedPgBouncer {
         if let bouncer { return try await bouncer.value }
         let cluster = try await self.cluster()
-        let task = Task { try await PgBouncer.start(in: cluster) }
+        // As `atrium serve` does behind a pooler: these reach PostgreSQL through PgBouncer.
+        setenv("PGTZ", "UTC", 1)
+        setenv("PGDATESTYLE", "ISO, YMD", 1)
+        let task = Task { try await EmbeddedPgBouncer.start(in: cluster, users: ["atrium_app"]) }
         self.bouncer = task
         return try await task.value
     }
@@ -44,7 +55,7 @@ public actor TestCluster {
     public func makeDatabase(prefix: String = "test") async throws -> TestDatabase {
         let template = try await self.migratedTemplate()
         let name = try await self.createDatabase(prefix: prefix, template: template)
-        let bouncer = PgBouncer.isEnabled ? try await self.pgBouncer() : nil
+        let bouncer = Self.throughPgBouncer ? try await self.pgBouncer() : nil
         return TestDatabase(cluster: try await self.cluster(), name: name, bouncer: bouncer)
     }
 
@@ -123,9 +134,9 @@ public struct TestDatabase: Sendable {
     public let name: String
     /// Set when this run goes through PgBouncer (`ATRIUM_TEST_PGBOUNCER=1`): `appPool` connects
     /// through it in transaction-pooling mode.
-    public let bouncer: PgBouncer?
+    public let bouncer: EmbeddedPgBouncer?
 
-    public init(cluster: EmbeddedPostgres, name: String, bouncer: PgBouncer? = nil) {
+    public init(cluster: EmbeddedPostgres, name: String, bouncer: EmbeddedPgBouncer? = nil) {
         self.cluster = cluster
         self.name = name
         self.bouncer = bouncer
