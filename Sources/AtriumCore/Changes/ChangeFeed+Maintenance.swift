@@ -1,3 +1,4 @@
+import AtriumText
 import Foundation
 import Logging
 import PostgresPool
