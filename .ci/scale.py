@@ -382,6 +382,7 @@ def read_replica(data_dir):
         assert replica_reads(a.port)[1] == before + 2, "the audit log or the export was not read from the replica"
         primary_reads, replica_reads_total = replica_reads(a.port)
         figures = ""
+        figures_after = ""
         if shutil.which("wrk"):
             # The same GET from the replica (no token) and from the primary (a token no replica
             # has reached sends it there): what a read costs on each, on this one machine.
@@ -391,9 +392,31 @@ def read_replica(data_dir):
                                          f"http://127.0.0.1:{a.port}/v1/collections/items/records/{first}"], capture_output=True, text=True, check=True)
                 rates.append(float(result.stdout.split("Requests/sec:")[1].split()[0]))
             figures = f"; GET by id with wrk (32 connections, 4 s): {rates[0]:.0f} req/s from the replica, {rates[1]:.0f} req/s from the primary"
+
+        # A frozen replica: its poll goes unanswered, so within about a second reads go to the
+        # primary instead of waiting on it.
+        frozen = replica.pids()
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            started = time.time()
+            assert wait_for(lambda: 'atrium_db_replica_usable{replica="replica1"} 0' in request(a.port, "GET", "/metrics")[2].decode(), 5), "a frozen replica stayed in use"
+            skipped = time.time() - started
+            began = time.time()
+            assert get(a.port, first) == 200, "a read failed while the replica was frozen"
+            read_took = time.time() - began
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+        assert wait_for(lambda: 'atrium_db_replica_usable{replica="replica1"} 1' in request(a.port, "GET", "/metrics")[2].decode(), 10), "the thawed replica did not come back"
+        # A killed replica: reads that were sent to it go again to the primary, none fails.
+        replica.kill()
+        statuses = [get(a.port, first) for _ in range(20)]
+        assert statuses == [200] * 20, f"reads while the replica died: {statuses}"
+        figures_after = f"; frozen replica skipped after {skipped:.1f} s (a read then took {read_took * 1000:.0f} ms); 20 reads as it was killed: all 200"
         return (f"paused replica: read without token 404 (replica), with token 200 (primary); resumed: token reads on the replica; "
                 f"a 1 s lag bound skipped the paused replica and took it back; reads on server a: {primary_reads:.0f} primary, "
-                f"{replica_reads_total:.0f} replica{figures}")
+                f"{replica_reads_total:.0f} replica{figures}{figures_after}")
     finally:
         for server in servers:
             server.stop()

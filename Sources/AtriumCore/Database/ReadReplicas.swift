@@ -42,7 +42,7 @@ public enum ReadConsistency: Sendable, Hashable {
 }
 
 /// Read replicas (`ATRIUM_READ_DATABASE_URL`): a pool for each, and what each has replayed,
-/// polled twice a second. A read goes to a replica that is in recovery, lags less than
+/// polled twice a second (a poll unanswered for a second counts as unreachable). A read goes to a replica that is in recovery, lags less than
 /// `maxLag` and has replayed the client's consistency token; round robin among those, else
 /// the primary. A replica that stops answering or falls behind is skipped until it catches up.
 public final class ReadReplicas: Service, Sendable {
@@ -68,6 +68,8 @@ public final class ReadReplicas: Service, Sendable {
     let replicas: [Replica]
     let maxLag: Duration
     let pollInterval: Duration
+    /// How long a poll may take before the replica counts as unreachable.
+    let pollTimeout: Duration
     let logger: Logger
     private let next = Atomic<Int>(0)
     private let primaryReads = Atomic<Int>(0)
@@ -80,11 +82,12 @@ public final class ReadReplicas: Service, Sendable {
         }
         self.maxLag = maxLag
         self.pollInterval = pollInterval
+        self.pollTimeout = max(pollInterval * 2, .seconds(1))
         self.logger = logger
     }
 
     /// The replica to read from under `consistency`, or nil for the primary.
-    func choose(_ consistency: ReadConsistency?) -> Database? {
+    func choose(_ consistency: ReadConsistency?) -> Replica? {
         guard let consistency else { return nil }
         let start = self.next.add(1, ordering: .relaxed).oldValue
         for offset in 0..<self.replicas.count {
@@ -93,10 +96,23 @@ public final class ReadReplicas: Service, Sendable {
             guard state.usable else { continue }
             if case .atLeast(let position) = consistency, state.replayed < position { continue }
             replica.reads.add(1, ordering: .relaxed)
-            return replica.database
+            return replica
         }
         self.primaryReads.add(1, ordering: .relaxed)
         return nil
+    }
+
+    /// A replica that could not serve a read is left out until a poll finds it well again.
+    func skip(_ replica: Replica, because error: any Error) {
+        let wasUsable = replica.state.withLock { state in
+            defer { state.usable = false }
+            return state.usable
+        }
+        replica.reads.add(-1, ordering: .relaxed)
+        self.primaryReads.add(1, ordering: .relaxed)
+        if wasUsable {
+            self.logger.notice("read replica skipped after a failed read; reading from the primary", metadata: ["replica": "\(replica.name)", "error": "\(error)"])
+        }
     }
 
     /// Reads served by each target since start, and each replica's last measured lag.
@@ -130,8 +146,24 @@ public final class ReadReplicas: Service, Sendable {
     }
 
     /// What the replica has replayed and how far behind it is. The lag is 0 while it has
-    /// replayed everything it received, else the age of the last transaction it replayed.
+    /// replayed everything it received, else the age of the last transaction it replayed. A
+    /// replica that does not answer within `pollTimeout` (frozen, or its host gone without a
+    /// word) is unusable until it does.
     func poll(_ replica: Replica) async {
+        let state = await withTaskGroup(of: State?.self) { group in
+            group.addTask { await self.measure(replica) }
+            group.addTask {
+                try? await Task.sleep(for: self.pollTimeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? State()
+        }
+        self.update(replica, to: state)
+    }
+
+    private func measure(_ replica: Replica) async -> State {
         var state = State()
         do {
             let rows = try await replica.database.pool.query("""
@@ -147,6 +179,10 @@ public final class ReadReplicas: Service, Sendable {
         } catch {
             state.usable = false
         }
+        return state
+    }
+
+    private func update(_ replica: Replica, to state: State) {
         let previous = replica.state.withLock { current in
             defer { current = state }
             return current.usable
@@ -160,10 +196,20 @@ public final class ReadReplicas: Service, Sendable {
 }
 
 extension Database {
-    /// The database to read from in this task: a replica that satisfies
-    /// `ReadConsistency.current`, or this one (the primary).
-    package func forReading() -> Database {
-        self.replicas?.choose(ReadConsistency.current) ?? self
+    /// Runs a read on a replica that satisfies `ReadConsistency.current`, or on this database
+    /// (the primary). A replica that is unreachable or busy (`unavailable`) is skipped and the
+    /// read runs again on the primary: reading is safe to repeat, and the primary is always
+    /// up to date.
+    package func reading<Result>(_ body: (Database) async throws -> Result) async throws -> Result {
+        guard let replicas = self.replicas, let replica = replicas.choose(ReadConsistency.current) else {
+            return try await body(self)
+        }
+        do {
+            return try await body(replica.database)
+        } catch let error as AtriumError where error.code == .unavailable {
+            replicas.skip(replica, because: error)
+            return try await body(self)
+        }
     }
 
     /// The primary's current WAL insert position: every transaction committed before the call

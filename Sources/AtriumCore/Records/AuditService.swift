@@ -34,7 +34,7 @@ extension RecordService {
     public func audit(_ principal: Principal, query: AuditQuery) async throws -> (entries: [AuditEntry], nextCursor: String?) {
         try principal.require(.admin)
         let (statement, context) = try RecordStore.auditPage(query, tenant: principal.tenant.tenantID, cursors: self.cursors)
-        let rows = try await self.database.forReading().query(in: principal.tenant, statement)
+        let rows = try await self.database.reading { try await $0.query(in: principal.tenant, statement) }
         var entries: [AuditEntry] = []
         var lastTime: String?
         for row in rows.prefix(query.limit) {

@@ -21,12 +21,12 @@ extension RecordService {
         try principal.require(rule.role)
         let plan = try RecordStore.plan(query, collection: collection, principal: principal, cursors: self.cursors)
         // A page alone is one statement; with a count, both see one snapshot.
-        let results: [PostgresRows]
-        let database = self.database.forReading()
-        if let count = plan.count {
-            results = try await database.transaction(in: principal.tenant, [plan.page, count])
-        } else {
-            results = [try await database.query(in: principal.tenant, plan.page)]
+        let results = try await self.database.reading { database in
+            if let count = plan.count {
+                try await database.transaction(in: principal.tenant, [plan.page, count])
+            } else {
+                [try await database.query(in: principal.tenant, plan.page)]
+            }
         }
         var records: [RecordText] = []
         var lastKeys: [String?] = []

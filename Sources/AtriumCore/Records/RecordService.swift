@@ -57,7 +57,8 @@ public final class RecordService: Sendable {
         bindings.append(collection.id)
         bindings.append(id)
         if let own { bindings.append(own) } else { bindings.appendNull() }
-        let rows = try await self.database.forReading().query(in: principal.tenant, PostgresQuery(unsafeSQL: RecordStore.readText, bindings: bindings))
+        let statement = PostgresQuery(unsafeSQL: RecordStore.readText, bindings: bindings)
+        let rows = try await self.database.reading { try await $0.query(in: principal.tenant, statement) }
         guard let row = rows.single else { throw AtriumError.notFound("record") }
         return try RecordText(row: row, id: id)
     }

@@ -100,7 +100,7 @@ extension RecordService {
         let slots = self.exportSlots
         var snapshot: DatabaseSnapshot?
         do {
-            snapshot = try await self.database.forReading().exportSnapshot()
+            snapshot = try await self.database.reading { try await $0.exportSnapshot() }
             let results = try await snapshot!.read(in: tenant, [
                 "SELECT tenant_id, name, slug, require_verified_email, created_at, updated_at FROM atrium.tenants WHERE tenant_id = \(tenant.tenantID)",
                 "SELECT collection_id, version, definition, created_at, updated_at FROM atrium.collections WHERE tenant_id = \(tenant.tenantID) ORDER BY name",
