@@ -147,7 +147,9 @@ import Testing
             let holders = (0..<4).map { _ in
                 Task { try await pool.withConnection { connection in _ = try await connection.query("SELECT pg_sleep(3)") } }
             }
-            while pool.statistics.inUse < 4 { try await Task.sleep(for: .milliseconds(10)) }
+            // All four held by the holders themselves: background work (the heartbeat) holding one
+            // would free it in a moment for the request below.
+            while pool.statistics.inUse < 4 || pool.statistics.waiting > 0 { try await Task.sleep(for: .milliseconds(10)) }
             let response = try await client.call(.get, "/v1/collections", token: token)
             Self.expectProblem(response, .serviceUnavailable, type: "service-unavailable")
             #expect(response.string("reason") == "request_timeout")

@@ -142,7 +142,8 @@ import Testing
             let holders = (0..<4).map { _ in
                 Task { try await app.pool.withConnection { _ in while !release.value { try await Task.sleep(for: .milliseconds(5)) } } }
             }
-            while app.pool.statistics.inUse < 4 { try await Task.sleep(for: .milliseconds(5)) }
+            // All four held by the holders themselves (not one by the heartbeat, about to free it).
+            while app.pool.statistics.inUse < 4 || app.pool.statistics.waiting > 0 { try await Task.sleep(for: .milliseconds(5)) }
             let busy = try await client.call(.GET, "/v1/tenant/export", token: token)
             #expect(busy.status == .serviceUnavailable)
             #expect(busy.headers.first(name: "Retry-After") != nil)
