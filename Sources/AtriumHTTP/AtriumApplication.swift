@@ -171,9 +171,7 @@ public func buildRouter(services: AtriumServices, server: ServerConfiguration = 
     let limiter = RateLimiter(policy: server.rateLimits, servers: { registry.liveServers }, metrics: metrics)
     router.add(middleware: AuthenticationMiddleware(auth: services.auth, limiter: limiter))
     router.add(middleware: RateLimitMiddleware(limiter: limiter))
-    if services.database.replicas != nil {
-        router.add(middleware: ConsistencyMiddleware(database: services.database))
-    }
+    router.add(middleware: ConsistencyMiddleware(database: services.database))
     let recorder = RouteRecorder(router: router)
     HealthRoutes(database: services.database, process: services.databaseProcess).register(on: recorder)
     OpenAPIRoutes().register(on: recorder)

@@ -44,6 +44,23 @@ import Testing
         }
     }
 
+    @Test func withoutReplicasWritesCarryNoTokenButAMalformedOneIsStillRefused() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            let owner = try await client.signUp("plain@example.com", tenant: "Plain")
+            _ = try await client.call(.post, "/v1/collections", token: owner.accessToken, json: ["name": "notes", "fields": ["title": ["type": "text"]]])
+            let created = try await client.call(.post, "/v1/collections/notes/records", token: owner.accessToken, json: ["title": "one"])
+            #expect(created.status == .created)
+            #expect(created.headers[.init("Atrium-Consistency")!] == nil)
+            let id = try #require(created.string("id"))
+            let path = "/v1/collections/notes/records/\(id)"
+            #expect(try await client.call(.get, path, token: owner.accessToken, headers: [.init("Atrium-Consistency")!: "0/16B3748"]).status == .ok)
+            for bad in ["", "tomorrow", "0/123456789"] {
+                #expect(try await client.call(.get, path, token: owner.accessToken, headers: [.init("Atrium-Consistency")!: bad]).status == .badRequest, "\(bad)")
+            }
+        }
+    }
+
     @Test func walPositionsParseAndPrintAsPostgreSQLDoes() {
         #expect(WALPosition("0/16B3748")?.value == 0x16B_3748)
         #expect(WALPosition("16/B374D848")?.value == 0x16_B374_D848)
