@@ -150,16 +150,7 @@ public final class ReadReplicas: Service, Sendable {
     /// replica that does not answer within `pollTimeout` (frozen, or its host gone without a
     /// word) is unusable until it does.
     func poll(_ replica: Replica) async {
-        let state = await withTaskGroup(of: State?.self) { group in
-            group.addTask { await self.measure(replica) }
-            group.addTask {
-                try? await Task.sleep(for: self.pollTimeout)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first ?? State()
-        }
+        let state = await withTimeLimit(self.pollTimeout) { await self.measure(replica) } ?? State()
         self.update(replica, to: state)
     }
 

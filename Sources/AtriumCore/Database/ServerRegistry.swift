@@ -40,36 +40,41 @@ public final class ServerRegistry: Service, Sendable {
         await self.leave()
     }
 
-    /// One heartbeat; updates `liveServers`.
+    /// One heartbeat; updates `liveServers`. Given a few seconds at most, so a frozen
+    /// PostgreSQL never holds a pooled connection for the heartbeat's sake.
     package func beat() async {
-        do {
-            let rows = try await self.database.unscopedTransaction([
-                "SELECT atrium.server_heartbeat(\(self.serverID), \(Double(self.expiry.components.seconds))::float8 * interval '1 second')",
-            ])
-            let count = try rows[0][0].decode(Int.self, column: 0)
+        let outcome = await withTimeLimit(.seconds(3)) { () -> Result<Int, any Error> in
+            do {
+                let rows = try await self.database.unscopedTransaction([
+                    "SELECT atrium.server_heartbeat(\(self.serverID), \(Double(self.expiry.components.seconds))::float8 * interval '1 second')",
+                ])
+                return .success(try rows[0][0].decode(Int.self, column: 0))
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch outcome {
+        case .success(let count):
             let previous = self.live.exchange(count, ordering: .relaxed)
             if previous != count {
                 self.logger.info("live servers in the deployment", metadata: ["servers": "\(count)"])
             }
-        } catch {
+        case .failure(let error):
             self.logger.warning("server heartbeat failed; keeping the last count of live servers", metadata: ["error": "\(error)"])
+        case nil:
+            self.logger.warning("server heartbeat took more than 3 s; keeping the last count of live servers")
         }
     }
 
     /// Removes this server's row so the others take its share at their next heartbeat; given a
     /// second at most (when PostgreSQL is gone the row expires instead).
     package func leave() async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                do {
-                    _ = try await self.database.unscopedTransaction(["SELECT atrium.server_leave(\(self.serverID))"])
-                } catch {
-                    self.logger.debug("could not remove this server from atrium.servers; its row will expire", metadata: ["error": "\(error)"])
-                }
+        _ = await withTimeLimit(.seconds(1)) {
+            do {
+                _ = try await self.database.unscopedTransaction(["SELECT atrium.server_leave(\(self.serverID))"])
+            } catch {
+                self.logger.debug("could not remove this server from atrium.servers; its row will expire", metadata: ["error": "\(error)"])
             }
-            group.addTask { try? await Task.sleep(for: .seconds(1)) }
-            await group.next()
-            group.cancelAll()
         }
     }
 }
