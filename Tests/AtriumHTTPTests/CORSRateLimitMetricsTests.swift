@@ -266,9 +266,12 @@ import Testing
             let holders = (0..<4).map { _ in
                 Task { try await pool.withConnection { _ in while !release.value { try await Task.sleep(for: .milliseconds(5)) } } }
             }
-            while pool.statistics.inUse < 4 { try await Task.sleep(for: .milliseconds(5)) }
+            // Bounded: a test that cannot set the scene fails instead of hanging the run.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while pool.statistics.inUse < 4, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
             let queued = (0..<3).map { _ in Task { try await database.query(in: busy, "SELECT 1") } } + [Task { try await database.query(in: calm, "SELECT 1") }]
-            while pool.statistics.waiting < 4 { try await Task.sleep(for: .milliseconds(5)) }
+            while pool.statistics.waiting < 4, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(pool.statistics.waiting >= 4, "the four requests never queued: \(pool.statistics)")
             release.withLock { $0 = true }
             for task in holders { try await task.value }
             for task in queued { _ = try await task.value }

@@ -1,5 +1,6 @@
 import AtriumCore
 import AtriumHTTP
+import AtriumTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -144,13 +145,20 @@ import Testing
         let token = signedUp.tokens.accessToken
         try await app.test { client in
             // Hold every connection of the pool, so the next request waits past its deadline.
+            // Held until released (a fixed sleep could end before a loaded machine got here,
+            // and the wait below would never see all four held).
+            let release = Locked(false)
             let holders = (0..<4).map { _ in
-                Task { try await pool.withConnection { connection in _ = try await connection.query("SELECT pg_sleep(3)") } }
+                Task { try await pool.withConnection { _ in while !release.value { try await Task.sleep(for: .milliseconds(5)) } } }
             }
             // All four held by the holders themselves: background work (the heartbeat) holding one
             // would free it in a moment for the request below.
-            while pool.statistics.inUse < 4 || pool.statistics.waiting > 0 { try await Task.sleep(for: .milliseconds(10)) }
+            let deadline = ContinuousClock.now + .seconds(30)
+            while pool.statistics.inUse < 4 || pool.statistics.waiting > 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
             let response = try await client.call(.get, "/v1/collections", token: token)
+            release.withLock { $0 = true }
             Self.expectProblem(response, .serviceUnavailable, type: "service-unavailable")
             #expect(response.string("reason") == "request_timeout")
             #expect(response.headers[.retryAfter] != nil)

@@ -143,7 +143,10 @@ import Testing
                 Task { try await app.pool.withConnection { _ in while !release.value { try await Task.sleep(for: .milliseconds(5)) } } }
             }
             // All four held by the holders themselves (not one by the heartbeat, about to free it).
-            while app.pool.statistics.inUse < 4 || app.pool.statistics.waiting > 0 { try await Task.sleep(for: .milliseconds(5)) }
+            let deadline = ContinuousClock.now + .seconds(30)
+            while app.pool.statistics.inUse < 4 || app.pool.statistics.waiting > 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
             let busy = try await client.call(.GET, "/v1/tenant/export", token: token)
             #expect(busy.status == .serviceUnavailable)
             #expect(busy.headers.first(name: "Retry-After") != nil)
