@@ -48,6 +48,11 @@ struct ServeCommand: AsyncParsableCommand {
             if endpoint.configuration.requireUnprivilegedRole {
                 try await database.verifyServiceRole()
             }
+            let scoping = try await database.chooseTenantScoping(settings.tenantScoping)
+            logger.info(
+                "tenant scoping: \(scoping)",
+                metadata: ["how": "\(scoping == .setLocal ? "BEGIN; SET LOCAL atrium.tenant_id = …; …; COMMIT (Citus)" : "set_config('atrium.tenant_id', $1, true) (PostgreSQL)")"]
+            )
             if settings.transactionPooling {
                 // Through a pooler the per-connection timeouts cannot be sent; say when nothing
                 // else bounds a statement or an abandoned transaction.

@@ -15,6 +15,8 @@ struct Settings: Sendable {
     /// `ATRIUM_READ_DATABASE_URL`: read replicas, separated by spaces.
     var readDatabaseURLs: [String]
     var maxReplicaLag: Duration
+    /// `ATRIUM_TENANT_SCOPING`: how a transaction names its tenant (auto: by the `citus` extension).
+    var tenantScoping: TenantScopingSetting
     var dataDirectory: String
     var maxConnections: Int
     var acquireTimeout: Duration
@@ -139,6 +141,9 @@ struct Settings: Sendable {
             listenDatabaseURL: listenURL,
             readDatabaseURLs: readURLs,
             maxReplicaLag: try read.seconds("ATRIUM_READ_MAX_LAG", default: .seconds(5)),
+            tenantScoping: try read.parsed("ATRIUM_TENANT_SCOPING", default: .automatic, form: "auto, set_config or set_local") {
+                TenantScopingSetting(rawValue: $0)
+            },
             dataDirectory: dataDirectory,
             maxConnections: try read.integer("ATRIUM_DB_MAX_CONNECTIONS", flag: database.dbMaxConnections, default: 8, range: 1...1000),
             acquireTimeout: try read.seconds("ATRIUM_DB_ACQUIRE_TIMEOUT", default: .seconds(5)),

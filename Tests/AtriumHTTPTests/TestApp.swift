@@ -62,7 +62,12 @@ struct TestApp {
             configurations: [PoolConfiguration(connection: database.app, maxConnections: 2)],
             maxLag: .seconds(3600), pollInterval: .milliseconds(50), logger: TestLogger.make("replicas")
         ) : nil
-        let db = Database(pool: pool, listenConnection: database.app, replicas: replicas, logger: TestLogger.make("db"))
+        let db = Database(
+            pool: pool, listenConnection: database.app, replicas: replicas, tenantScoping: TestCluster.tenantScoping, logger: TestLogger.make("db")
+        )
+        if TestCluster.tenantScoping == .setLocal {
+            try await db.chooseTenantScoping(.fixed(.setLocal))
+        }
         let keyRing = try TokenKeyRing(parsing: Self.keyText)
         var configuration = AuthConfiguration(
             keyRing: keyRing,

@@ -24,6 +24,13 @@ public actor TestCluster {
     }()
     private var databaseCounter = 0
 
+    /// How the service's transactions name their tenant in this run (`ATRIUM_TEST_TENANT_SCOPING`,
+    /// `set_config` by default): CI runs the HTTP tests once more with `set_local`, the form
+    /// Atrium uses on Citus.
+    public static let tenantScoping: TenantScoping = {
+        ProcessInfo.processInfo.environment["ATRIUM_TEST_TENANT_SCOPING"].flatMap(TenantScoping.init(rawValue:)) ?? .setConfig
+    }()
+
     /// The running cluster, started on first use.
     public func cluster() async throws -> EmbeddedPostgres {
         if let starting { return try await starting.value }

@@ -156,3 +156,19 @@ import Testing
         #expect(throws: SettingsError.self) { try SettingsTests.resolve(["DATABASE_URL": primary, "ATRIUM_READ_MAX_LAG": "0"]) }
     }
 }
+
+/// How transactions name their tenant (`ATRIUM_TENANT_SCOPING`): chosen at start by default.
+@Suite struct TenantScopingSettingsTests {
+    @Test func automaticUnlessFixedAndNothingElse() throws {
+        #expect(try SettingsTests.resolve([:]).tenantScoping == .automatic)
+        #expect(try SettingsTests.resolve(["ATRIUM_TENANT_SCOPING": "set_local"]).tenantScoping == .fixed(.setLocal))
+        #expect(try SettingsTests.resolve(["ATRIUM_TENANT_SCOPING": "set_config"]).tenantScoping == .fixed(.setConfig))
+        #expect(try SettingsTests.resolve(["ATRIUM_TENANT_SCOPING": "auto"]).tenantScoping == .automatic)
+        do {
+            _ = try SettingsTests.resolve(["ATRIUM_TENANT_SCOPING": "citus"])
+            Issue.record("an unknown scoping was accepted")
+        } catch {
+            #expect(String(describing: error).contains("ATRIUM_TENANT_SCOPING must be auto, set_config or set_local"), "\(error)")
+        }
+    }
+}

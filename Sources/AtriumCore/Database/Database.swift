@@ -2,6 +2,7 @@ import AtriumText
 public import Logging
 package import PostgresPool
 public import ServiceLifecycle
+import Synchronization
 
 /// Atrium's access to PostgreSQL: the connection pool plus the rule that tenant data is only
 /// reached inside a transaction scoped to one tenant.
@@ -12,6 +13,7 @@ public final class Database: Service, Sendable {
     /// Read replicas, when configured: run them as a service alongside this one.
     public let replicas: ReadReplicas?
     let logger: Logger
+    private let scopingIsSetLocal: Atomic<Bool>
 
     public init(configuration: DatabaseConfiguration, logger: Logger) {
         self.pool = ConnectionPool(configuration: configuration.poolConfiguration, logger: logger)
@@ -22,14 +24,57 @@ public final class Database: Service, Sendable {
             logger: logger
         )
         self.logger = logger
+        self.scopingIsSetLocal = Atomic(configuration.tenantScoping == .setLocal)
     }
 
     /// `listenConnection` defaults to the pool's own (which must not be a transaction pooler's).
-    package init(pool: ConnectionPool, listenConnection: PostgresConfiguration? = nil, replicas: ReadReplicas? = nil, logger: Logger) {
+    package init(
+        pool: ConnectionPool,
+        listenConnection: PostgresConfiguration? = nil,
+        replicas: ReadReplicas? = nil,
+        tenantScoping: TenantScoping = .setConfig,
+        logger: Logger
+    ) {
         self.pool = pool
         self.listenConnection = listenConnection ?? pool.configuration.connection
         self.replicas = replicas
         self.logger = logger
+        self.scopingIsSetLocal = Atomic(tenantScoping == .setLocal)
+    }
+
+    /// How transactions are scoped to their tenant (see `TenantScoping`).
+    public var tenantScoping: TenantScoping {
+        self.scopingIsSetLocal.load(ordering: .relaxed) ? .setLocal : .setConfig
+    }
+
+    /// Chooses the tenant scoping for `setting`: `automatic` asks PostgreSQL whether the `citus`
+    /// extension is installed in the database. Call once at start, before serving; the choice
+    /// applies to the read replicas too.
+    @discardableResult
+    public func chooseTenantScoping(_ setting: TenantScopingSetting) async throws -> TenantScoping {
+        let scoping: TenantScoping
+        switch setting {
+        case .fixed(let fixed):
+            scoping = fixed
+        case .automatic:
+            scoping = try await self.hasCitus() ? .setLocal : .setConfig
+        }
+        self.scopingIsSetLocal.store(scoping == .setLocal, ordering: .relaxed)
+        if let replicas = self.replicas {
+            for replica in replicas.databases {
+                replica.scopingIsSetLocal.store(scoping == .setLocal, ordering: .relaxed)
+            }
+        }
+        return scoping
+    }
+
+    /// Whether the `citus` extension is installed in the database.
+    public func hasCitus() async throws -> Bool {
+        try await Self.translatingPoolErrors {
+            try await self.pool.query(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')"
+            )[0].decode(Bool.self, column: 0)
+        }
     }
 
     /// Runs the pool's maintenance until shutdown, then closes it.
@@ -42,18 +87,24 @@ public final class Database: Service, Sendable {
     /// `ConnectionPool.execute(_:share:)`).
     package func transaction(in tenant: TenantContext, _ statements: [PostgresQuery]) async throws -> [PostgresRows] {
         try await Self.translatingPoolErrors {
-            try await self.pool.transaction(statements, prelude: [Self.setTenant(tenant)], share: tenant.tenantID)
+            try await self.pool.transaction(statements, prelude: [self.setTenant(tenant)], share: tenant.tenantID)
         }
     }
 
     /// Runs one statement scoped to `tenant`.
     ///
-    /// No `BEGIN`/`COMMIT`: PostgreSQL runs the tenant setting and the statement in the implicit
-    /// transaction that lasts until the batch's pipeline sync, which is atomic all the same and
-    /// saves two statements on the hottest paths (reading a record is one of them).
+    /// With `set_config` scoping, no `BEGIN`/`COMMIT`: PostgreSQL runs the tenant setting and the
+    /// statement in the implicit transaction that lasts until the batch's pipeline sync, which is
+    /// atomic all the same and saves two statements on the hottest paths (reading a record is
+    /// one of them). `SET LOCAL` needs a transaction block, so on Citus it is one, still in one
+    /// round trip.
     package func query(in tenant: TenantContext, _ statement: PostgresQuery) async throws -> PostgresRows {
-        try await Self.translatingPoolErrors {
-            try await self.pool.execute(PipelineBatch(statements: [statement], prelude: [Self.setTenant(tenant)]), share: tenant.tenantID)[0]
+        let setLocal = self.scopingIsSetLocal.load(ordering: .relaxed)
+        return try await Self.translatingPoolErrors {
+            try await self.pool.execute(
+                PipelineBatch(statements: [statement], prelude: [Self.setTenant(tenant, setLocal: setLocal)], transaction: setLocal),
+                share: tenant.tenantID
+            )[0]
         }
     }
 
@@ -64,7 +115,7 @@ public final class Database: Service, Sendable {
         _ body: (PostgresTransaction) async throws -> Result
     ) async throws -> Result {
         try await Self.translatingPoolErrors {
-            try await self.pool.withTransaction(prelude: [Self.setTenant(tenant)], share: tenant.tenantID, body)
+            try await self.pool.withTransaction(prelude: [self.setTenant(tenant)], share: tenant.tenantID, body)
         }
     }
 
@@ -76,7 +127,7 @@ public final class Database: Service, Sendable {
     ) async throws -> Result {
         try await Self.translatingPoolErrors {
             try await self.pool.withTransaction(
-                prelude: ["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", Self.setTenant(tenant)],
+                prelude: ["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", self.setTenant(tenant)],
                 share: tenant.tenantID,
                 body
             )
@@ -87,7 +138,7 @@ public final class Database: Service, Sendable {
     /// functions made for that), in one transaction.
     package func unscopedTransaction(_ statements: [PostgresQuery]) async throws -> [PostgresRows] {
         try await Self.translatingPoolErrors {
-            try await self.pool.transaction(statements, prelude: [Self.setTenant(nil)])
+            try await self.pool.transaction(statements, prelude: [self.setTenant(nil)])
         }
     }
 
@@ -154,11 +205,53 @@ public final class Database: Service, Sendable {
         }
     }
 
-    /// What `atrium.set_tenant` does, called directly: a prepared statement PostgreSQL plans
-    /// once per connection, where the function's body (PL/pgSQL running a dynamic `SET LOCAL`)
-    /// would be parsed again on every request. Local to the transaction, explicit or implicit.
-    static func setTenant(_ tenant: TenantContext?) -> PostgresQuery {
-        "SELECT pg_catalog.set_config('atrium.tenant_id', \(tenant?.tenantID.lowercasedString ?? ""), true)"
+    func setTenant(_ tenant: TenantContext?) -> PostgresQuery {
+        Self.setTenant(tenant, setLocal: self.scopingIsSetLocal.load(ordering: .relaxed))
+    }
+
+    /// The statement that scopes a transaction to `tenant` (none: no tenant rows at all).
+    ///
+    /// `set_config` does what `atrium.set_tenant` does, called directly: a prepared statement
+    /// PostgreSQL plans once per connection, where the function's body (PL/pgSQL running a
+    /// dynamic `SET LOCAL`) would be parsed again on every request; local to the transaction,
+    /// explicit or implicit. `SET LOCAL` takes no parameter: the value is the text of a `UUID`
+    /// (hex digits and hyphens only, never a client's text), sent unprepared.
+    static func setTenant(_ tenant: TenantContext?, setLocal: Bool) -> PostgresQuery {
+        if setLocal {
+            return .oneOff(unsafeSQL: "SET LOCAL atrium.tenant_id = '\(tenant?.tenantID.lowercasedString ?? "")'")
+        }
+        return "SELECT pg_catalog.set_config('atrium.tenant_id', \(tenant?.tenantID.lowercasedString ?? ""), true)"
+    }
+}
+
+/// How a transaction tells PostgreSQL its tenant, which every row-level security policy reads.
+public enum TenantScoping: String, Sendable, CustomStringConvertible {
+    /// `set_config('atrium.tenant_id', $1, true)`: a prepared statement, and a single statement
+    /// runs without `BEGIN`/`COMMIT` in the pipeline's implicit transaction. Plain PostgreSQL.
+    case setConfig = "set_config"
+    /// `BEGIN; SET LOCAL atrium.tenant_id = '…'; …; COMMIT`, still in one round trip: the only
+    /// form Citus passes on to the worker shards (with `citus.propagate_set_commands = 'local'`
+    /// on the service role), where `set_config` and a `SET LOCAL` outside a transaction block
+    /// leave the shards without a tenant.
+    case setLocal = "set_local"
+
+    public var description: String { self.rawValue }
+}
+
+/// `ATRIUM_TENANT_SCOPING`: a fixed `TenantScoping`, or chosen at start from the database.
+public enum TenantScopingSetting: Sendable, Equatable {
+    /// `set_local` when the `citus` extension is installed in the database, else `set_config`.
+    case automatic
+    case fixed(TenantScoping)
+
+    public init?(rawValue: String) {
+        if rawValue == "auto" {
+            self = .automatic
+        } else if let fixed = TenantScoping(rawValue: rawValue) {
+            self = .fixed(fixed)
+        } else {
+            return nil
+        }
     }
 }
 

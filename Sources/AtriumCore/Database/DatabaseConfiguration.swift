@@ -21,6 +21,8 @@ public struct DatabaseConfiguration: Sendable {
     public var readURLs: [String]
     /// Replicas further behind than this are skipped.
     public var maxReplicaLag: Duration
+    /// How transactions are scoped to a tenant until `Database.chooseTenantScoping` decides.
+    public var tenantScoping: TenantScoping
 
     public init(
         url: String,
@@ -32,7 +34,8 @@ public struct DatabaseConfiguration: Sendable {
         transactionPooling: Bool = false,
         listenURL: String? = nil,
         readURLs: [String] = [],
-        maxReplicaLag: Duration = .seconds(5)
+        maxReplicaLag: Duration = .seconds(5),
+        tenantScoping: TenantScoping = .setConfig
     ) {
         self.url = url
         self.migrationURL = migrationURL ?? url
@@ -44,6 +47,7 @@ public struct DatabaseConfiguration: Sendable {
         self.listenURL = listenURL ?? url
         self.readURLs = readURLs
         self.maxReplicaLag = maxReplicaLag
+        self.tenantScoping = tenantScoping
     }
 
     var poolConfiguration: PoolConfiguration {

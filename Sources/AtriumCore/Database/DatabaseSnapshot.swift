@@ -29,7 +29,7 @@ public final class DatabaseSnapshot: Sendable {
                     "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
                     // An identifier cannot be a parameter; it is PostgreSQL's own, checked when taken.
                     .oneOff(unsafeSQL: "SET TRANSACTION SNAPSHOT '\(self.id)'"),
-                    Database.setTenant(tenant),
+                    self.database.setTenant(tenant),
                 ],
                 share: tenant.tenantID
             )

@@ -66,6 +66,9 @@ public final class ReadReplicas: Service, Sendable {
     }
 
     let replicas: [Replica]
+
+    /// Each replica's database (to configure them like the primary's).
+    var databases: [Database] { self.replicas.map(\.database) }
     let maxLag: Duration
     let pollInterval: Duration
     /// How long a poll may take before the replica counts as unreachable.
