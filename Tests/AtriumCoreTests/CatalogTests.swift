@@ -77,6 +77,7 @@ import Testing
             "mail_enqueue(p_mail uuid, p_tenant uuid, p_kind text, p_recipient text, p_subject text, p_text text, p_html text)",
             "mail_claim(p_lease interval, p_limit integer)", "mail_complete(p_outcomes jsonb)", "mail_prune(p_age interval, p_batch integer)",
             "server_heartbeat(p_server uuid, p_expiry interval)", "server_leave(p_server uuid)",
+            "tenant_create(p_tenant uuid, p_name text, p_slug text)",
             "auth_issue_account_token(p_user uuid, p_purpose text, p_email text, p_token_hash text, p_code_hash text, p_lifetime interval, p_spacing interval, p_per_hour integer)",
             "auth_find_account_token(p_purpose text, p_token_hash text, p_email text, p_code text)",
             "auth_verify_email(p_token_hash text, p_address text, p_request_id text)",

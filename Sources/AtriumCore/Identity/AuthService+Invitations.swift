@@ -126,7 +126,7 @@ extension AuthService {
             statements.append("SELECT atrium.auth_create_user(\(user), \(email), \(hash))")
             // The invitation named the address; the mail proves it.
             let name = try await self.tenantName(tenant)
-            statements += self.verificationStatements(user: user, email: email, tenant: name.map { (tenantID, $0) }, origin: origin)
+            statements += self.verificationStatements(user: user, email: email, tenant: name.map { (tenantID, $0) }, origin: origin, inTenantTransaction: true)
         }
         // Accepting and joining are one statement: if another request accepted the token
         // first, nothing is inserted, the session insert below fails its foreign key and the

@@ -93,7 +93,14 @@ extension AuthService {
 // Email verification.
 extension AuthService {
     /// The statements that issue a verification token for `user` and write its mail.
-    func verificationStatements(user: UUID, email: String, tenant: (id: UUID, name: String)?, origin: RequestOrigin) -> [PostgresQuery] {
+    ///
+    /// `inTenantTransaction`: the statements run in a transaction scoped to `tenant` (sign-up,
+    /// accepting an invitation), whose own writes to that tenant's tables are the service
+    /// role's; the event is then written by the service role too, as on Citus one transaction
+    /// cannot write a tenant's shards as two roles (see migration 017).
+    func verificationStatements(
+        user: UUID, email: String, tenant: (id: UUID, name: String)?, origin: RequestOrigin, inTenantTransaction: Bool = false
+    ) -> [PostgresQuery] {
         let settings = self.configuration.mail
         let secret = FlowSecret.make(prefix: SecretPrefix.verifyEmail)
         let rendered = AccountMailTemplates.verification(
@@ -104,10 +111,16 @@ extension AuthService {
             id: SecureRandom.uuid(), tenant: tenant?.id, kind: .verifyEmail, recipient: email,
             subject: rendered.subject, text: rendered.text, html: rendered.html
         )
+        let event: PostgresQuery
+        if inTenantTransaction, let tenant {
+            event = AuthEvent.insert("email_verification_sent", tenant: tenant.id, user: user, origin: origin)
+        } else {
+            event = Self.flowEvent("email_verification_sent", tenant: tenant?.id, user: user, origin: origin)
+        }
         return [
             self.issue(secret, .verifyEmail, user: user, email: email, lifetime: settings.verificationLifetime),
             MailOutbox.enqueue(mail),
-            Self.flowEvent("email_verification_sent", tenant: tenant?.id, user: user, origin: origin),
+            event,
         ]
     }
 

@@ -26,12 +26,13 @@ extension AuthService {
                 try await mappingConflicts {
                     _ = try await self.database.transaction(in: TenantContext(tenantID: tenant.tenantID), [
                         "SELECT atrium.auth_create_user(\(user.id), \(email), \(passwordHash))",
-                        "INSERT INTO atrium.tenants (tenant_id, name, slug) VALUES (\(tenant.tenantID), \(tenant.name), \(tenant.slug))",
+                        // Through a definer function, as the user row: see migration 017.
+                        "SELECT atrium.tenant_create(\(tenant.tenantID), \(tenant.name), \(tenant.slug))",
                         "INSERT INTO atrium.memberships (tenant_id, user_id, role) VALUES (\(tenant.tenantID), \(user.id), 'owner')",
                     ] + session.statements + [
                         AuthEvent.insert("signup", tenant: tenant.tenantID, user: user.id, origin: origin),
                         "SELECT atrium.auth_record_login(\(Self.accountKey(email)), \(origin.clientAddress), true)",
-                    ] + self.verificationStatements(user: user.id, email: email, tenant: (tenant.tenantID, tenant.name), origin: origin))
+                    ] + self.verificationStatements(user: user.id, email: email, tenant: (tenant.tenantID, tenant.name), origin: origin, inTenantTransaction: true))
                 }
                 return SignIn(user: user, tenant: tenant, tenants: [tenant], tokens: session.tokens)
             } catch let error as AtriumError where error.reason == "slug_taken" && tenantSlug == nil && attempt < 4 {

@@ -44,6 +44,10 @@ public struct RecordStore: Sendable {
         "DELETE FROM atrium.records WHERE tenant_id = \(tenant) AND collection_id = \(collection) AND record_id = \(record)"
     }
 
+    // The INSERT … SELECTs below end in `RETURNING 1`, whose rows nobody reads: without it Citus
+    // runs an INSERT … SELECT from a function (jsonb_to_recordset) as a COPY into the shards,
+    // which row-level security refuses ("COPY FROM not supported with row-level security").
+
     /// Typed values rows as `RecordIndexing.rows` makes them.
     static func insertValues(tenant: UUID, collection: UUID, rows: JSONValue) -> PostgresQuery {
         """
@@ -51,6 +55,7 @@ public struct RecordStore: Sendable {
         SELECT \(tenant), \(collection), v.record_id, v.field, v.position, v.text_value, v.num_value, v.time_value
         FROM jsonb_to_recordset(\(JSONSerializer.text(rows))::jsonb)
             AS v(record_id uuid, field text, position integer, text_value text, num_value numeric, time_value timestamptz)
+        RETURNING 1
         """
     }
 
@@ -79,6 +84,7 @@ public struct RecordStore: Sendable {
         INSERT INTO atrium.record_unique_values (tenant_id, collection_id, field, value_key, record_id)
         SELECT \(tenant), \(collection), u.field, u.value_key, u.record_id
         FROM jsonb_to_recordset(\(JSONSerializer.text(rows))::jsonb) AS u(record_id uuid, field text, value_key text)
+        RETURNING 1
         """
     }
 
@@ -104,6 +110,7 @@ public struct RecordStore: Sendable {
             INSERT INTO atrium.record_audit (tenant_id, audit_id, actor_id, actor_kind, request_id, collection_id, collection_name, record_id, operation, changes)
             SELECT \(tenant), gen_random_uuid(), \(actor.id), \(actor.kind), \(origin.requestID), \(collection), \(name), a.record_id, \(operation), a.changes
             FROM jsonb_to_recordset(\(JSONSerializer.text(rows))::jsonb) AS a(record_id uuid, changes jsonb)
+            RETURNING 1
             """
     }
 

@@ -1,0 +1,289 @@
+-- What running on Citus (tenant tables distributed by tenant_id, tenant-less tables as
+-- reference tables; see sql/citus/distribute.sql) needs of the schema, made so that plain
+-- PostgreSQL keeps every guarantee. Each change says which Citus rule it meets.
+
+-- Citus sends a transaction's work on each worker over one connection per role: a row that a
+-- SECURITY DEFINER function wrote (as atrium_definer) cannot be followed by atrium_app's own
+-- writes to tables kept on the same nodes (every reference table, and each tenant's co-located
+-- shards) in that transaction. Sign-up writes the user through atrium.auth_create_user, so its
+-- tenant row goes through a definer function too. It creates only the tenant the transaction
+-- is scoped to, as the tenant policy let atrium_app do.
+CREATE FUNCTION atrium.tenant_create(p_tenant uuid, p_name text, p_slug text) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_tenant IS DISTINCT FROM NULLIF(current_setting('atrium.tenant_id', true), '')::uuid THEN
+        RAISE EXCEPTION 'a tenant can only be created in a transaction scoped to it'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    INSERT INTO atrium.tenants (tenant_id, name, slug) VALUES (p_tenant, p_name, p_slug);
+END
+$$;
+COMMENT ON FUNCTION atrium.tenant_create(uuid, text, text) IS
+    'Creates the tenant the current transaction is scoped to (sign-up, where the user row is written by atrium_definer in the same transaction).';
+
+-- INSERT … ON CONFLICT DO UPDATE on a distributed or reference table may only use immutable
+-- functions in its SET clause: the time is taken once, into a variable.
+CREATE OR REPLACE FUNCTION atrium.server_heartbeat(p_server uuid, p_expiry interval) RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_now constant timestamptz := now();
+    live integer;
+BEGIN
+    INSERT INTO atrium.servers AS s (server_id, started_at, seen_at) VALUES (p_server, v_now, v_now)
+        ON CONFLICT (server_id) DO UPDATE SET seen_at = v_now;
+    DELETE FROM atrium.servers s WHERE s.seen_at < v_now - p_expiry;
+    SELECT count(*) INTO live FROM atrium.servers;
+    RETURN live;
+END
+$$;
+
+-- Nor may an UPDATE of a distributed or reference table call a volatile function
+-- (clock_timestamp()) for its rows: the time is read once into a variable. Otherwise as in
+-- migration 014.
+CREATE OR REPLACE FUNCTION atrium.auth_issue_account_token(
+    p_user uuid, p_purpose text, p_email text, p_token_hash text, p_code_hash text, p_lifetime interval,
+    p_spacing interval, p_per_hour integer
+) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    wait integer := 0;
+    last_issued timestamptz;
+    issued_in_hour integer;
+    oldest_in_hour timestamptz;
+    v_now timestamptz;
+BEGIN
+    -- One issuer per user at a time, so two requests cannot both pass the limits.
+    PERFORM 1 FROM atrium.users u WHERE u.user_id = p_user FOR UPDATE;
+    SELECT max(t.created_at), count(*), min(t.created_at) INTO last_issued, issued_in_hour, oldest_in_hour
+    FROM atrium.account_tokens t
+    WHERE t.user_id = p_user AND t.purpose = p_purpose AND t.created_at > now() - interval '1 hour';
+    IF last_issued > clock_timestamp() - p_spacing THEN
+        wait := ceil(extract(epoch FROM last_issued + p_spacing - clock_timestamp()))::integer;
+    ELSIF issued_in_hour >= p_per_hour THEN
+        wait := ceil(extract(epoch FROM oldest_in_hour + interval '1 hour' - clock_timestamp()))::integer;
+    END IF;
+    IF wait > 0 THEN
+        -- The whole transaction goes, the mail it was to send with it.
+        RAISE EXCEPTION 'too many mails of this kind; retry in % seconds', wait USING ERRCODE = 'AT010', DETAIL = wait::text;
+    END IF;
+    v_now := clock_timestamp();
+    UPDATE atrium.account_tokens t SET expires_at = least(t.expires_at, v_now)
+    WHERE t.user_id = p_user AND t.purpose = p_purpose AND t.used_at IS NULL AND t.expires_at > v_now;
+    -- Keep the table small: a few tokens a day past expiry go with every issue.
+    DELETE FROM atrium.account_tokens t WHERE t.token_hash IN (
+        SELECT a.token_hash FROM atrium.account_tokens a WHERE a.expires_at < now() - interval '1 day' LIMIT 20
+    );
+    INSERT INTO atrium.account_tokens (token_hash, user_id, purpose, email, code_hash, expires_at)
+    VALUES (p_token_hash, p_user, p_purpose, p_email, p_code_hash, clock_timestamp() + p_lifetime);
+END
+$$;
+
+-- Nor may its CASE or coalesce() call a function that is not immutable (now(), or adding an
+-- interval to a timestamptz): the outcomes are applied one by one, each an UPDATE of one mail
+-- by its key with the times computed beforehand. Otherwise as in migration 013.
+CREATE OR REPLACE FUNCTION atrium.mail_complete(p_outcomes jsonb) RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    done integer := 0;
+    changed integer;
+    v_now constant timestamptz := now();
+    v_next timestamptz;
+    o record;
+BEGIN
+    -- Each outcome: {"mail_id", "lease", "sent": bool, "retry_in": seconds or null (give up), "error"}.
+    FOR o IN
+        SELECT x.mail_id, x.lease, x.sent, x.retry_in, x.error
+        FROM jsonb_to_recordset(p_outcomes) AS x(mail_id uuid, lease uuid, sent boolean, retry_in double precision, error text)
+    LOOP
+        v_next := v_now + make_interval(secs => o.retry_in);
+        UPDATE atrium.mail_outbox m SET
+            attempts = m.attempts + 1,
+            lease = NULL, lease_until = NULL,
+            sent_at = CASE WHEN o.sent THEN v_now END,
+            failed_at = CASE WHEN NOT o.sent AND o.retry_in IS NULL THEN v_now END,
+            next_attempt_at = CASE WHEN NOT o.sent AND o.retry_in IS NOT NULL THEN v_next ELSE m.next_attempt_at END,
+            last_error = coalesce(left(o.error, 1000), m.last_error),
+            text_body = CASE WHEN o.sent OR o.retry_in IS NULL THEN NULL ELSE m.text_body END,
+            html_body = CASE WHEN o.sent OR o.retry_in IS NULL THEN NULL ELSE m.html_body END
+        WHERE m.mail_id = o.mail_id AND m.lease = o.lease;
+        GET DIAGNOSTICS changed = ROW_COUNT;
+        done := done + changed;
+    END LOOP;
+    RETURN done;
+END
+$$;
+
+-- Citus takes no subquery inside INSERT … VALUES: it is asked first. Otherwise as in migration 009.
+CREATE OR REPLACE FUNCTION atrium.auth_login_begin(p_account text, p_address text, p_attempt uuid)
+    RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    wait integer;
+    recognized boolean;
+BEGIN
+    -- Attempts on one account, and from one address, take turns until their transaction
+    -- commits (always in this order, so two attempts cannot wait for each other): each sees
+    -- the reservations made before it.
+    PERFORM pg_advisory_xact_lock(hashtextextended('atrium login account ' || p_account, 0));
+    PERFORM pg_advisory_xact_lock(hashtextextended('atrium login address ' || p_address, 0));
+    wait := atrium.auth_login_throttle(p_account, p_address);
+    IF wait = 0 THEN
+        recognized := EXISTS (
+            SELECT 1 FROM atrium.login_addresses a
+            WHERE a.account = p_account AND a.client_address = p_address AND a.last_success_at > now() - interval '30 days');
+        INSERT INTO atrium.login_failures (account, client_address, recognized, attempt_id)
+        VALUES (p_account, p_address, recognized, p_attempt);
+    END IF;
+    RETURN wait;
+END
+$$;
+
+-- A row lock must reach one shard: the tenant is read into a variable first, so the query names
+-- it as a constant Citus routes by (an expression over current_setting is not routed).
+CREATE OR REPLACE FUNCTION atrium.require_collection_version(p_collection uuid, p_version bigint) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_tenant constant uuid := NULLIF(current_setting('atrium.tenant_id', true), '')::uuid;
+BEGIN
+    -- FOR SHARE: a definition change (FOR UPDATE) waits for this write, and the other way round.
+    PERFORM 1 FROM atrium.collections c
+    WHERE c.tenant_id = v_tenant AND c.collection_id = p_collection AND c.version = p_version
+    FOR SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'the collection definition changed' USING ERRCODE = 'AT003';
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION atrium.require_records(p_collection uuid, p_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_tenant constant uuid := NULLIF(current_setting('atrium.tenant_id', true), '')::uuid;
+    found integer;
+    wanted integer;
+BEGIN
+    -- FOR KEY SHARE keeps the referenced records from being deleted until this write commits.
+    SELECT count(*) INTO found FROM (
+        SELECT 1 FROM atrium.records r
+        WHERE r.tenant_id = v_tenant AND r.collection_id = p_collection AND r.record_id = ANY (p_ids)
+        FOR KEY SHARE
+    ) existing;
+    SELECT count(DISTINCT id) INTO wanted FROM unnest(p_ids) AS id;
+    IF found < wanted THEN
+        RAISE EXCEPTION 'a referenced record does not exist' USING ERRCODE = 'AT002';
+    END IF;
+END
+$$;
+
+-- A refresh token is found by its hash before its tenant is known; the lock is then taken
+-- by tenant and hash, which Citus routes to the tenant's shard (a lock over all shards is
+-- refused), and the time of the rotation is read into a variable (see above). Otherwise as in
+-- migration 006.
+CREATE OR REPLACE FUNCTION atrium.auth_refresh(p_token_hash text, p_new_hash text, p_grace_seconds integer)
+    RETURNS TABLE (outcome text, tenant_id uuid, session_id uuid, user_id uuid, role text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    owner_tenant uuid;
+    presented atrium.refresh_tokens;
+    session atrium.sessions;
+    latest timestamptz;
+    member_role text;
+    v_now timestamptz;
+BEGIN
+    SELECT r.tenant_id INTO owner_tenant FROM atrium.refresh_tokens r WHERE r.token_hash = p_token_hash;
+    IF FOUND THEN
+        SELECT * INTO presented FROM atrium.refresh_tokens r
+        WHERE r.tenant_id = owner_tenant AND r.token_hash = p_token_hash FOR UPDATE;
+    END IF;
+    IF owner_tenant IS NULL OR presented.token_hash IS NULL THEN
+        RETURN QUERY SELECT 'invalid'::text, NULL::uuid, NULL::uuid, NULL::uuid, NULL::text;
+        RETURN;
+    END IF;
+    -- Serialise refreshes of one session: concurrent ones see each other's rotation.
+    SELECT * INTO session FROM atrium.sessions s
+    WHERE s.tenant_id = presented.tenant_id AND s.session_id = presented.session_id FOR UPDATE;
+    IF session.revoked_at IS NOT NULL OR session.expires_at <= now() THEN
+        RETURN QUERY SELECT 'invalid'::text, presented.tenant_id, presented.session_id, session.user_id, NULL::text;
+        RETURN;
+    END IF;
+    IF presented.superseded_at IS NOT NULL THEN
+        SELECT max(r.superseded_at) INTO latest FROM atrium.refresh_tokens r
+        WHERE r.tenant_id = presented.tenant_id AND r.session_id = presented.session_id;
+        IF presented.superseded_at < latest OR now() - presented.superseded_at > make_interval(secs => p_grace_seconds) THEN
+            -- An old token came back: someone kept a copy. End the whole family.
+            UPDATE atrium.sessions s SET revoked_at = now(), revoked_reason = 'refresh_token_reused'
+            WHERE s.tenant_id = presented.tenant_id AND s.session_id = presented.session_id;
+            INSERT INTO atrium.auth_events (tenant_id, kind, user_id, subject_id)
+            VALUES (presented.tenant_id, 'refresh_token_reused', session.user_id, presented.session_id);
+            RETURN QUERY SELECT 'reused'::text, presented.tenant_id, presented.session_id, session.user_id, NULL::text;
+            RETURN;
+        END IF;
+        -- Within the grace window the token just replaced counts as a retry of that refresh.
+    END IF;
+    SELECT m.role INTO member_role
+    FROM atrium.memberships m JOIN atrium.users u ON u.user_id = m.user_id
+    WHERE m.tenant_id = presented.tenant_id AND m.user_id = session.user_id AND u.disabled_at IS NULL;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'invalid'::text, presented.tenant_id, presented.session_id, session.user_id, NULL::text;
+        RETURN;
+    END IF;
+    v_now := clock_timestamp();
+    UPDATE atrium.refresh_tokens r SET superseded_at = v_now
+    WHERE r.tenant_id = presented.tenant_id AND r.session_id = presented.session_id AND r.superseded_at IS NULL;
+    INSERT INTO atrium.refresh_tokens (tenant_id, token_hash, session_id)
+    VALUES (presented.tenant_id, p_new_hash, presented.session_id);
+    UPDATE atrium.sessions s SET last_refreshed_at = now()
+    WHERE s.tenant_id = presented.tenant_id AND s.session_id = presented.session_id;
+    RETURN QUERY SELECT 'rotated'::text, presented.tenant_id, presented.session_id, session.user_id, member_role;
+END
+$$;
+
+-- Citus cannot plan these SQL-language functions with parameters; the same queries in PL/pgSQL
+-- it can (and PL/pgSQL keeps their plans for the session).
+CREATE OR REPLACE FUNCTION atrium.auth_user_tenants(p_user uuid)
+    RETURNS TABLE (tenant_id uuid, name text, slug text, role text, joined_at timestamptz)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+        SELECT t.tenant_id, t.name, t.slug, m.role, m.created_at
+        FROM atrium.memberships m
+        JOIN atrium.tenants t ON t.tenant_id = m.tenant_id
+        WHERE m.user_id = p_user
+        ORDER BY t.name, t.tenant_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION atrium.auth_invitation(p_token_hash text)
+    RETURNS TABLE (tenant_id uuid, invitation_id uuid, email text, role text, expires_at timestamptz,
+                   accepted_at timestamptz, revoked_at timestamptz)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+        SELECT i.tenant_id, i.invitation_id, i.email, i.role, i.expires_at, i.accepted_at, i.revoked_at
+        FROM atrium.invitations i WHERE i.token_hash = p_token_hash;
+END
+$$;
+
+DO $$
+DECLARE
+    signature text;
+BEGIN
+    FOREACH signature IN ARRAY ARRAY['atrium.tenant_create(uuid, text, text)'] LOOP
+        EXECUTE format('ALTER FUNCTION %s OWNER TO atrium_definer', signature);
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', signature);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO atrium_app', signature);
+    END LOOP;
+END
+$$;
