@@ -31,6 +31,18 @@ public enum Migrations {
         try self.load(self.embedded)
     }
 
+    /// `sql/citus/roles.sql`: run before the migrations on a Citus coordinator.
+    static var citusRoles: File { self.citusFile("roles.sql") }
+    /// `sql/citus/distribute.sql`: run after them there.
+    static var citusDistribution: File { self.citusFile("distribute.sql") }
+
+    private static func citusFile(_ name: String) -> File {
+        guard let file = self.embeddedCitus.first(where: { $0.name == name }) else {
+            preconditionFailure("sql/citus/\(name) was not embedded")
+        }
+        return file
+    }
+
     /// Validates and orders migration files: names must be `NNN_name.sql`, versions unique.
     public static func load(_ files: [File]) throws -> [Migration] {
         var seen: [Int: String] = [:]

@@ -52,14 +52,42 @@ public struct Migrator: Sendable {
         try await self.createHistoryTable(on: connection)
         let history = try await self.history(on: connection)
         try self.verify(history)
+        let citus = try await connection.query(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')"
+        )[0].decode(Bool.self, column: 0)
+        if citus {
+            // Migrations after the distribution create triggers on distributed tables (see
+            // sql/citus/distribute.sql on why they are safe there).
+            try await connection.simpleQuery("SET citus.enable_unsafe_triggers TO on")
+            try await self.runCitusScript(Migrations.citusRoles, on: connection)
+        }
         let done = Set(history.map(\.version))
         var applied: [Migrations.Migration] = []
         for migration in self.migrations where !done.contains(migration.version) {
             try await self.apply(migration, on: connection)
             applied.append(migration)
         }
+        if citus {
+            try await self.runCitusScript(Migrations.citusDistribution, on: connection)
+        }
         _ = try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))")
         return applied
+    }
+
+    /// Runs one of `sql/citus/` in a transaction of its own, as the connecting user.
+    private func runCitusScript(_ file: Migrations.File, on connection: PostgresConnection) async throws {
+        do {
+            try await connection.simpleQuery("BEGIN")
+            try await connection.simpleQuery(file.sql)
+            try await connection.simpleQuery("COMMIT")
+            self.logger.info("ran Citus script", metadata: ["script": "sql/citus/\(file.name)"])
+        } catch let error as PostgresError {
+            _ = try? await connection.simpleQuery("ROLLBACK")
+            var message = "sql/citus/\(file.name) failed and was rolled back: \(error.message)"
+            if let detail = error.detail { message += " (\(detail))" }
+            if let hint = error.hint { message += " \(hint)" }
+            throw MigrationError(message)
+        }
     }
 
     /// Migrations recorded as applied, in version order.

@@ -1,0 +1,122 @@
+-- Citus: spreads Atrium's tables over the workers, after the migrations. `atrium migrate` runs
+-- this on every run when the `citus` extension is installed in the database, as the connecting
+-- user (a superuser of the coordinator). Safe to run again: tables already distributed are left
+-- alone, so a later migration's new table is distributed by the next run.
+--
+-- Tenant tables are distributed by tenant_id and co-located: all of one tenant's rows live on
+-- one worker, and a query that names its tenant goes to that worker alone. Tables without a
+-- tenant (tenants themselves, users and what hangs off them, the deployment's own state) become
+-- reference tables, copied to every node.
+--
+-- Citus refuses to distribute a table while a foreign key links it to a table that is not
+-- distributed yet, and turns a table that a reference table's foreign key reaches into a
+-- "Citus local table" that can never be distributed. So the foreign keys of the tables still to
+-- distribute are set aside, every table is distributed, then the keys are added back: those
+-- between tenant tables (co-located, checked on the tenant's worker) and between reference
+-- tables. Not those from a tenant table to a reference table (tenant_id to tenants, user_id to
+-- users): with such a key Citus must send all of a transaction's work on a worker over one
+-- connection, and it opens one per role, so no transaction could combine atrium_app's writes
+-- with a SECURITY DEFINER function's (sign-up, sign-in and most of the identity flows do).
+-- What those keys did is done by the writers instead: rows are only ever written for the
+-- tenant and user the transaction just created or authenticated, and deleting a tenant
+-- deletes its rows table by table (atrium.tenant_delete).
+--
+-- A unique index without tenant_id cannot exist on a distributed table (uniqueness would have
+-- to be checked across workers). Those on tenant tables index random secrets and ids (session
+-- ids, hashes of 256-bit tokens) that are unique by construction; they become plain indexes
+-- for the lookups they serve. Every key that carries meaning (a tenant's slug, a user's email,
+-- a record's unique field) keeps its unique constraint: on a reference table or within the
+-- tenant.
+
+SET LOCAL citus.multi_shard_modify_mode TO 'sequential';
+-- The triggers on tenant tables run on the shards; migration 017 made them fit for it (they
+-- work only on the rows of their own tenant, which share the shard's worker).
+SET LOCAL citus.enable_unsafe_triggers TO on;
+
+DO $$
+DECLARE
+    reference_tables text[] := ARRAY[
+        'tenants', 'users', 'account_tokens', 'user_mfa', 'mfa_recovery_codes', 'mfa_challenges',
+        'login_failures', 'login_addresses', 'mail_outbox', 'servers', 'change_log_state',
+        'webhook_fanout_state'
+    ];
+    tenant_tables text[] := ARRAY[
+        'memberships', 'sessions', 'refresh_tokens', 'revoked_sessions', 'api_keys', 'invitations',
+        'auth_events', 'collections', 'records', 'record_values', 'record_unique_values',
+        'record_audit', 'idempotency_keys', 'record_changes', 'event_tickets', 'webhooks',
+        'webhook_deliveries'
+    ];
+    pending regclass[];
+    table_name text;
+    unplaced text;
+    fk record;
+    ix record;
+BEGIN
+    SELECT pg_catalog.array_agg(c.oid::regclass) INTO pending
+    FROM pg_catalog.pg_class c
+    WHERE c.relnamespace = 'atrium'::regnamespace AND c.relkind = 'r'
+      AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = c.oid);
+    IF pending IS NULL THEN
+        RETURN;
+    END IF;
+
+    SELECT pg_catalog.string_agg(c.relname, ', ') INTO unplaced
+    FROM pg_catalog.pg_class c
+    WHERE c.oid = ANY (pending) AND NOT (c.relname = ANY (reference_tables || tenant_tables));
+    IF unplaced IS NOT NULL THEN
+        RAISE EXCEPTION 'sql/citus/distribute.sql does not say how to distribute %', unplaced
+            USING HINT = 'add each new table to reference_tables or tenant_tables';
+    END IF;
+
+    CREATE TEMPORARY TABLE atrium_citus_foreign_keys ON COMMIT DROP AS
+        SELECT k.conrelid::regclass AS on_table, k.conname AS name, pg_catalog.pg_get_constraintdef(k.oid) AS definition,
+               (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = k.conrelid) = ANY (tenant_tables)
+                   AND (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = k.confrelid) = ANY (reference_tables) AS to_reference
+        FROM pg_catalog.pg_constraint k
+        WHERE k.contype = 'f' AND (k.conrelid = ANY (pending) OR k.confrelid = ANY (pending));
+    FOR fk IN SELECT * FROM atrium_citus_foreign_keys LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', fk.on_table, fk.name);
+    END LOOP;
+
+    FOR ix IN
+        SELECT i.indexrelid::regclass AS index_name, pg_catalog.pg_get_indexdef(i.indexrelid) AS definition,
+               EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid) AS is_constraint,
+               c.relname AS table_name
+        FROM pg_catalog.pg_index i
+        JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+        WHERE i.indrelid = ANY (pending) AND i.indisunique AND c.relname = ANY (tenant_tables)
+          AND NOT EXISTS (
+              SELECT FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = i.indrelid AND a.attname = 'tenant_id' AND a.attnum = ANY (i.indkey)
+          )
+    LOOP
+        IF ix.is_constraint THEN
+            RAISE EXCEPTION 'unique constraint % on atrium.% has no tenant_id', ix.index_name, ix.table_name;
+        END IF;
+        EXECUTE pg_catalog.format('DROP INDEX %s', ix.index_name);
+        EXECUTE pg_catalog.replace(ix.definition, 'CREATE UNIQUE INDEX', 'CREATE INDEX');
+    END LOOP;
+
+    FOREACH table_name IN ARRAY reference_tables LOOP
+        IF pg_catalog.format('atrium.%I', table_name)::regclass = ANY (pending) THEN
+            PERFORM create_reference_table(pg_catalog.format('atrium.%I', table_name));
+            -- The rows were copied to the shards; the coordinator's own copy is left on disk otherwise.
+            PERFORM truncate_local_data_after_distributing_table(pg_catalog.format('atrium.%I', table_name));
+        END IF;
+    END LOOP;
+    FOREACH table_name IN ARRAY tenant_tables LOOP
+        IF pg_catalog.format('atrium.%I', table_name)::regclass = ANY (pending) THEN
+            IF table_name = 'memberships' THEN
+                PERFORM create_distributed_table('atrium.memberships', 'tenant_id');
+            ELSE
+                PERFORM create_distributed_table(pg_catalog.format('atrium.%I', table_name), 'tenant_id', colocate_with => 'atrium.memberships');
+            END IF;
+            PERFORM truncate_local_data_after_distributing_table(pg_catalog.format('atrium.%I', table_name));
+        END IF;
+    END LOOP;
+
+    FOR fk IN SELECT * FROM atrium_citus_foreign_keys WHERE NOT to_reference LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', fk.on_table, fk.name, fk.definition);
+    END LOOP;
+END
+$$;
