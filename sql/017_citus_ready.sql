@@ -287,3 +287,157 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Triggers on tenant tables run on Citus's shards. There TG_TABLE_NAME is the shard's name
+-- (memberships_102008) and a query that is not routed to the same tenant is a distributed query
+-- from inside a shard, which Citus refuses. Each trigger below touches only rows of its own
+-- tenant (one shard group, on one worker) and tests no table name.
+
+-- A role change ends the member's sessions in that tenant (their tokens carry the old role).
+-- Was one function for memberships and users, telling them apart by TG_TABLE_NAME.
+CREATE FUNCTION atrium.end_member_sessions_on_role_change() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE atrium.sessions s SET revoked_at = now(), revoked_reason = 'role_changed'
+    WHERE s.tenant_id = NEW.tenant_id AND s.user_id = NEW.user_id AND s.revoked_at IS NULL;
+    RETURN NULL;
+END
+$$;
+ALTER FUNCTION atrium.end_member_sessions_on_role_change() OWNER TO atrium_definer;
+REVOKE ALL ON FUNCTION atrium.end_member_sessions_on_role_change() FROM PUBLIC;
+COMMENT ON FUNCTION atrium.end_member_sessions_on_role_change() IS 'Trigger: ends the sessions of a member whose role changed, in that tenant.';
+DROP TRIGGER memberships_role_change_ends_sessions ON atrium.memberships;
+CREATE TRIGGER memberships_role_change_ends_sessions
+    AFTER UPDATE OF role ON atrium.memberships
+    FOR EACH ROW WHEN (OLD.role IS DISTINCT FROM NEW.role)
+    EXECUTE FUNCTION atrium.end_member_sessions_on_role_change();
+
+-- Disabling a user ends all of their sessions, in every tenant.
+CREATE FUNCTION atrium.end_user_sessions_on_disable() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE atrium.sessions s SET revoked_at = now(), revoked_reason = 'user_disabled'
+    WHERE s.user_id = NEW.user_id AND s.revoked_at IS NULL;
+    RETURN NULL;
+END
+$$;
+ALTER FUNCTION atrium.end_user_sessions_on_disable() OWNER TO atrium_definer;
+REVOKE ALL ON FUNCTION atrium.end_user_sessions_on_disable() FROM PUBLIC;
+COMMENT ON FUNCTION atrium.end_user_sessions_on_disable() IS 'Trigger: ends every session of a user who was disabled (on Citus, where users is a reference table, atrium_admin.disable_user does it instead: see sql/citus/distribute.sql).';
+DROP TRIGGER users_disable_ends_sessions ON atrium.users;
+CREATE TRIGGER users_disable_ends_sessions
+    AFTER UPDATE OF disabled_at ON atrium.users
+    FOR EACH ROW WHEN (OLD.disabled_at IS NULL AND NEW.disabled_at IS NOT NULL)
+    EXECUTE FUNCTION atrium.end_user_sessions_on_disable();
+DROP FUNCTION atrium.end_sessions_on_change();
+
+-- On Citus users is a reference table, whose trigger cannot reach the sessions of every tenant
+-- (sql/citus/distribute.sql drops it there): disabling a user from psql ends their sessions in
+-- the function itself. Otherwise as in migration 007.
+CREATE OR REPLACE FUNCTION atrium_admin.disable_user(p_email text)
+    RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target uuid;
+    live integer;
+BEGIN
+    SELECT u.user_id INTO target FROM atrium.users u WHERE u.email_normalized = lower(p_email) FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no user with email %', p_email USING ERRCODE = 'P0002';
+    END IF;
+    SELECT count(*) INTO live FROM atrium.sessions s WHERE s.user_id = target AND s.revoked_at IS NULL;
+    -- What the trigger on users does, done here too for Citus, where that trigger cannot run.
+    UPDATE atrium.sessions s SET revoked_at = now(), revoked_reason = 'user_disabled'
+    WHERE s.user_id = target AND s.revoked_at IS NULL
+      AND EXISTS (SELECT FROM atrium.users u WHERE u.user_id = target AND u.disabled_at IS NULL);
+    UPDATE atrium.users u SET disabled_at = now(), updated_at = now() WHERE u.user_id = target AND u.disabled_at IS NULL;
+    IF FOUND THEN
+        INSERT INTO atrium.auth_events (tenant_id, kind, subject_id, detail)
+        VALUES ('00000000-0000-0000-0000-000000000000', 'user_disabled', target, jsonb_build_object('by', session_user, 'via', 'psql'));
+    END IF;
+    RETURN live;
+END
+$$;
+
+-- The last owner can be neither demoted nor removed. Two concurrent demotions used to take
+-- turns on the tenant's row, a reference table that a shard cannot lock; they now take turns
+-- on a transaction-level advisory lock named after the tenant, taken on the node that holds
+-- the tenant's memberships (the only one a demotion's trigger runs on). Deleting a tenant
+-- removes its owners too: atrium.tenant_delete says so for its transaction.
+CREATE OR REPLACE FUNCTION atrium.keep_an_owner() RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF pg_catalog.pg_trigger_depth() > 1 OR OLD.role <> 'owner'
+       OR pg_catalog.current_setting('atrium.deleting_tenant', true) = OLD.tenant_id::text THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.role = 'owner' THEN
+        RETURN NEW;
+    END IF;
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('atrium owners ' || OLD.tenant_id::text, 0));
+    IF NOT EXISTS (
+        SELECT 1 FROM atrium.memberships m
+        WHERE m.tenant_id = OLD.tenant_id AND m.role = 'owner' AND m.user_id <> OLD.user_id
+    ) THEN
+        RAISE EXCEPTION 'the last owner of a tenant can be neither demoted nor removed'
+            USING ERRCODE = 'AT001', HINT = 'make another member an owner first';
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+
+-- Deleting a tenant deletes everything in it. On PostgreSQL the foreign keys to atrium.tenants
+-- cascade; on Citus those keys do not exist (see sql/citus/distribute.sql), so each table whose
+-- rows hang off the tenant is emptied of it here, children through their own co-located keys.
+-- One definer call does all of it, the event included: on Citus one transaction writes a
+-- tenant's shards as one role. The auth events and revoked sessions stay, as they always did.
+CREATE FUNCTION atrium.tenant_delete(p_user uuid, p_api_key uuid, p_address text, p_request_id text) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_tenant constant uuid := NULLIF(current_setting('atrium.tenant_id', true), '')::uuid;
+    v_table text;
+BEGIN
+    IF v_tenant IS NULL THEN
+        RAISE EXCEPTION 'atrium.tenant_delete needs a transaction scoped to the tenant' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- SET LOCAL, not set_config: on Citus only SET LOCAL reaches the triggers on the shards.
+    EXECUTE format('SET LOCAL atrium.deleting_tenant = %L', v_tenant::text);
+    INSERT INTO atrium.auth_events (tenant_id, kind, user_id, api_key_id, client_address, request_id)
+    VALUES (v_tenant, 'tenant_deleted', p_user, p_api_key, p_address, p_request_id);
+    DELETE FROM atrium.tenants t WHERE t.tenant_id = v_tenant;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    FOREACH v_table IN ARRAY ARRAY['webhooks', 'event_tickets', 'record_changes', 'idempotency_keys', 'record_audit',
+                                    'collections', 'invitations', 'api_keys', 'memberships'] LOOP
+        EXECUTE format('DELETE FROM atrium.%I x WHERE x.tenant_id = $1', v_table) USING v_tenant;
+    END LOOP;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION atrium.tenant_delete(uuid, uuid, text, text) IS
+    'Deletes the tenant the transaction is scoped to and everything in it, recording who did (DELETE /v1/tenant). False when it was already gone.';
+
+DO $$
+DECLARE
+    signature text;
+BEGIN
+    FOREACH signature IN ARRAY ARRAY['atrium.tenant_delete(uuid, uuid, text, text)'] LOOP
+        EXECUTE format('ALTER FUNCTION %s OWNER TO atrium_definer', signature);
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', signature);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO atrium_app', signature);
+    END LOOP;
+END
+$$;
+-- (A DELETE … WHERE reads the rows it deletes, hence SELECT.)
+GRANT SELECT, DELETE ON atrium.webhooks, atrium.event_tickets, atrium.record_changes, atrium.idempotency_keys, atrium.record_audit,
+    atrium.collections, atrium.invitations, atrium.api_keys, atrium.memberships, atrium.tenants TO atrium_definer;

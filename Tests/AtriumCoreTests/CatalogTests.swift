@@ -52,7 +52,10 @@ import Testing
     /// purpose: anything unexpected — PUBLIC above all — fails the test.
     static let functionGrants: [String: Set<String>] = {
         var grants: [String: Set<String>] = [:]
-        for trigger in ["announce_collection_change()", "announce_revocation()", "end_sessions_on_change()", "keep_an_owner()", "revoke_keys_of_former_member()"] {
+        for trigger in [
+            "announce_collection_change()", "announce_revocation()", "end_member_sessions_on_role_change()", "end_user_sessions_on_disable()",
+            "keep_an_owner()", "revoke_keys_of_former_member()",
+        ] {
             grants["atrium." + trigger] = []
         }
         for function in [
@@ -78,6 +81,7 @@ import Testing
             "mail_claim(p_lease interval, p_limit integer)", "mail_complete(p_outcomes jsonb)", "mail_prune(p_age interval, p_batch integer)",
             "server_heartbeat(p_server uuid, p_expiry interval)", "server_leave(p_server uuid)",
             "tenant_create(p_tenant uuid, p_name text, p_slug text)",
+            "tenant_delete(p_user uuid, p_api_key uuid, p_address text, p_request_id text)",
             "auth_issue_account_token(p_user uuid, p_purpose text, p_email text, p_token_hash text, p_code_hash text, p_lifetime interval, p_spacing interval, p_per_hour integer)",
             "auth_find_account_token(p_purpose text, p_token_hash text, p_email text, p_code text)",
             "auth_verify_email(p_token_hash text, p_address text, p_request_id text)",

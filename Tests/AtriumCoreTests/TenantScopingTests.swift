@@ -74,6 +74,8 @@ import Testing
         #expect(db.tenantScoping == .setConfig)
         #expect(try await db.chooseTenantScoping(.fixed(.setLocal)) == .setLocal)
         #expect(db.tenantScoping == .setLocal)
+        // Forced, not found: the triggers still announce what the service would on Citus.
+        #expect(!db.runsOnCitus)
         #expect(replicas.databases.allSatisfy { $0.tenantScoping == .setLocal })
         #expect(try await db.chooseTenantScoping(.fixed(.setConfig)) == .setConfig)
         #expect(replicas.databases.allSatisfy { $0.tenantScoping == .setConfig })

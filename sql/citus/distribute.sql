@@ -120,3 +120,45 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Notifications and triggers that cannot work on the shards. A NOTIFY made on a worker reaches
+-- no server (they LISTEN on the coordinator), and a transaction that made one on each of two
+-- workers cannot commit ("cannot PREPARE a transaction that has executed LISTEN, UNLISTEN, or
+-- NOTIFY"). On Citus the service sends the collection notifications itself and reads the
+-- revocations every second instead (Database.runsOnCitus); the revocation trigger still
+-- records every ended session, without the NOTIFY. The trigger on users would update the
+-- sessions of every tenant from a reference table's copy on each node: atrium_admin.disable_user
+-- ends them itself (migration 017).
+-- (Each through EXECUTE: Citus passes some commands on to the workers as the text of the
+-- statement that ran them, which must then be one command, not this whole script.)
+DO $$
+BEGIN
+    EXECUTE 'DROP TRIGGER IF EXISTS collections_announce_change ON atrium.collections';
+    EXECUTE 'DROP TRIGGER IF EXISTS users_disable_ends_sessions ON atrium.users';
+    EXECUTE $function$
+CREATE OR REPLACE FUNCTION atrium.announce_revocation() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $body$
+DECLARE
+    ended atrium.sessions;
+    why text;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        ended := OLD;
+        why := coalesce(OLD.revoked_reason, 'deleted');
+    ELSE
+        ended := NEW;
+        why := NEW.revoked_reason;
+    END IF;
+    INSERT INTO atrium.revoked_sessions (tenant_id, session_id, reason)
+    VALUES (ended.tenant_id, ended.session_id, why)
+    ON CONFLICT (tenant_id, session_id) DO NOTHING;
+    RETURN NULL;
+END
+$body$
+$function$;
+    EXECUTE $comment$COMMENT ON FUNCTION atrium.announce_revocation() IS 'Trigger: records an ended session in revoked_sessions (on Citus without a NOTIFY: servers read the list every second).'$comment$;
+END
+$$;

@@ -36,6 +36,7 @@ extension CollectionService {
                     WHERE tenant_id = \(principal.tenant.tenantID) AND collection_id = \(current.id)
                     RETURNING collection_id, version, definition, created_at, updated_at
                     """)
+                try await self.announce([current.name, definition.name], in: transaction, tenant: principal.tenant)
                 return (current.name, try Self.collection(saved[0], tenant: principal.tenant.tenantID))
             }
         }

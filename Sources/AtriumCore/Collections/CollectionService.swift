@@ -1,3 +1,4 @@
+import AtriumText
 import AtriumCrypto
 package import Foundation
 package import Logging
@@ -87,8 +88,19 @@ public final class CollectionService: Sendable {
                     VALUES (\(principal.tenant.tenantID), \(id), \(definition.name), \(JSONSerializer.text(definition.json))::jsonb)
                     RETURNING collection_id, version, definition, created_at, updated_at
                     """)
+                try await self.announce([definition.name], in: transaction, tenant: principal.tenant)
                 return try Self.collection(rows[0], tenant: principal.tenant.tenantID)
             }
+        }
+    }
+
+    /// Tells every server to drop its cached definitions of `names`, when this transaction
+    /// commits. On PostgreSQL a trigger on atrium.collections does it; on Citus the trigger
+    /// would run on a worker, where nobody listens (sql/citus/distribute.sql drops it there).
+    func announce(_ names: [String], in transaction: PostgresTransaction, tenant: TenantContext) async throws {
+        guard self.database.runsOnCitus else { return }
+        for name in Set(names) {
+            _ = try await transaction.query("SELECT pg_catalog.pg_notify(\(ChangeWatcher.collectionChannel), \(tenant.tenantID.lowercasedString + ":" + name))")
         }
     }
 
@@ -132,6 +144,7 @@ public final class CollectionService: Sendable {
                 "DELETE FROM atrium.collections WHERE tenant_id = \(principal.tenant.tenantID) AND collection_id = \(collection.id)",
             ])[1]
             guard deleted.affectedRows == 1 else { throw AtriumError.notFound("collection") }
+            try await self.announce([name], in: transaction, tenant: principal.tenant)
         }
         self.cache.remove(tenant: principal.tenant.tenantID, name: name)
     }

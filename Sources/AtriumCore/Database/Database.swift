@@ -14,6 +14,7 @@ public final class Database: Service, Sendable {
     public let replicas: ReadReplicas?
     let logger: Logger
     private let scopingIsSetLocal: Atomic<Bool>
+    private let citus = Atomic<Bool>(false)
 
     public init(configuration: DatabaseConfiguration, logger: Logger) {
         self.pool = ConnectionPool(configuration: configuration.poolConfiguration, logger: logger)
@@ -52,13 +53,15 @@ public final class Database: Service, Sendable {
     /// applies to the read replicas too.
     @discardableResult
     public func chooseTenantScoping(_ setting: TenantScopingSetting) async throws -> TenantScoping {
+        let citus = try await self.hasCitus()
         let scoping: TenantScoping
         switch setting {
         case .fixed(let fixed):
             scoping = fixed
         case .automatic:
-            scoping = try await self.hasCitus() ? .setLocal : .setConfig
+            scoping = citus ? .setLocal : .setConfig
         }
+        self.citus.store(citus, ordering: .relaxed)
         self.scopingIsSetLocal.store(scoping == .setLocal, ordering: .relaxed)
         if let replicas = self.replicas {
             for replica in replicas.databases {
@@ -66,6 +69,12 @@ public final class Database: Service, Sendable {
             }
         }
         return scoping
+    }
+
+    /// Whether `chooseTenantScoping` found the `citus` extension: then no trigger announces
+    /// revocations or collection changes (sql/citus/distribute.sql), the service does.
+    public var runsOnCitus: Bool {
+        self.citus.load(ordering: .relaxed)
     }
 
     /// Whether the `citus` extension is installed in the database.

@@ -62,11 +62,12 @@ extension AuthService {
     /// Deletes the current tenant and everything in it (owner only). Every session in it ends.
     public func deleteTenant(_ principal: Principal, origin: RequestOrigin) async throws {
         try principal.require(.owner)
-        let results = try await self.database.transaction(in: principal.tenant, [
-            AuthEvent.insert("tenant_deleted", tenant: principal.tenant.tenantID, user: principal.userID, apiKey: principal.apiKeyID, origin: origin),
-            "DELETE FROM atrium.tenants WHERE tenant_id = \(principal.tenant.tenantID)",
-        ])
-        guard results[1].affectedRows == 1 else { throw AtriumError.notFound("tenant") }
+        // One definer function, which also empties the tenant's tables where no foreign key
+        // cascades (Citus; see migration 017).
+        let rows = try await self.database.transaction(in: principal.tenant, [
+            "SELECT atrium.tenant_delete(\(principal.userID), \(principal.apiKeyID), \(origin.clientAddress), \(origin.requestID))",
+        ])[0]
+        guard try rows.single?.decode(Bool.self, column: 0) == true else { throw AtriumError.notFound("tenant") }
     }
 
     static func tenantRecord(_ row: PostgresRow) throws -> Tenant {

@@ -73,17 +73,44 @@ public final class ChangeWatcher: Service, Sendable {
 
     /// Loads the revocations PostgreSQL remembers; called at start and after reconnects.
     public func reload() async throws {
+        _ = try await self.loadRevocations()
+    }
+
+    /// The revoked sessions PostgreSQL remembers, added to the set; returns those it did not hold.
+    private func loadRevocations() async throws -> [UUID] {
         let rows = try await self.database.unscopedTransaction(["SELECT session_id, keep_until FROM atrium.auth_revoked_sessions()"])[0]
+        var new: [UUID] = []
         for row in rows {
             let (session, keepUntil) = try row.decode((UUID, Date).self)
+            if !self.revocations.contains(session) { new.append(session) }
             self.revocations.insert(session, keepUntil: keepUntil)
         }
         self.logger.debug("revoked sessions loaded", metadata: ["sessions": "\(rows.count)"])
+        return new
+    }
+
+    /// How often revocations are read on Citus, where no NOTIFY announces them (a trigger on
+    /// a worker's shard cannot reach the servers listening on the coordinator).
+    static let revocationPollInterval: Duration = .seconds(1)
+
+    private func pollRevocations() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: Self.revocationPollInterval)
+            guard self.database.runsOnCitus else { continue }
+            do {
+                for session in try await self.loadRevocations() {
+                    self.feed?.revoke(session: session)
+                }
+            } catch {
+                self.logger.warning("could not read revoked sessions", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     public func run() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.listener.run() }
+            group.addTask { await self.pollRevocations() }
             for await event in self.listener.events {
                 switch event {
                 case .listening:
@@ -115,6 +142,8 @@ public final class ChangeWatcher: Service, Sendable {
                     }
                 }
             }
+            // The listener has stopped: so does the poll.
+            group.cancelAll()
             try await group.waitForAll()
         }
     }
