@@ -14,24 +14,45 @@ extension AuthService {
             id: SecureRandom.uuid(), email: email, role: role, status: .pending, createdAt: Date(),
             expiresAt: Date().addingTimeInterval(self.configuration.invitationLifetime.seconds), invitedBy: principal.userID
         )
-        let results = try await mappingConflicts {
-            try await self.database.transaction(in: principal.tenant, [
-                """
-                SELECT count(*)::int8 FROM atrium.auth_find_login(\(email)) f
-                JOIN atrium.memberships m ON m.user_id = f.user_id AND m.tenant_id = \(principal.tenant.tenantID)
-                """,
-                """
-                INSERT INTO atrium.invitations (tenant_id, invitation_id, email, role, token_hash, invited_by, expires_at)
-                SELECT \(principal.tenant.tenantID), \(invitation.id), \(email), \(role.rawValue), \(RandomToken.digest(token)), \(principal.userID), \(invitation.expiresAt)
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM atrium.auth_find_login(\(email)) f
-                    JOIN atrium.memberships m ON m.user_id = f.user_id AND m.tenant_id = \(principal.tenant.tenantID))
-                """,
-                AuthEvent.insert("invitation_created", tenant: principal.tenant.tenantID, user: principal.userID, apiKey: principal.apiKeyID,
-                                 subject: invitation.id, origin: origin, detail: ["role": role.rawValue]),
-            ])
+        let tenant = principal.tenant.tenantID
+        let insert: PostgresQuery = """
+            INSERT INTO atrium.invitations (tenant_id, invitation_id, email, role, token_hash, invited_by, expires_at)
+            SELECT \(tenant), \(invitation.id), \(email), \(role.rawValue), \(RandomToken.digest(token)), \(principal.userID), \(invitation.expiresAt)
+            WHERE NOT EXISTS (
+                SELECT 1 FROM atrium.auth_find_login(\(email)) f
+                JOIN atrium.memberships m ON m.user_id = f.user_id AND m.tenant_id = \(tenant))
+            """
+        let event = AuthEvent.insert(
+            "invitation_created", tenant: tenant, user: principal.userID, apiKey: principal.apiKeyID,
+            subject: invitation.id, origin: origin, detail: ["role": role.rawValue]
+        )
+        let inserted: Bool
+        if self.database.tenantScoping == .setLocal {
+            // Citus runs a function called in a query over a distributed table on the shard,
+            // where the definer function cannot read users: the invitee is looked up on its own
+            // first (one round trip more), then the insert names them as a constant.
+            inserted = try await mappingConflicts {
+                try await self.database.withTransaction(in: principal.tenant) { transaction in
+                    let invitee = try await transaction.query("SELECT f.user_id FROM atrium.auth_find_login(\(email)) f").first
+                    let user = try invitee?.decode(UUID.self, column: 0)
+                    let results = try await transaction.executeAndCommit([
+                        """
+                        INSERT INTO atrium.invitations (tenant_id, invitation_id, email, role, token_hash, invited_by, expires_at)
+                        SELECT \(tenant), \(invitation.id), \(email), \(role.rawValue), \(RandomToken.digest(token)), \(principal.userID), \(invitation.expiresAt)
+                        WHERE NOT EXISTS (SELECT 1 FROM atrium.memberships m WHERE m.tenant_id = \(tenant) AND m.user_id = \(user))
+                        RETURNING 1
+                        """,
+                        event,
+                    ])
+                    return results[0].affectedRows == 1
+                }
+            }
+        } else {
+            inserted = try await mappingConflicts {
+                try await self.database.transaction(in: principal.tenant, [insert, event])
+            }[0].affectedRows == 1
         }
-        guard results[1].affectedRows == 1 else {
+        guard inserted else {
             throw AtriumError(.conflict, "this user is already a member", reason: "already_member")
         }
         return (invitation, token)
@@ -140,6 +161,7 @@ extension AuthService {
                 RETURNING role
             )
             INSERT INTO atrium.memberships (tenant_id, user_id, role) SELECT \(tenantID), \(user), role FROM accepted
+            RETURNING 1
             """,
             AuthEvent.insert("invitation_accepted", tenant: tenantID, user: user, subject: invitationID, origin: origin, detail: ["role": role.rawValue]),
         ]

@@ -25,13 +25,13 @@ extension AuthService {
                     throw AtriumError.notFound("member")
                 }
                 if oldRole == .owner || role == .owner { try principal.require(.owner) }
-                guard oldRole != role else { return try await self.member(member, in: transaction) }
+                guard oldRole != role else { return try await self.member(member, tenant: principal.tenant.tenantID, in: transaction) }
                 _ = try await transaction.execute([
                     "UPDATE atrium.memberships SET role = \(role.rawValue), updated_at = now() WHERE tenant_id = \(principal.tenant.tenantID) AND user_id = \(member)",
                     AuthEvent.insert("role_changed", tenant: principal.tenant.tenantID, user: principal.userID, apiKey: principal.apiKeyID,
                                      subject: member, origin: origin, detail: ["from": oldRole.rawValue, "to": role.rawValue]),
                 ])
-                return try await self.member(member, in: transaction)
+                return try await self.member(member, tenant: principal.tenant.tenantID, in: transaction)
             }
         }
     }
@@ -58,10 +58,18 @@ extension AuthService {
         }
     }
 
-    private func member(_ id: UUID, in transaction: PostgresTransaction) async throws -> Member {
-        let rows = try await transaction.query("SELECT user_id, email, role, joined_at, disabled FROM atrium.auth_tenant_members() WHERE user_id = \(id)")
-        guard let row = rows.single else { throw AtriumError.notFound("member") }
-        let (userID, email, role, joined, disabled) = try row.decode((UUID, String, String, Date, Bool).self)
-        return Member(userID: userID, email: email, role: Role(rawValue: role) ?? .viewer, joinedAt: joined, disabled: disabled)
+    /// One member, in a transaction that may have just changed their membership: the row is
+    /// read as the service role, the user's email through the definer function, in one round
+    /// trip (on Citus a definer function may not read what this transaction's own role wrote
+    /// on the tenant's shards).
+    private func member(_ id: UUID, tenant: UUID, in transaction: PostgresTransaction) async throws -> Member {
+        let results = try await transaction.execute([
+            "SELECT role, created_at FROM atrium.memberships WHERE tenant_id = \(tenant) AND user_id = \(id)",
+            "SELECT email, disabled FROM atrium.auth_user(\(id))",
+        ])
+        guard let membership = results[0].single, let user = results[1].single else { throw AtriumError.notFound("member") }
+        let (role, joined) = try membership.decode((String, Date).self)
+        let (email, disabled) = try user.decode((String, Bool).self)
+        return Member(userID: id, email: email, role: Role(rawValue: role) ?? .viewer, joinedAt: joined, disabled: disabled)
     }
 }
