@@ -199,6 +199,28 @@ def isolation_in_psql(coordinator, workers, found):
           "(each tenant's rows found on its shard, none of another's, none without a tenant)", flush=True)
 
 
+def administration_in_psql(coordinator, port):
+    """A database administrator (a role granted atrium_admin) on the coordinator: every view of
+    atrium_admin answers, a tenant is made with its owner invitation, and a disabled user's
+    session ends."""
+    psql(coordinator.port, "CREATE ROLE dba LOGIN; GRANT atrium_admin TO dba;")
+    views = psql(coordinator.port, "SELECT string_agg(c.relname, ' ' ORDER BY c.relname) FROM pg_class c WHERE c.relnamespace = 'atrium_admin'::regnamespace AND c.relkind = 'v'").split()
+    assert len(views) >= 6, views
+    for view in views:
+        psql(coordinator.port, f"SELECT count(*) FROM atrium_admin.{view}", user="dba")
+    overview = psql(coordinator.port, "SELECT slug, members, owners FROM atrium_admin.tenant_overview WHERE slug = 'alpha'", user="dba")
+    assert overview == "alpha|1|1", overview
+    invitation = psql(coordinator.port, "SELECT invitation_token FROM atrium_admin.create_tenant('Gamma', 'gamma', 'gus@example.com')", user="dba")
+    status, _, body = request(port, "POST", "/v1/invitations/accept", {"token": invitation, "password": "correct horse battery"})
+    assert status == 200, body
+    token = json.loads(body)["tokens"]["accessToken"]
+    ended = psql(coordinator.port, "SELECT atrium_admin.disable_user('gus@example.com')", user="dba")
+    assert ended == "1", ended
+    assert wait_for(lambda: request(port, "GET", "/v1/me", token=token)[0] == 401, 5, 0.05), "a disabled user's token still works"
+    print(f"citus: administration in psql: {len(views)} atrium_admin views, create_tenant (its invitation accepted over HTTP), "
+          "disable_user ended the session", flush=True)
+
+
 def timed(port, token, record_id, seconds=3.0, threads=4):
     """GET by id and POST record, `threads` clients each for `seconds`: req/s and p50 in ms."""
     figures = {}
@@ -278,6 +300,7 @@ def main():
         found = smoke(server.port)
         print(f"citus: HTTP smoke subset: {found['steps']} requests as expected", flush=True)
         isolation_in_psql(coordinator, nodes[1:], found)
+        administration_in_psql(coordinator, server.port)
 
         plain.init().start()
         plain.sql("CREATE DATABASE atrium")

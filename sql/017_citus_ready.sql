@@ -348,6 +348,11 @@ DECLARE
     target uuid;
     live integer;
 BEGIN
+    -- On Citus: one connection per worker for the whole transaction, which reads and writes
+    -- sessions on every worker and then writes a reference table (users).
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    END IF;
     SELECT u.user_id INTO target FROM atrium.users u WHERE u.email_normalized = lower(p_email) FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no user with email %', p_email USING ERRCODE = 'P0002';
@@ -441,3 +446,74 @@ $$;
 -- (A DELETE … WHERE reads the rows it deletes, hence SELECT.)
 GRANT SELECT, DELETE ON atrium.webhooks, atrium.event_tickets, atrium.record_changes, atrium.idempotency_keys, atrium.record_audit,
     atrium.collections, atrium.invitations, atrium.api_keys, atrium.memberships, atrium.tenants TO atrium_definer;
+
+-- The atrium_admin views. Citus runs the shard queries of a view over distributed or reference
+-- tables as the user who queries the view, not as the view's owner, so an administrator (who
+-- has no access to the atrium schema) was refused ("permission denied for schema atrium").
+-- Each view now reads a SECURITY DEFINER function of the same query, which runs as its owner
+-- there too; the views keep their names, columns, comments and grants.
+DO $$
+DECLARE
+    v record;
+    columns text;
+BEGIN
+    FOR v IN
+        SELECT c.oid, c.relname FROM pg_catalog.pg_class c
+        WHERE c.relnamespace = 'atrium_admin'::regnamespace AND c.relkind = 'v' ORDER BY c.relname
+    LOOP
+        SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum)
+        INTO columns
+        FROM pg_catalog.pg_attribute a WHERE a.attrelid = v.oid AND a.attnum > 0 AND NOT a.attisdropped;
+        EXECUTE pg_catalog.format(
+            'CREATE FUNCTION atrium_admin.%I() RETURNS TABLE (%s) LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
+            v.relname || '_rows', columns, pg_catalog.pg_get_viewdef(v.oid)
+        );
+        EXECUTE pg_catalog.format('ALTER FUNCTION atrium_admin.%I() OWNER TO atrium_definer', v.relname || '_rows');
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION atrium_admin.%I() FROM PUBLIC', v.relname || '_rows');
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION atrium_admin.%I() TO atrium_admin', v.relname || '_rows');
+        EXECUTE pg_catalog.format(
+            'COMMENT ON FUNCTION atrium_admin.%I() IS %L', v.relname || '_rows',
+            'The rows of the view atrium_admin.' || v.relname || ', read as its owner (see migration 017).'
+        );
+        EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW atrium_admin.%I AS SELECT * FROM atrium_admin.%I()', v.relname, v.relname || '_rows');
+    END LOOP;
+END
+$$;
+
+-- Citus plans no correlated subquery over distributed tables (the counts of the two overviews):
+-- the same counts come from subqueries grouped by tenant (pushed down to the workers, joined on
+-- the distribution column) or by user (run on their own, then joined), joined to the tenants
+-- and users. Same columns and rows as before.
+CREATE OR REPLACE FUNCTION atrium_admin.tenant_overview_rows()
+    RETURNS TABLE (tenant_id uuid, name text, slug text, created_at timestamptz, members bigint, owners bigint,
+                   live_sessions bigint, api_keys bigint, pending_invitations bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.tenant_id, t.name, t.slug, t.created_at,
+           coalesce(m.members, 0), coalesce(m.owners, 0), coalesce(s.live, 0), coalesce(k.usable, 0), coalesce(i.pending, 0)
+    FROM atrium.tenants t
+    LEFT JOIN (SELECT m.tenant_id, count(*) AS members, count(*) FILTER (WHERE m.role = 'owner') AS owners
+               FROM atrium.memberships m GROUP BY m.tenant_id) m ON m.tenant_id = t.tenant_id
+    LEFT JOIN (SELECT s.tenant_id, count(*) AS live FROM atrium.sessions s
+               WHERE s.revoked_at IS NULL AND s.expires_at > now() GROUP BY s.tenant_id) s ON s.tenant_id = t.tenant_id
+    LEFT JOIN (SELECT k.tenant_id, count(*) AS usable FROM atrium.api_keys k
+               WHERE k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()) GROUP BY k.tenant_id) k ON k.tenant_id = t.tenant_id
+    LEFT JOIN (SELECT i.tenant_id, count(*) AS pending FROM atrium.invitations i
+               WHERE i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now() GROUP BY i.tenant_id) i ON i.tenant_id = t.tenant_id
+$$;
+
+CREATE OR REPLACE FUNCTION atrium_admin.user_overview_rows()
+    RETURNS TABLE (user_id uuid, email text, created_at timestamptz, disabled_at timestamptz, tenants bigint, live_sessions bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH member_counts AS MATERIALIZED (
+        SELECT m.user_id, count(*) AS tenants FROM atrium.memberships m GROUP BY m.user_id
+    ), session_counts AS MATERIALIZED (
+        SELECT s.user_id, count(*) AS live FROM atrium.sessions s
+        WHERE s.revoked_at IS NULL AND s.expires_at > now() GROUP BY s.user_id
+    )
+    SELECT u.user_id, u.email, u.created_at, u.disabled_at, coalesce(m.tenants, 0), coalesce(s.live, 0)
+    FROM atrium.users u
+    LEFT JOIN member_counts m ON m.user_id = u.user_id
+    LEFT JOIN session_counts s ON s.user_id = u.user_id
+$$;

@@ -107,6 +107,9 @@ import Testing
         for function in [
             "create_tenant(p_name text, p_slug text, p_owner_email text, p_valid_for interval)", "disable_user(p_email text)",
             "enable_user(p_email text)", "revoke_tenant_sessions(p_tenant text)", "reset_mfa(p_email text)",
+            // What each view reads, as its owner (migration 017).
+            "mail_queue_rows()", "recent_changes_rows()", "servers_rows()", "tenant_overview_rows()", "user_overview_rows()",
+            "webhook_backlog_rows()",
         ] {
             grants["atrium_admin." + function] = ["atrium_admin"]
         }

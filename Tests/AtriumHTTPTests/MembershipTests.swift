@@ -114,4 +114,41 @@ import Testing
         }
         #expect(try overview[0].decode(Int.self, column: 0) == 0)
     }
+
+    /// Migration 017 reads the overviews through functions with joins in place of correlated
+    /// subqueries (which Citus cannot plan): the rows are the same as the first form's.
+    @Test func theOverviewsCountWhatTheirFirstFormCounted() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            let owner = try await client.signUp("olga@example.com", tenant: "Counted")
+            let member = try await client.addMember("mo@example.com", role: "member", by: owner)
+            _ = try await client.signUp("solo@example.com", tenant: "Alone")
+            #expect(try await client.call(.post, "/v1/invitations", token: owner.accessToken, json: ["email": "later@example.com", "role": "viewer"]).status == .created)
+            #expect(try await client.call(.post, "/v1/api-keys", token: owner.accessToken, json: ["name": "k", "role": "member"]).status == .created)
+            #expect(try await client.call(.post, "/v1/auth/logout", token: member.accessToken).status == .noContent)
+        }
+        let firstTenantForm = """
+            SELECT t.tenant_id, t.name, t.slug, t.created_at,
+                   (SELECT count(*) FROM atrium.memberships m WHERE m.tenant_id = t.tenant_id),
+                   (SELECT count(*) FROM atrium.memberships m WHERE m.tenant_id = t.tenant_id AND m.role = 'owner'),
+                   (SELECT count(*) FROM atrium.sessions s WHERE s.tenant_id = t.tenant_id AND s.revoked_at IS NULL AND s.expires_at > now()),
+                   (SELECT count(*) FROM atrium.api_keys k WHERE k.tenant_id = t.tenant_id AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())),
+                   (SELECT count(*) FROM atrium.invitations i WHERE i.tenant_id = t.tenant_id AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now())
+            FROM atrium.tenants t ORDER BY 1
+            """
+        let firstUserForm = """
+            SELECT u.user_id, u.email, u.created_at, u.disabled_at,
+                   (SELECT count(*) FROM atrium.memberships m WHERE m.user_id = u.user_id),
+                   (SELECT count(*) FROM atrium.sessions s WHERE s.user_id = u.user_id AND s.revoked_at IS NULL AND s.expires_at > now())
+            FROM atrium.users u ORDER BY 1
+            """
+        let tenants = try await app.database.adminQuery("SELECT * FROM atrium_admin.tenant_overview ORDER BY 1")
+        let users = try await app.database.adminQuery("SELECT * FROM atrium_admin.user_overview ORDER BY 1")
+        #expect(tenants.count == 2 && users.count == 3)
+        #expect(tenants.map(\.values) == (try await app.database.adminQuery(firstTenantForm)).map(\.values))
+        #expect(users.map(\.values) == (try await app.database.adminQuery(firstUserForm)).map(\.values))
+        // Something was counted: two members, one owner, a live session, a key, an invitation.
+        let counted = try #require(tenants.first { $0.values[2] == "counted" })
+        #expect(Array(counted.values[4...]) == ["2", "1", "1", "1", "1"])
+    }
 }
