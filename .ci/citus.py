@@ -22,7 +22,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from faults import Server, request, wait_for  # noqa: E402
+from faults import EventReader, Server, request, wait_for  # noqa: E402
 from scale import PG_BIN, Cluster, as_postgres, prepare_root  # noqa: E402
 
 import tempfile  # noqa: E402
@@ -106,6 +106,11 @@ def smoke(port):
             "status": {"type": "enum", "values": ["open", "closed"], "default": "open", "indexed": True},
             "priority": {"type": "integer", "indexed": True},
         }}, t["token"], expect=201)
+    # The live change feed of each tenant, followed from before the writes.
+    readers = {name: EventReader(port, t["token"]) for name, t in tenants.items()}
+    for reader in readers.values():
+        reader.start()
+    assert wait_for(lambda: all(r.connections for r in readers.values()), 10), "the event streams did not open"
     ids = []
     for n in range(5):
         record, _ = c.call("POST", "/v1/collections/tickets/records",
@@ -128,6 +133,12 @@ def smoke(port):
     page, _ = c.call("GET", "/v1/collections/tickets/records", token=beta["token"])
     assert [r["id"] for r in page["data"]] == [beta_record["id"]], page
     c.call("PATCH", f"/v1/collections/tickets/records/{ids[1]}", {"status": "x"}, beta["token"], expect=404)
+    assert wait_for(lambda: len(readers["alpha"].created) >= 5 and len(readers["beta"].created) >= 1, 10), \
+        {name: r.created for name, r in readers.items()}
+    for reader in readers.values():
+        reader.stop()
+    assert readers["alpha"].created == ids, readers["alpha"].created
+    assert readers["beta"].created == [beta_record["id"]], readers["beta"].created
 
     invitation, _ = c.call("POST", "/v1/invitations", {"email": "carol@example.com", "role": "member"}, alpha["token"], expect=201)
     carol, _ = c.call("POST", "/v1/invitations/accept", {"token": invitation["token"], "password": "correct horse battery"})
@@ -157,7 +168,8 @@ def smoke(port):
     c.call("DELETE", "/v1/tenant", token=beta["token"], expect=204)
     assert wait_for(lambda: request(port, "GET", "/v1/me", token=beta["token"])[0] == 401, 5, 0.05), "a deleted tenant's token still works"
     print("citus: beta: tenant deleted, its token refused", flush=True)
-    print("citus: isolation over HTTP held; API key read; sign-out refused the token", flush=True)
+    print("citus: isolation over HTTP held, live events included (each tenant got its own creations, in order); "
+          "API key read; sign-out refused the token", flush=True)
     return {"steps": c.steps, "alpha": alpha, "beta": beta, "alpha_records": ids[:4], "beta_record": beta_record["id"]}
 
 
