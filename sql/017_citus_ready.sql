@@ -276,17 +276,6 @@ BEGIN
 END
 $$;
 
-DO $$
-DECLARE
-    signature text;
-BEGIN
-    FOREACH signature IN ARRAY ARRAY['atrium.tenant_create(uuid, text, text)'] LOOP
-        EXECUTE format('ALTER FUNCTION %s OWNER TO atrium_definer', signature);
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', signature);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO atrium_app', signature);
-    END LOOP;
-END
-$$;
 
 -- Triggers on tenant tables run on Citus's shards. There TG_TABLE_NAME is the shard's name
 -- (memberships_102008) and a query that is not routed to the same tenant is a distributed query
@@ -436,7 +425,7 @@ DO $$
 DECLARE
     signature text;
 BEGIN
-    FOREACH signature IN ARRAY ARRAY['atrium.tenant_delete(uuid, uuid, text, text)'] LOOP
+    FOREACH signature IN ARRAY ARRAY['atrium.tenant_create(uuid, text, text)', 'atrium.tenant_delete(uuid, uuid, text, text)'] LOOP
         EXECUTE format('ALTER FUNCTION %s OWNER TO atrium_definer', signature);
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', signature);
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO atrium_app', signature);
