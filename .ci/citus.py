@@ -22,7 +22,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from faults import EventReader, Server, request, wait_for  # noqa: E402
+from faults import EventReader, Server, WebhookReceiver, request, wait_for  # noqa: E402
 from scale import PG_BIN, Cluster, as_postgres, prepare_root  # noqa: E402
 
 import tempfile  # noqa: E402
@@ -65,6 +65,7 @@ def server_on(data_dir, name, port, database="atrium"):
         "DATABASE_URL": f"postgresql://atrium_app@127.0.0.1:{port}/{database}",
         "ATRIUM_MIGRATION_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/{database}",
         "ATRIUM_TOKEN_KEYS": "citus:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU",
+        "ATRIUM_WEBHOOKS_ALLOW_PRIVATE": "1",
     })
 
 
@@ -106,6 +107,10 @@ def smoke(port):
             "status": {"type": "enum", "values": ["open", "closed"], "default": "open", "indexed": True},
             "priority": {"type": "integer", "indexed": True},
         }}, t["token"], expect=201)
+    # A webhook endpoint of alpha's, signatures checked with standardwebhooks.
+    receiver = WebhookReceiver(lambda payload, attempt: (200, 0))
+    hook, _ = c.call("POST", "/v1/webhooks", {"url": receiver.url, "events": ["record.created"]}, alpha["token"], expect=201)
+    receiver.secrets.append(hook["secret"])
     # The live change feed of each tenant, followed from before the writes.
     readers = {name: EventReader(port, t["token"]) for name, t in tenants.items()}
     for reader in readers.values():
@@ -137,6 +142,10 @@ def smoke(port):
         {name: r.created for name, r in readers.items()}
     for reader in readers.values():
         reader.stop()
+    assert wait_for(lambda: len(receiver.requests) >= 5, 15), f"{len(receiver.requests)} webhook deliveries"
+    delivered = [r["payload"]["data"]["record"]["id"] for r in receiver.requests]
+    assert sorted(delivered) == sorted(ids) and all(r["verified"] == [0] for r in receiver.requests), receiver.requests
+    receiver.server.shutdown()
     assert readers["alpha"].created == ids, readers["alpha"].created
     assert readers["beta"].created == [beta_record["id"]], readers["beta"].created
 
@@ -169,7 +178,7 @@ def smoke(port):
     assert wait_for(lambda: request(port, "GET", "/v1/me", token=beta["token"])[0] == 401, 5, 0.05), "a deleted tenant's token still works"
     print("citus: beta: tenant deleted, its token refused", flush=True)
     print("citus: isolation over HTTP held, live events included (each tenant got its own creations, in order); "
-          "API key read; sign-out refused the token", flush=True)
+          "alpha's webhook got its 5 creations, signatures verified by standardwebhooks; API key read; sign-out refused the token", flush=True)
     return {"steps": c.steps, "alpha": alpha, "beta": beta, "alpha_records": ids[:4], "beta_record": beta_record["id"]}
 
 

@@ -117,6 +117,100 @@ BEGIN
 END
 $$;
 
+-- The same for the webhook outcomes. Otherwise as in migration 012.
+CREATE OR REPLACE FUNCTION atrium.complete_webhook_deliveries(p_outcomes jsonb) RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o record;
+    found_webhook uuid;
+    recorded integer := 0;
+    disabled integer := 0;
+    v_next timestamptz;
+    v_now constant timestamptz := now();
+BEGIN
+    -- One update by key per outcome: each a cached plan and an index lookup, whatever the
+    -- table's size.
+    FOR o IN
+        SELECT * FROM jsonb_to_recordset(p_outcomes) AS x(
+            tenant_id uuid, delivery_id uuid, lease uuid, status text, retry_in float8, gone boolean,
+            response_status integer, response_body text, duration_ms integer, error text)
+    LOOP
+        v_next := now() + o.retry_in * interval '1 second';
+        UPDATE atrium.webhook_deliveries d SET
+            status = o.status, lease = NULL, lease_until = NULL,
+            next_attempt_at = CASE WHEN o.status = 'pending' THEN v_next ELSE d.next_attempt_at END,
+            completed_at = CASE WHEN o.status = 'pending' THEN NULL ELSE v_now END,
+            response_status = o.response_status, response_body = left(o.response_body, 1024), duration_ms = o.duration_ms,
+            error = left(o.error, 500)
+        WHERE d.tenant_id = o.tenant_id AND d.delivery_id = o.delivery_id AND d.lease = o.lease
+        RETURNING d.webhook_id INTO found_webhook;
+        CONTINUE WHEN NOT FOUND;
+        recorded := recorded + 1;
+        IF o.gone THEN
+            UPDATE atrium.webhooks e SET enabled = false, disabled_reason = 'the endpoint answered 410 Gone', updated_at = now()
+            WHERE e.tenant_id = o.tenant_id AND e.webhook_id = found_webhook AND e.enabled;
+            IF FOUND THEN
+                disabled := disabled + 1;
+            END IF;
+        END IF;
+    END LOOP;
+    IF disabled > 0 THEN
+        PERFORM pg_notify('atrium_webhooks', '');
+    END IF;
+    RETURN recorded;
+END
+$$;
+
+-- Webhook fan-out's INSERT … SELECT returns its rows to a count (Citus would run it as a COPY
+-- into the shards, which row-level security refuses). Otherwise as in migration 012.
+CREATE OR REPLACE FUNCTION atrium.webhook_fanout(p_through bigint, p_writers text[], p_limit integer) RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    lowest bigint;
+    upto bigint;
+    made integer;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'atrium.webhook_fanout needs READ COMMITTED (a fresh snapshot per statement)' USING ERRCODE = '25000';
+    END IF;
+    IF EXISTS (
+        SELECT 1 FROM pg_locks l
+        WHERE l.locktype = 'relation' AND l.relation = 'atrium.record_changes'::regclass
+          AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+          AND l.granted AND l.virtualtransaction = ANY (p_writers)
+    ) THEN
+        RETURN -1;
+    END IF;
+    -- Every statement below takes its snapshot after that check (see migration 011, step 4).
+    -- One server fans out at a time; the others skip, they do not wait.
+    SELECT f.after_position INTO lowest FROM atrium.webhook_fanout_state f FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND OR lowest >= p_through THEN
+        RETURN 0;
+    END IF;
+    -- Changes before every enabled endpoint's start go to none: skip them.
+    lowest := greatest(lowest, coalesce((SELECT min(e.after_position) FROM atrium.webhooks e WHERE e.enabled), p_through));
+    upto := least(p_through, lowest + p_limit);
+    -- Only the new changes are read (by position), each matched to its tenant's endpoints.
+    WITH inserted AS (
+        INSERT INTO atrium.webhook_deliveries (tenant_id, delivery_id, webhook_id, position, event_type)
+        SELECT c.tenant_id, gen_random_uuid(), e.webhook_id, c.position, k.event_type
+        FROM atrium.record_changes c
+        CROSS JOIN LATERAL (SELECT 'record.' || CASE c.operation WHEN 'create' THEN 'created' WHEN 'update' THEN 'updated' ELSE 'deleted' END AS event_type) k
+        JOIN atrium.webhooks e ON e.tenant_id = c.tenant_id AND e.enabled AND c.position > e.after_position
+        WHERE c.position > lowest AND c.position <= upto
+          AND k.event_type = ANY (e.events)
+          AND (e.collections IS NULL OR c.collection_name = ANY (e.collections))
+        ORDER BY c.position
+        RETURNING 1
+    )
+    SELECT count(*) INTO made FROM inserted;
+    UPDATE atrium.webhook_fanout_state SET after_position = upto;
+    RETURN made;
+END
+$$;
+
 -- Citus takes no subquery inside INSERT … VALUES: it is asked first. Otherwise as in migration 009.
 CREATE OR REPLACE FUNCTION atrium.auth_login_begin(p_account text, p_address text, p_attempt uuid)
     RETURNS integer

@@ -159,6 +159,88 @@ BEGIN
 END
 $body$
 $function$;
+    -- Claiming webhook deliveries: PostgreSQL's single statement joins endpoints and
+    -- deliveries across tenants and locks rows of many shards, which Citus cannot plan. This
+    -- one goes endpoint by endpoint, each query naming its tenant, under the same caps.
+    EXECUTE $function$
+CREATE OR REPLACE FUNCTION atrium.claim_webhook_deliveries(
+    p_lease interval, p_limit integer, p_per_endpoint integer, p_per_tenant integer,
+    p_busy_webhooks uuid[], p_busy_webhook_counts integer[], p_busy_tenants uuid[], p_busy_tenant_counts integer[])
+    RETURNS TABLE (d_tenant uuid, d_delivery uuid, d_webhook uuid, d_url text, d_secret text, d_previous_secret text,
+                   d_attempt integer, d_event_type text, d_payload text, d_lease uuid, d_position bigint,
+                   c_position bigint, c_tenant uuid, c_occurred_at timestamptz, c_collection_id uuid, c_collection_name text,
+                   c_record_id uuid, c_operation text, c_version bigint, c_actor_id uuid, c_actor_kind text,
+                   c_created_at timestamptz, c_created_by uuid, c_created_by_kind text, c_updated_at timestamptz,
+                   c_read_role text, c_read_own boolean, c_fields text[], c_data text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $body$
+DECLARE
+    v_now constant timestamptz := now();
+    v_until constant timestamptz := now() + p_lease;
+    endpoint record;
+    due record;
+    ids uuid[];
+    free integer;
+    tenant_free integer;
+    taken integer := 0;
+    tenant_taken jsonb := '{}';
+    v_lease uuid;
+BEGIN
+    -- Endpoint by endpoint, in random order, each query naming its tenant (one shard): the
+    -- same caps as the single statement PostgreSQL runs (migration 012).
+    FOR endpoint IN SELECT e.tenant_id, e.webhook_id, e.ordered FROM atrium.webhooks e WHERE e.enabled ORDER BY random() LOOP
+        EXIT WHEN taken >= p_limit;
+        free := CASE WHEN endpoint.ordered THEN 1 ELSE p_per_endpoint END
+            - coalesce(p_busy_webhook_counts[array_position(p_busy_webhooks, endpoint.webhook_id)], 0);
+        tenant_free := p_per_tenant - coalesce(p_busy_tenant_counts[array_position(p_busy_tenants, endpoint.tenant_id)], 0)
+            - coalesce((tenant_taken ->> endpoint.tenant_id::text)::integer, 0);
+        CONTINUE WHEN free <= 0 OR tenant_free <= 0;
+        IF endpoint.ordered THEN
+            SELECT d.delivery_id, d.next_attempt_at, d.lease, d.lease_until INTO due
+            FROM atrium.webhook_deliveries d
+            WHERE d.tenant_id = endpoint.tenant_id AND d.webhook_id = endpoint.webhook_id AND d.status = 'pending'
+            ORDER BY d.position NULLS FIRST LIMIT 1;
+            CONTINUE WHEN NOT FOUND OR due.next_attempt_at > v_now OR (due.lease IS NOT NULL AND due.lease_until > v_now);
+            ids := ARRAY[due.delivery_id];
+        ELSE
+            SELECT array_agg(x.delivery_id) INTO ids FROM (
+                SELECT d.delivery_id FROM atrium.webhook_deliveries d
+                WHERE d.tenant_id = endpoint.tenant_id AND d.webhook_id = endpoint.webhook_id AND d.status = 'pending'
+                  AND d.next_attempt_at <= v_now AND (d.lease IS NULL OR d.lease_until <= v_now)
+                ORDER BY d.next_attempt_at
+                LIMIT least(free, tenant_free, p_limit - taken)
+            ) x;
+            CONTINUE WHEN ids IS NULL;
+        END IF;
+        FOR due IN
+            SELECT d.delivery_id FROM atrium.webhook_deliveries d
+            WHERE d.tenant_id = endpoint.tenant_id AND d.delivery_id = ANY (ids)
+              AND d.status = 'pending' AND d.next_attempt_at <= v_now AND (d.lease IS NULL OR d.lease_until <= v_now)
+            FOR UPDATE SKIP LOCKED
+        LOOP
+            v_lease := gen_random_uuid();
+            UPDATE atrium.webhook_deliveries d
+            SET attempts = d.attempts + 1, lease = v_lease, lease_until = v_until, last_attempt_at = v_now
+            WHERE d.tenant_id = endpoint.tenant_id AND d.delivery_id = due.delivery_id;
+            RETURN QUERY
+                SELECT l.tenant_id, l.delivery_id, l.webhook_id, e.url, e.secret,
+                       CASE WHEN e.previous_secret_until > v_now THEN e.previous_secret END,
+                       l.attempts, l.event_type, l.payload, l.lease, l.position,
+                       c.position, c.tenant_id, c.occurred_at, c.collection_id, c.collection_name, c.record_id, c.operation,
+                       c.version, c.actor_id, c.actor_kind, c.created_at, c.created_by, c.created_by_kind, c.updated_at,
+                       c.read_role, c.read_own, c.fields, c.data::text
+                FROM atrium.webhook_deliveries l
+                JOIN atrium.webhooks e ON e.tenant_id = l.tenant_id AND e.webhook_id = l.webhook_id
+                LEFT JOIN atrium.record_changes c ON c.tenant_id = l.tenant_id AND c.position = l.position
+                WHERE l.tenant_id = endpoint.tenant_id AND l.delivery_id = due.delivery_id;
+            taken := taken + 1;
+            tenant_taken := jsonb_set(tenant_taken, ARRAY[endpoint.tenant_id::text],
+                                      to_jsonb(coalesce((tenant_taken ->> endpoint.tenant_id::text)::integer, 0) + 1));
+        END LOOP;
+    END LOOP;
+END
+$body$;
+$function$;
     EXECUTE $comment$COMMENT ON FUNCTION atrium.announce_revocation() IS 'Trigger: records an ended session in revoked_sessions (on Citus without a NOTIFY: servers read the list every second).'$comment$;
 END
 $$;
