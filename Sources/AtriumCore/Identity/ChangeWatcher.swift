@@ -97,12 +97,17 @@ public final class ChangeWatcher: Service, Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: Self.revocationPollInterval)
             guard self.database.runsOnCitus else { continue }
-            do {
-                for session in try await self.loadRevocations() {
-                    self.feed?.revoke(session: session)
-                }
-            } catch {
+            // Bounded as the heartbeat is: a frozen PostgreSQL holds no connection for it.
+            let outcome = await withTimeLimit(.seconds(2)) { () -> Result<[UUID], any Error> in
+                do { return .success(try await self.loadRevocations()) } catch { return .failure(error) }
+            }
+            switch outcome {
+            case .success(let sessions)?:
+                for session in sessions { self.feed?.revoke(session: session) }
+            case .failure(let error)?:
                 self.logger.warning("could not read revoked sessions", metadata: ["error": "\(error)"])
+            case nil:
+                self.logger.warning("reading revoked sessions took more than 2 s; trying again")
             }
         }
     }
