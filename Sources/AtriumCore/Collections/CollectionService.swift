@@ -99,9 +99,8 @@ public final class CollectionService: Sendable {
     /// would run on a worker, where nobody listens (sql/citus/distribute.sql drops it there).
     func announce(_ names: [String], in transaction: PostgresTransaction, tenant: TenantContext) async throws {
         guard self.database.runsOnCitus else { return }
-        for name in Set(names) {
-            _ = try await transaction.query("SELECT pg_catalog.pg_notify(\(ChangeWatcher.collectionChannel), \(tenant.tenantID.lowercasedString + ":" + name))")
-        }
+        let payloads = Set(names).map { tenant.tenantID.lowercasedString + ":" + $0 }
+        _ = try await transaction.query("SELECT pg_catalog.pg_notify(\(ChangeWatcher.collectionChannel), p) FROM unnest(\(payloads)::text[]) AS p")
     }
 
     /// Reference fields must name a collection of the same tenant (or the collection itself).
