@@ -107,29 +107,37 @@ public enum RFC3339 {
         let (days, microsOfDay) = CivilDate.floorDivide(min(Int64(micros) + Int64(slack), lastPrintable), 86_400_000_000)
         let (year, month, day) = CivilDate.civil(fromDays: days)
         let milliseconds = microsOfDay / 1000
-        func digits(_ value: Int64, _ count: Int) {
-            var divisor: Int64 = 1
-            for _ in 1..<count { divisor *= 10 }
-            var rest = value
-            while divisor > 0 {
-                output.append(UInt8(ascii: "0") + UInt8(rest / divisor))
-                rest %= divisor
-                divisor /= 10
+        // `yyyy-mm-ddThh:mm:ss.mmmZ`, 24 bytes, written on the stack and appended once.
+        var text: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &text) { buffer in
+            var offset = 0
+            func digits(_ value: Int64, _ count: Int) {
+                var rest = value
+                for position in stride(from: offset + count - 1, through: offset, by: -1) {
+                    buffer[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                }
+                offset += count
             }
+            func mark(_ character: Unicode.Scalar) {
+                buffer[offset] = UInt8(ascii: character)
+                offset += 1
+            }
+            digits(year, 4)
+            mark("-")
+            digits(month, 2)
+            mark("-")
+            digits(day, 2)
+            mark("T")
+            digits(milliseconds / 3_600_000, 2)
+            mark(":")
+            digits(milliseconds / 60_000 % 60, 2)
+            mark(":")
+            digits(milliseconds / 1000 % 60, 2)
+            mark(".")
+            digits(milliseconds % 1000, 3)
+            mark("Z")
+            output.append(contentsOf: UnsafeBufferPointer(start: buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), count: offset))
         }
-        digits(year, 4)
-        output.append(UInt8(ascii: "-"))
-        digits(month, 2)
-        output.append(UInt8(ascii: "-"))
-        digits(day, 2)
-        output.append(UInt8(ascii: "T"))
-        digits(milliseconds / 3_600_000, 2)
-        output.append(UInt8(ascii: ":"))
-        digits(milliseconds / 60_000 % 60, 2)
-        output.append(UInt8(ascii: ":"))
-        digits(milliseconds / 1000 % 60, 2)
-        output.append(UInt8(ascii: "."))
-        digits(milliseconds % 1000, 3)
-        output.append(UInt8(ascii: "Z"))
     }
 }

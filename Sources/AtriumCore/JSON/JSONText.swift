@@ -7,47 +7,57 @@ public enum JSONText {
     /// order, numbers as stored, `\"`, `\\`, `\n`, `\r`, `\t` and other control characters as
     /// lower-case `\u00xx`. The text must be valid JSON (it is, coming from `jsonb`).
     public static func appendCompact(_ text: UnsafeRawBufferPointer, to output: inout [UInt8]) {
+        guard let base = text.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
         output.reserveCapacity(output.count + text.count)
+        let count = text.count
+        // Bytes are copied in runs, up to each one that is dropped or rewritten: a record's
+        // text is mostly runs, and one copy per run beats an append per byte.
+        var runStart = 0
+        func copyRun(to end: Int) {
+            if end > runStart { output.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: end - runStart)) }
+        }
         var inString = false
         var index = 0
-        while index < text.count {
-            let byte = text[index]
-            index += 1
+        while index < count {
+            let byte = base[index]
             if !inString {
                 switch byte {
                 case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"):
-                    continue
+                    copyRun(to: index)
+                    runStart = index + 1
                 case UInt8(ascii: "\""):
                     inString = true
                 default:
                     break
                 }
-                output.append(byte)
+                index += 1
                 continue
             }
             switch byte {
             case UInt8(ascii: "\""):
                 inString = false
-                output.append(byte)
+                index += 1
             case UInt8(ascii: "\\"):
-                guard index < text.count else {
-                    output.append(byte)
+                guard index + 1 < count else {
+                    index += 1
                     continue
                 }
-                let escaped = text[index]
-                index += 1
-                switch escaped {
-                case UInt8(ascii: "b"): JSONSerializer.appendUnicodeEscape(0x08, into: &output)
-                case UInt8(ascii: "f"): JSONSerializer.appendUnicodeEscape(0x0C, into: &output)
-                default:
-                    output.append(byte)
-                    output.append(escaped)
+                let escaped = base[index + 1]
+                if escaped == UInt8(ascii: "b") || escaped == UInt8(ascii: "f") {
+                    copyRun(to: index)
+                    JSONSerializer.appendUnicodeEscape(escaped == UInt8(ascii: "b") ? 0x08 : 0x0C, into: &output)
+                    runStart = index + 2
                 }
+                index += 2
             case UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "&"):
+                copyRun(to: index)
                 JSONSerializer.appendUnicodeEscape(byte, into: &output)
+                index += 1
+                runStart = index
             default:
-                output.append(byte)
+                index += 1
             }
         }
+        copyRun(to: count)
     }
 }
