@@ -13,6 +13,9 @@ extension RecordStore {
         let context: String
     }
 
+    /// The record columns of a page, qualified (`r.record_id`, …).
+    static let listColumns = StoredRecord.columns.split(separator: ",").map { "r." + $0.trimmingCharacters(in: .whitespaces) }
+
     /// The statements of a list: the page, and the count if asked. `cursors` reads the cursor
     /// the list continues from.
     static func plan(_ query: RecordQuery, collection: StoredCollection, principal: Principal, cursors: CursorCodec) throws -> QueryPlan {
@@ -99,7 +102,7 @@ extension RecordStore {
         let position = try query.cursor.map { try cursors.decode($0, context: context, keys: terms.count) }
         let keys = terms.map { "(\($0.0.sql))::text" }.joined(separator: ", ")
         let limit = page.bind(query.limit + 1)
-        var columns = StoredRecord.columns.split(separator: ",").map { "r." + $0.trimmingCharacters(in: .whitespaces) }
+        var columns = Self.listColumns
         if let fields = query.fields {
             // Sparse fieldsets narrow the data where it is printed, so the page is still
             // written from PostgreSQL's text (jsonb keeps its own key order either way).

@@ -106,24 +106,26 @@ extension RecordText {
 
     /// From a row of `columns` for the record `id`.
     init(row: PostgresRow, id: UUID) throws {
-        let (version, createdAt, createdBy, createdKind, updatedAt, updatedBy, updatedKind) =
-            try row.decode((Int64, Date, UUID, String, Date, UUID, String).self)
-        guard let data = try row.withUnsafeBytes(column: 7, { bytes in bytes.map { Array($0) } }) else {
-            throw PostgresError(code: .decoding, message: "record data is NULL")
-        }
-        self.init(
-            id: id, version: version, createdAt: createdAt, createdBy: Actor(id: createdBy, kind: createdKind),
-            updatedAt: updatedAt, updatedBy: Actor(id: updatedBy, kind: updatedKind), data: data
-        )
+        try self.init(row: row, id: id, from: 0)
     }
-}
 
-extension RecordText {
     /// From a row of `StoredRecord.columns` (the id first).
     init(row: PostgresRow) throws {
-        let (id, version, createdAt, createdBy, createdKind, updatedAt, updatedBy, updatedKind) =
-            try row.decode((UUID, Int64, Date, UUID, String, Date, UUID, String).self)
-        guard let data = try row.withUnsafeBytes(column: 8, { bytes in bytes.map { Array($0) } }) else {
+        try self.init(row: row, id: row.decode(UUID.self, column: 0), from: 1)
+    }
+
+    /// From `columns` starting at column `first`. Column by column rather than as one tuple:
+    /// a list decodes this for every record, and a tuple of eight types costs a runtime
+    /// metadata lookup each time.
+    private init(row: PostgresRow, id: UUID, from first: Int) throws {
+        let version = try row.decode(Int64.self, column: first)
+        let createdAt = try row.decode(Date.self, column: first + 1)
+        let createdBy = try row.decode(UUID.self, column: first + 2)
+        let createdKind = try row.decode(String.self, column: first + 3)
+        let updatedAt = try row.decode(Date.self, column: first + 4)
+        let updatedBy = try row.decode(UUID.self, column: first + 5)
+        let updatedKind = try row.decode(String.self, column: first + 6)
+        guard let data = try row.withUnsafeBytes(column: first + 7, { bytes in bytes.map { Array($0) } }) else {
             throw PostgresError(code: .decoding, message: "record data is NULL")
         }
         self.init(
