@@ -158,20 +158,24 @@ public func buildRouter(services: AtriumServices, server: ServerConfiguration = 
     let accessLog = server.accessLog ? AccessLog(format: server.accessLogFormat, sink: server.accessLogSink) : nil
     let metrics = server.metrics == .off ? nil : AtriumMetrics(services: services, tenantSeries: server.metricsTenants, accessLog: accessLog)
     let table = RouteTableReference()
-    router.add(middleware: RequestIDMiddleware())
-    router.add(middleware: ClientAddressMiddleware(hops: server.proxyHops))
-    router.add(middleware: ObservabilityMiddleware(metrics: metrics, accessLog: accessLog))
-    if servesTLS {
-        router.add(middleware: StrictTransportSecurityMiddleware())
-    }
-    router.add(middleware: CORSPolicyMiddleware(policy: server.cors))
-    router.add(middleware: ProblemMiddleware(routes: table))
-    router.add(middleware: LimitsMiddleware(limits: server.limits))
     let registry = services.servers
     let limiter = RateLimiter(policy: server.rateLimits, servers: { registry.liveServers }, metrics: metrics)
-    router.add(middleware: AuthenticationMiddleware(auth: services.auth, limiter: limiter))
-    router.add(middleware: RateLimitMiddleware(limiter: limiter))
-    router.add(middleware: ConsistencyMiddleware(database: services.database))
+    // One statically typed stack: every request passes all of it, so it is one existential
+    // call into a chain the compiler can specialise, not one per middleware.
+    router.addMiddleware {
+        RequestIDMiddleware()
+        ClientAddressMiddleware(hops: server.proxyHops)
+        ObservabilityMiddleware(metrics: metrics, accessLog: accessLog)
+        if servesTLS {
+            StrictTransportSecurityMiddleware()
+        }
+        CORSPolicyMiddleware(policy: server.cors)
+        ProblemMiddleware(routes: table)
+        LimitsMiddleware(limits: server.limits)
+        AuthenticationMiddleware(auth: services.auth, limiter: limiter)
+        RateLimitMiddleware(limiter: limiter)
+        ConsistencyMiddleware(database: services.database)
+    }
     let recorder = RouteRecorder(router: router)
     HealthRoutes(database: services.database, process: services.databaseProcess).register(on: recorder)
     OpenAPIRoutes().register(on: recorder)
