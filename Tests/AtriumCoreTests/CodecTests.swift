@@ -52,6 +52,15 @@ import Testing
     }
 }
 
+@Suite struct JSONPointerTests {
+    @Test(arguments: [
+        ("title", "title"), ("", ""), ("a/b", "a~1b"), ("m~n", "m~0n"), ("~/", "~0~1"), ("~1", "~01"), ("é/ü", "é~1ü"),
+    ])
+    func escapesTildeAndSlash(key: String, escaped: String) {
+        #expect(JSONPointer.escape(key) == escaped)
+    }
+}
+
 @Suite struct CursorCodecTests {
     let codec = CursorCodec(key: Array(repeating: 7, count: 32))
     let position = CursorCodec.Position(values: ["2026-01-01", nil, "a.b\"c"], id: UUID())

@@ -110,6 +110,6 @@ enum RecordValidator {
 
     /// JSON pointer escaping (RFC 6901).
     static func escape(_ key: String) -> String {
-        key.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+        JSONPointer.escape(key)
     }
 }

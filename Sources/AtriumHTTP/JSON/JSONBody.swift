@@ -22,7 +22,7 @@ enum JSONBody {
     /// beyond the parser's limits on keys and values, 400 saying where it broke (also for
     /// duplicate keys, NUL, unpaired surrogates, depth).
     static func value(from request: Request, context: AtriumRequestContext, mediaTypes: Set<String> = ["application/json"]) async throws -> (value: JSONValue, bytes: [UInt8]) {
-        let contentType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        let contentType = request.headers[.contentType].map(Self.mediaType)
         guard let contentType, mediaTypes.contains(contentType) else {
             throw Problem(.unsupportedMediaType, detail: "send the body as \(mediaTypes.sorted().joined(separator: " or "))")
         }
@@ -107,9 +107,18 @@ enum JSONBody {
         }
     }
 
+    /// The media type of a `Content-Type` value, without parameters, trimmed and in lower case
+    /// (`Application/JSON; charset=utf-8` is `application/json`).
+    static func mediaType(_ header: String) -> String {
+        var bytes = Array(header.utf8.prefix { $0 != UInt8(ascii: ";") })
+        while let last = bytes.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { bytes.removeLast() }
+        let start = bytes.firstIndex { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") } ?? bytes.endIndex
+        return String(decoding: bytes[start...].map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
+    }
+
     /// JSON pointer escaping (RFC 6901).
     static func escape(_ key: String) -> String {
-        key.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+        JSONPointer.escape(key)
     }
 
     private static func failure(_ error: DecodingError) -> AtriumError.FieldFailure {
