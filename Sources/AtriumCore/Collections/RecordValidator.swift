@@ -20,10 +20,10 @@ enum RecordValidator {
         let names = Set(definition.fields.map(\.name))
         for key in object.keys where !names.contains(key) {
             let reason = CollectionDefinition.systemFields.contains(key) ? "is a system field and cannot be written" : "is not a field of \(definition.name)"
-            failures.append(Failure(field: "\(prefix)/\(Self.escape(key))", reason: reason))
+            failures.append(Failure(field: "\(prefix)/\(JSONPointer.escape(key))", reason: reason))
         }
         for field in definition.fields {
-            let pointer = "\(prefix)/\(Self.escape(field.name))"
+            let pointer = "\(prefix)/\(JSONPointer.escape(field.name))"
             var candidate = object[field.name]
             if candidate == nil || candidate == .null, applyDefaults, let defaultValue = field.defaultValue {
                 candidate = defaultValue
@@ -106,10 +106,5 @@ enum RecordValidator {
         if let minimum = field.minimum, value < minimum { return "must be at least \(JSONNumber(minimum))" }
         if let maximum = field.maximum, value > maximum { return "must be at most \(JSONNumber(maximum))" }
         return nil
-    }
-
-    /// JSON pointer escaping (RFC 6901).
-    static func escape(_ key: String) -> String {
-        JSONPointer.escape(key)
     }
 }

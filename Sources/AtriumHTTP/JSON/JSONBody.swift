@@ -96,7 +96,7 @@ enum JSONBody {
             return
         }
         for (key, nested) in object {
-            let pointer = path + "/" + Self.escape(key)
+            let pointer = path + "/" + JSONPointer.escape(key)
             guard let entry = allowed[key] else {
                 failures.append(.init(field: pointer, reason: "is not a known field"))
                 continue
@@ -116,14 +116,9 @@ enum JSONBody {
         return String(decoding: bytes[start...].map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 
-    /// JSON pointer escaping (RFC 6901).
-    static func escape(_ key: String) -> String {
-        JSONPointer.escape(key)
-    }
-
     private static func failure(_ error: DecodingError) -> AtriumError.FieldFailure {
         func pointer(_ path: [any CodingKey]) -> String {
-            path.isEmpty ? "/" : path.map { "/" + ($0.intValue.map(String.init) ?? Self.escape($0.stringValue)) }.joined()
+            path.isEmpty ? "/" : path.map { "/" + ($0.intValue.map(String.init) ?? JSONPointer.escape($0.stringValue)) }.joined()
         }
         switch error {
         case .keyNotFound(let key, let context):
