@@ -126,7 +126,7 @@ import Testing
             let plainPlan = try await app.services.database.query(
                 in: principal.tenant, PostgresQuery(unsafeSQL: "EXPLAIN (FORMAT JSON) " + plainSQL.sql, bindings: plainSQL.bindings)
             )
-            #expect(plainSQL.isPrepared, "a list without indexed filters or sorts stays prepared")
+            #expect(!plainSQL.isPrepared, "a filtered list is planned for its values")
             let plainScans = Self.scans(in: try plainPlan[0].decode(String.self, column: 0))
             #expect(!plainScans.contains { $0.relation == "record_values" })
         }

@@ -10,26 +10,44 @@ extension RecordStore {
     public static let changeChannel = "atrium_changes"
 
     /// The records of `entries` as they are after this transaction's write (create or update).
-    /// The records are found by their key (`= ANY`), so the plan is an index lookup whatever
-    /// the collection's size; the changed fields come from a map by record id.
+    /// The records are found by their key, so the plan is an index lookup whatever the
+    /// collection's size; the changed fields come from a map by record id.
+    ///
+    /// One record — every single write — is matched with `=`, not `= ANY`: PostgreSQL cannot
+    /// tell how many rows an array parameter matches, so its generic plan for `= ANY` looks
+    /// dearer than the plan made for the values and the statement was planned again on every
+    /// write (~0.2 ms of PostgreSQL's CPU, more than running it). With `=` on the key the
+    /// prepared statement runs its generic plan after five executions.
     static func appendChanges(
         tenant: UUID, collection: UUID, named name: String, readRule: AccessRule, actor: Actor,
         operation: String, entries: [(record: UUID, fields: [String])]
     ) -> PostgresQuery {
-        let fields = JSONValue.object(JSONObject(entries.map { ($0.record.lowercasedString, .array($0.fields.map(JSONValue.string))) }))
-        return """
+        var builder = SQLBuilder()
+        let fields: String
+        let match: String
+        if entries.count == 1 {
+            fields = "\(builder.bind(entries[0].fields))::text[]"
+            match = "r.record_id = \(builder.bind(entries[0].record))"
+        } else {
+            let map = JSONValue.object(JSONObject(entries.map { ($0.record.lowercasedString, .array($0.fields.map(JSONValue.string))) }))
+            fields = "ARRAY(SELECT jsonb_array_elements_text(\(builder.bind(JSONSerializer.text(map)))::jsonb -> r.record_id::text))"
+            match = "r.record_id = ANY(\(builder.bind(entries.map(\.record.lowercasedString)))::uuid[])"
+        }
+        let sql = """
             WITH appended AS (
                 INSERT INTO atrium.record_changes (tenant_id, collection_id, collection_name, record_id, operation, version, actor_id, actor_kind,
                     created_at, created_by, created_by_kind, updated_at, read_role, read_own, fields, data)
-                SELECT r.tenant_id, r.collection_id, \(name), r.record_id, \(operation), r.version, \(actor.id), \(actor.kind),
-                    r.created_at, r.created_by, r.created_by_kind, r.updated_at, \(readRule.role.rawValue), \(readRule.own),
-                    ARRAY(SELECT jsonb_array_elements_text(\(JSONSerializer.text(fields))::jsonb -> r.record_id::text)), r.data
+                SELECT r.tenant_id, r.collection_id, \(builder.bind(name)), r.record_id, \(builder.bind(operation)), r.version,
+                    \(builder.bind(actor.id)), \(builder.bind(actor.kind)), r.created_at, r.created_by, r.created_by_kind, r.updated_at,
+                    \(builder.bind(readRule.role.rawValue)), \(builder.bind(readRule.own)), \(fields), r.data
                 FROM atrium.records r
-                WHERE r.tenant_id = \(tenant) AND r.collection_id = \(collection) AND r.record_id = ANY(\(entries.map(\.record.lowercasedString))::uuid[])
+                WHERE r.tenant_id = \(builder.bind(tenant)) AND r.collection_id = \(builder.bind(collection)) AND \(match)
                 RETURNING 1
             )
-            SELECT pg_notify(\(Self.changeChannel), '') WHERE EXISTS (SELECT FROM appended)
+            SELECT pg_notify(\(builder.bind(Self.changeChannel)), '') WHERE EXISTS (SELECT FROM appended)
             """
+        builder.sql = sql
+        return builder.query
     }
 
     /// A record deleted by this transaction, as it was.

@@ -25,7 +25,8 @@ extension RecordStore {
         let tenant = where_.bind(principal.tenant.tenantID)
         let collectionID = where_.bind(collection.id)
         where_.sql = "r.tenant_id = \(tenant) AND r.collection_id = \(collectionID)"
-        if definition.rules.read.restrictsToOwn(principal) {
+        let ownOnly = definition.rules.read.restrictsToOwn(principal)
+        if ownOnly {
             where_.sql += " AND r.created_by = \(where_.bind(Actor(principal).id))"
         }
         var filterSignature: [String] = []
@@ -101,7 +102,12 @@ extension RecordStore {
         var page = where_
         let position = try query.cursor.map { try cursors.decode($0, context: context, keys: terms.count) }
         let keys = terms.map { "(\($0.0.sql))::text" }.joined(separator: ", ")
-        let limit = page.bind(query.limit + 1)
+        // The page size is written into the statement, not bound: PostgreSQL plans a bound
+        // LIMIT as if it kept a tenth of the rows, so the generic plan of a prepared page looked
+        // dearer than one made for the values, and every page was planned again (more of
+        // PostgreSQL's CPU than running it). Sizes are 1 to `maximumLimit`, so the statements
+        // a client's page sizes add to a connection's cache are few.
+        let limit = String(query.limit + 1)
         var columns = Self.listColumns
         if let fields = query.fields {
             // Sparse fieldsets narrow the data where it is printed, so the page is still
@@ -127,7 +133,10 @@ extension RecordStore {
             ORDER BY \(order.joined(separator: ", "))
             LIMIT \(limit)
             """
-        let statement = indexedTests.isEmpty ? page.query : Self.plannedForItsValues(page.query)
+        // A filter, or the reader's own records only, can make another index the better one
+        // for some values (a rare creator, a narrow time range) and not for others: planned
+        // for them each time. Without one, the plan is the sort's index whatever the values.
+        let statement = query.filters.isEmpty && !ownOnly ? page.query : Self.plannedForItsValues(page.query)
         return QueryPlan(page: statement, count: count, sortKeys: terms.count, context: context)
     }
 
@@ -137,7 +146,8 @@ extension RecordStore {
     /// a million records" (walk the sort's index, a few dozen rows) from "status=rare" (fetch
     /// the few matches, then sort) or from a tenant of a hundred records; the wrong choice
     /// reads a large tenant's whole collection for every page. Planning costs a fraction of
-    /// that; lists without indexed filters or sorts stay prepared.
+    /// that; lists without filters or an indexed sort stay prepared, and soon run the generic
+    /// plan: the sort's index (or, for a sort by an unindexed field, the collection's rows).
     private static func plannedForItsValues(_ query: PostgresQuery) -> PostgresQuery {
         var query = query
         query.isPrepared = false
