@@ -99,6 +99,10 @@ final class CapturedLog: Sendable {
             func request(_ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
                 try await outbound.write(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"))
             }
+            // The accept loop takes up to four queued connections per wake-up and the cap is
+            // checked between wake-ups: the readiness probe of `serve`, still open or queued
+            // with the first two, would be a third. Start once it has been accepted and closed.
+            try await waitUntil(timeout: .seconds(15)) { connections.snapshot.accepted >= 1 && connections.snapshot.open == 0 }
             // Two keep-alive connections that have been served hold both slots.
             let first = try await connect()
             let second = try await connect()
