@@ -15,6 +15,10 @@ extension HTTPBenchmark {
     static let deepPages = 5_000
 
     func scaleChecks(_ endpoints: Endpoints, token: String, cluster: EmbeddedPostgres, database: String, logger: Logger) async throws {
+        // Autovacuum of what the write routes left would count its CPU against whichever page
+        // was running: how often it ran during these checks is printed with them.
+        let admin = try await Self.admin(cluster: cluster, database: database, logger: logger)
+        let vacuumsBefore = try await Self.autovacuums(on: admin)
         let started = ContinuousClock.now
         let cursor = try await Self.cursor(after: Self.deepPages, base: endpoints.atrium, token: token)
         let walked = (ContinuousClock.now - started).seconds
@@ -38,6 +42,8 @@ extension HTTPBenchmark {
                 rate, cpu
             ))
         }
+        print("  autovacuum runs on the database's tables during the scale checks: \(try await Self.autovacuums(on: admin) - vacuumsBefore)")
+        await admin.close()
         if let filtered = figures[.scaleFilterSort] {
             print(String(format: "  status=open, sort=-priority: p99 %.2f ms", filtered.p99 * 1000))
         }
@@ -66,18 +72,17 @@ extension HTTPBenchmark {
     /// Sends the filtered, sorted list 20 times and reports which indexes of the record
     /// tables PostgreSQL scanned for it, and whether it read either table sequentially.
     private func indexUse(base: String, token: String, cluster: EmbeddedPostgres, database: String, logger: Logger) async throws {
-        let admin = try await PostgresConnection.connect(
-            configuration: PostgresConfiguration(connectionString: cluster.connectionString(database: database), statementTimeout: nil),
-            logger: logger
-        )
+        let admin = try await Self.admin(cluster: cluster, database: database, logger: logger)
         let statistics = """
             SELECT 'index ' || indexrelname, idx_scan FROM pg_stat_user_indexes WHERE schemaname = 'atrium' AND relname IN ('records', 'record_values')
             UNION ALL
             SELECT 'sequential scans of ' || relname, seq_scan FROM pg_stat_user_tables WHERE schemaname = 'atrium' AND relname IN ('records', 'record_values')
             """
         func counters() async throws -> [String: Int] {
-            // Backends publish their counters when idle, at most once a second.
-            try await Task.sleep(for: .milliseconds(1500))
+            // A backend publishes its counters at a transaction's end if a second has passed
+            // since it last did, else once it has been idle for 10 s: the last requests' counts
+            // (all of them, with 20 requests in well under a second) arrive only then.
+            try await Task.sleep(for: .seconds(11))
             var counters: [String: Int] = [:]
             for row in try await admin.query(PostgresQuery(unsafeSQL: statistics)) {
                 let (name, count) = try row.decode((String, Int).self)
@@ -101,5 +106,20 @@ extension HTTPBenchmark {
             return delta > 0 || name.hasPrefix("sequential") ? String(format: "%@ %.1f", name, Double(delta) / Double(requests)) : nil
         }
         print("  status=open, sort=-priority, per request: " + used.joined(separator: ", "))
+    }
+
+    private static func admin(cluster: EmbeddedPostgres, database: String, logger: Logger) async throws -> PostgresConnection {
+        try await PostgresConnection.connect(
+            configuration: PostgresConfiguration(connectionString: cluster.connectionString(database: database), statementTimeout: nil),
+            logger: logger
+        )
+    }
+
+    /// Autovacuum and autoanalyze runs so far on the database's tables (published with a
+    /// delay of up to a second, like every statistic).
+    private static func autovacuums(on admin: PostgresConnection) async throws -> Int {
+        try await Task.sleep(for: .milliseconds(1500))
+        let rows = try await admin.query("SELECT (coalesce(sum(autovacuum_count), 0) + coalesce(sum(autoanalyze_count), 0))::int8 FROM pg_stat_user_tables")
+        return try rows.first?.decode(Int.self, column: 0) ?? 0
     }
 }
