@@ -11,7 +11,7 @@ extension RecordStore {
 
     /// The records of `entries` as they are after this transaction's write (create or update).
     /// The records are found by their key, so the plan is an index lookup whatever the
-    /// collection's size; the changed fields come from a map by record id.
+    /// collection's size; for several records, the changed fields come from a map by record id.
     ///
     /// One record — every single write — is matched with `=`, not `= ANY`: PostgreSQL cannot
     /// tell how many rows an array parameter matches, so its generic plan for `= ANY` looks
