@@ -128,7 +128,7 @@ struct HTTPBenchmark: AsyncParsableCommand {
         func process(_ route: LoadRoute) -> Int32 { route == .bare ? getpid() : self.server }
         /// CPU seconds of PostgreSQL and of PgBouncer in front of it.
         var databaseCPUSeconds: Double {
-            ProcessUsage.clusterCPUSeconds(dataDirectory: self.dataDirectory) + (self.pooler.map(ProcessUsage.cpuSeconds) ?? 0)
+            ProcessUsage.clusterCPUSeconds(dataDirectory: self.dataDirectory) + (self.pooler.map { ProcessUsage.cpuSeconds($0) } ?? 0)
         }
     }
 

@@ -58,14 +58,16 @@ final class ServedProcess {
 enum ProcessUsage {
     private static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
-    /// User + system CPU seconds of `pid` (0 when it is gone).
-    static func cpuSeconds(_ pid: Int32) -> Double {
+    /// User + system CPU seconds of `pid` (0 when it is gone); with `reapedChildren`, also those
+    /// of the children it has waited for.
+    static func cpuSeconds(_ pid: Int32, reapedChildren: Bool = false) -> Double {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return 0 }
-        // Fields after the command name: state is field 3, utime 14, stime 15.
+        // Fields after the command name: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / self.ticksPerSecond
+        guard fields.count > 14, let user = Double(fields[11]), let system = Double(fields[12]),
+              let childUser = Double(fields[13]), let childSystem = Double(fields[14]) else { return 0 }
+        return (user + system + (reapedChildren ? childUser + childSystem : 0)) / self.ticksPerSecond
     }
 
     /// The parent process id of `pid`.
@@ -76,11 +78,14 @@ enum ProcessUsage {
         return fields.count > 1 ? Int32(fields[1]) : nil
     }
 
-    /// CPU seconds of a PostgreSQL cluster: the postmaster and every process it started.
+    /// CPU seconds of a PostgreSQL cluster: the postmaster and every process it started, those
+    /// still running and those that have exited (autovacuum workers, closed connections' backends:
+    /// the postmaster has reaped them, so their time is in its children's), so the total never
+    /// goes down when a process exits between two readings.
     static func clusterCPUSeconds(dataDirectory: String) -> Double {
         guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
               let first = text.split(separator: "\n").first, let postmaster = Int32(first) else { return 0 }
-        var total = self.cpuSeconds(postmaster)
+        var total = self.cpuSeconds(postmaster, reapedChildren: true)
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         for entry in entries {
             guard let pid = Int32(entry), pid != postmaster, self.parent(pid) == postmaster else { continue }
