@@ -1,5 +1,5 @@
 public import AtriumCore
-import Foundation
+import AtriumText
 
 /// Records' entity tags (RFC 9110): the version, quoted, always strong.
 public enum EntityTag {
@@ -36,6 +36,6 @@ public enum EntityTag {
     }
 
     static func tags(_ header: String) -> [Substring] {
-        header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces)[...] }.filter { !$0.isEmpty }
+        HTTPList.elements(header)
     }
 }

@@ -10,6 +10,8 @@ import Testing
         (#""5""#, VersionCondition.oneOf([5])),
         (#""5", "7""#, .oneOf([5, 7])),
         (#" "5" ,"7" "#, .oneOf([5, 7])),
+        ("\t\"5\"\t,\t\"7\"", .oneOf([5, 7])),  // optional whitespace is spaces and tabs
+        ("\u{00A0}\"5\"", .oneOf([])),  // and nothing else
         ("*", .any),
         (#""5", *"#, .any),
         (#"W/"5""#, .oneOf([])),  // If-Match compares strongly: a weak tag never matches
@@ -38,6 +40,22 @@ import Testing
     @Test func tagsAreTheQuotedVersion() {
         #expect(EntityTag.of(version: 1) == #""1""#)
         #expect(EntityTag.condition(ifMatch: EntityTag.of(version: Int64.max)) == .oneOf([Int64.max]))
+    }
+}
+
+@Suite struct HTTPListTests {
+    @Test(arguments: [
+        ("a", ["a"]),
+        (" a , b ", ["a", "b"]),
+        ("\ta,\t\tb\t", ["a", "b"]),
+        ("a,,b, ,", ["a", "b"]),
+        ("a b , c", ["a b", "c"]),  // inner whitespace is part of the element
+        ("", []),
+        (" \t ", []),
+        ("\u{00A0}a", ["\u{00A0}a"]),  // only RFC 9110's OWS (space, tab) is trimmed
+    ])
+    func elements(header: String, expected: [String]) {
+        #expect(HTTPList.elements(header).map(String.init) == expected, "\(header)")
     }
 }
 

@@ -1,4 +1,4 @@
-import Foundation
+import AtriumText
 import HTTPTypes
 import Hummingbird
 
@@ -13,12 +13,9 @@ struct ClientAddressMiddleware: RouterMiddleware {
         var context = context
         context.userAgent = request.headers[.userAgent]
         if self.hops > 0 {
-            let entries = request.headers[values: .init("X-Forwarded-For")!]
-                .flatMap { $0.split(separator: ",") }
-                .map { $0.trimmingCharacters(in: .whitespaces) }
-                .filter { !$0.isEmpty }
+            let entries = request.headers[values: .init("X-Forwarded-For")!].flatMap { HTTPList.elements($0) }
             if entries.count >= self.hops {
-                let candidate = entries[entries.count - self.hops]
+                let candidate = String(entries[entries.count - self.hops])
                 if candidate.utf8.count <= 64, candidate.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) {
                     context.clientAddress = candidate
                 }
