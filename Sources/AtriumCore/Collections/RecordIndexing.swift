@@ -41,6 +41,16 @@ enum RecordIndexing {
         return entries
     }
 
+    /// The fields whose entries differ between two versions of a record (entries come grouped
+    /// by field, in the definition's order).
+    static func changedFields(from before: [Entry], to after: [Entry]) -> Set<String> {
+        var old: [String: [Entry]] = [:]
+        var new: [String: [Entry]] = [:]
+        for entry in before { old[entry.field, default: []].append(entry) }
+        for entry in after { new[entry.field, default: []].append(entry) }
+        return Set(old.keys).union(new.keys).filter { old[$0] != new[$0] }
+    }
+
     /// The entries as objects for `jsonb_to_recordset`, each naming its record.
     static func rows(_ entries: [Entry], record: UUID) -> [JSONValue] {
         entries.map { entry -> JSONValue in

@@ -59,9 +59,12 @@ public struct RecordStore: Sendable {
         """
     }
 
-    /// The typed values of one record (each statement keeps its own plan on the key).
-    static func deleteValues(tenant: UUID, collection: UUID, record: UUID) -> PostgresQuery {
-        "DELETE FROM atrium.record_values WHERE tenant_id = \(tenant) AND collection_id = \(collection) AND record_id = \(record)"
+    /// The typed values of some fields of one record.
+    static func deleteValues(tenant: UUID, collection: UUID, record: UUID, fields: [String]) -> PostgresQuery {
+        """
+        DELETE FROM atrium.record_values
+        WHERE tenant_id = \(tenant) AND collection_id = \(collection) AND record_id = \(record) AND field = ANY(\(fields)::text[])
+        """
     }
 
     /// The typed values of every record of the collection.
