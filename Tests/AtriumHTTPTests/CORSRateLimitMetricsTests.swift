@@ -266,13 +266,23 @@ import Testing
             let busy = TenantContext(tenantID: UUID())
             let calm = TenantContext(tenantID: UUID())
             // Hold every connection, then let one tenant queue three requests and another one.
+            // The holders count themselves in: the application's own background work may hold a
+            // connection for a moment, so four in use need not be four holders, and one that
+            // is let go would serve the queued requests before the count is read.
             let release = Locked(false)
+            let holding = Locked(0)
             let holders = (0..<4).map { _ in
-                Task { try await pool.withConnection { _ in while !release.value { try await Task.sleep(for: .milliseconds(5)) } } }
+                Task {
+                    try await pool.withConnection { _ in
+                        holding.withLock { $0 += 1 }
+                        while !release.value { try await Task.sleep(for: .milliseconds(5)) }
+                    }
+                }
             }
             // Bounded: a test that cannot set the scene fails instead of hanging the run.
             let deadline = ContinuousClock.now + .seconds(30)
-            while pool.statistics.inUse < 4, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            while holding.value < 4, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(holding.value == 4, "the holders never got every connection: \(pool.statistics)")
             let queued = (0..<3).map { _ in Task { try await database.query(in: busy, "SELECT 1") } } + [Task { try await database.query(in: calm, "SELECT 1") }]
             while pool.statistics.waiting < 4, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
             #expect(pool.statistics.waiting >= 4, "the four requests never queued: \(pool.statistics)")
