@@ -75,4 +75,81 @@ import Testing
             }
         }
     }
+    /// Where one tenant holds most records, PostgreSQL's own choice rejects the generic plan of
+    /// a page (made for a tenant of average size, it cannot count on the `LIMIT` stopping
+    /// early) and plans every execution, to arrive at the same walk of the sort's index. The
+    /// service asks for the generic plan: pages of the big tenant run on it from the first.
+    @Test func pagesOfOneBigTenantAmongManySmallRunTheGenericPlan() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            let owner = try await client.signUp("big@example.com", tenant: "Big")
+            let definition: [String: Any] = ["name": "big", "fields": ["n": ["type": "integer", "indexed": true], "plain": ["type": "string"]]]
+            #expect(try await client.call(.post, "/v1/collections", token: owner.accessToken, json: definition).status == .created)
+            for number in 0..<40 {
+                let small = try await client.signUp("small\(number)@example.com", tenant: "Small \(number)")
+                #expect(try await client.call(.post, "/v1/collections", token: small.accessToken, json: definition).status == .created)
+            }
+            try await QueryPlanTests.seed(app, tenant: owner.tenantID, user: owner.userID, count: 20_000)
+            try await app.database.withSuperuser { admin in
+                try await admin.query("""
+                    INSERT INTO atrium.records (tenant_id, collection_id, record_id, data, created_by, created_by_kind, updated_by, updated_by_kind)
+                    SELECT c.tenant_id, c.collection_id, gen_random_uuid(), jsonb_build_object('plain', 'p-' || i), \(owner.userID)::uuid, 'user', \(owner.userID)::uuid, 'user'
+                    FROM atrium.collections c CROSS JOIN generate_series(1, 20) AS i
+                    WHERE c.name = 'big' AND c.tenant_id <> \(owner.tenantID)::uuid
+                    """)
+                try await admin.query("ANALYZE atrium.records")
+            }
+            let principal = try await app.services.auth.authenticate(bearer: owner.accessToken)
+            let firstQuery = try RecordQuery(parameters: [(name: "limit", value: "5")])
+            let cursor = try #require(try await app.services.records.list(principal, collection: "big", query: firstQuery).nextCursor)
+            let nextQuery = try RecordQuery(parameters: [(name: "limit", value: "5"), (name: "cursor", value: cursor)])
+            let first = try await app.services.records.sql(for: firstQuery, collection: "big", principal: principal)
+            let next = try await app.services.records.sql(for: nextQuery, collection: "big", principal: principal)
+            #expect(first.isPrepared && next.isPrepared)
+
+            // Three of the four connections held: the pages and the count below all run on the
+            // fourth, whose prepared statements are what `pg_prepared_statements` shows.
+            let release = Locked(false)
+            let holding = Locked(0)
+            let holders = (0..<3).map { _ in
+                Task {
+                    try await app.pool.withConnection { _ in
+                        holding.withLock { $0 += 1 }
+                        while !release.value { try await Task.sleep(for: .milliseconds(5)) }
+                    }
+                }
+            }
+            let deadline = ContinuousClock.now + .seconds(30)
+            while holding.value < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(holding.value == 3)
+            let executions = 8
+            var counted: [String: (generic: Int, custom: Int)] = [:]
+            do {
+                for _ in 0..<executions {
+                    for query in [firstQuery, nextQuery] {
+                        #expect(try await app.services.records.list(principal, collection: "big", query: query).records.count == 5)
+                    }
+                }
+                let rows = try await app.services.database.query(
+                    in: principal.tenant, "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+                )
+                for row in rows {
+                    let (statement, generic, custom) = try row.decode((String, Int, Int).self)
+                    counted[statement] = (generic, custom)
+                }
+            }
+            release.withLock { $0 = true }
+            for holder in holders { try await holder.value }
+
+            if TestCluster.throughPgBouncer || TestCluster.tenantScoping == .setLocal {
+                // Nothing is prepared behind a transaction pooler, and with `SET LOCAL` scoping
+                // (Citus) the choice is left to PostgreSQL.
+                return
+            }
+            for (name, statement) in [("first page", first), ("next page", next)] {
+                let plans = try #require(counted[statement.sql], "\(name) is not among the prepared statements: \(counted.keys)")
+                #expect(plans.custom == 0 && plans.generic >= executions, "\(name): \(plans.custom) custom plans, \(plans.generic) generic")
+            }
+        }
+    }
 }

@@ -107,11 +107,23 @@ public final class Database: Service, Sendable {
     /// atomic all the same and saves two statements on the hottest paths (reading a record is
     /// one of them). `SET LOCAL` needs a transaction block, so on Citus it is one, still in one
     /// round trip.
-    package func query(in tenant: TenantContext, _ statement: PostgresQuery) async throws -> PostgresRows {
+    ///
+    /// `genericPlan`: the statement's best plan is the same whatever its values, so PostgreSQL
+    /// should run the plan it made once for the prepared statement rather than plan again for
+    /// each execution. Left to itself it compares the generic plan's estimate, made for a
+    /// tenant of average size, with plans made for the values; where one tenant holds most of
+    /// a table the two differ (a `LIMIT` stops sooner in a big tenant), so it plans every
+    /// execution to arrive at the same plan, which costs more than running it. Applies to
+    /// prepared statements with `set_config` scoping: unnamed statements (a transaction
+    /// pooler's) are planned each time anyway, and Citus plans distributed statements its own way.
+    package func query(in tenant: TenantContext, _ statement: PostgresQuery, genericPlan: Bool = false) async throws -> PostgresRows {
         let setLocal = self.scopingIsSetLocal.load(ordering: .relaxed)
+        let prelude = genericPlan && !setLocal && statement.isPrepared && !self.pool.configuration.connection.transactionPooling
+            ? Self.setTenantWithGenericPlans(tenant)
+            : Self.setTenant(tenant, setLocal: setLocal)
         return try await Self.translatingPoolErrors {
             try await self.pool.execute(
-                PipelineBatch(statements: [statement], prelude: [Self.setTenant(tenant, setLocal: setLocal)], transaction: setLocal),
+                PipelineBatch(statements: [statement], prelude: [prelude], transaction: setLocal),
                 share: tenant.tenantID
             )[0]
         }
@@ -230,6 +242,15 @@ public final class Database: Service, Sendable {
             return .oneOff(unsafeSQL: "SET LOCAL atrium.tenant_id = '\(tenant?.tenantID.lowercasedString ?? "")'")
         }
         return "SELECT pg_catalog.set_config('atrium.tenant_id', \(tenant?.tenantID.lowercasedString ?? ""), true)"
+    }
+
+    /// `setTenant` with `set_config` scoping, and prepared statements run on their generic plan
+    /// until the transaction ends (see `query(in:_:genericPlan:)`): one statement still.
+    static func setTenantWithGenericPlans(_ tenant: TenantContext) -> PostgresQuery {
+        """
+        SELECT pg_catalog.set_config('atrium.tenant_id', \(tenant.tenantID.lowercasedString), true), \
+        pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true)
+        """
     }
 }
 

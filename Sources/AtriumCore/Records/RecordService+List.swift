@@ -25,7 +25,7 @@ extension RecordService {
             if let count = plan.count {
                 try await database.transaction(in: principal.tenant, [plan.page, count])
             } else {
-                [try await database.query(in: principal.tenant, plan.page)]
+                [try await database.query(in: principal.tenant, plan.page, genericPlan: plan.pageHasOnePlan)]
             }
         }
         var records: [RecordText] = []

@@ -11,6 +11,10 @@ extension RecordStore {
         let sortKeys: Int
         /// What a cursor of this list is bound to.
         let context: String
+
+        /// The page is prepared only when its plan is the sort's index whatever the values
+        /// (see `plannedForItsValues`): then PostgreSQL should keep to that plan.
+        var pageHasOnePlan: Bool { self.page.isPrepared }
     }
 
     /// The record columns of a page, qualified (`r.record_id`, …).
@@ -146,8 +150,10 @@ extension RecordStore {
     /// a million records" (walk the sort's index, a few dozen rows) from "status=rare" (fetch
     /// the few matches, then sort) or from a tenant of a hundred records; the wrong choice
     /// reads a large tenant's whole collection for every page. Planning costs a fraction of
-    /// that; lists without filters or an indexed sort stay prepared, and soon run the generic
-    /// plan: the sort's index (or, for a sort by an unindexed field, the collection's rows).
+    /// that; lists without filters or an indexed sort stay prepared and run the generic plan
+    /// from the first page (asked for: PostgreSQL's own choice kept planning them wherever one
+    /// tenant held most records): the sort's index (or, for a sort by an unindexed field, the
+    /// collection's rows).
     private static func plannedForItsValues(_ query: PostgresQuery) -> PostgresQuery {
         var query = query
         query.isPrepared = false
