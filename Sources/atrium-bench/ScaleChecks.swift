@@ -30,10 +30,20 @@ extension HTTPBenchmark {
         // one to watch) cannot spill into their figures.
         let target = LoadTarget(token: token, recordID: "", cursor: cursor)
         var figures: [LoadRoute: Measured] = [:]
+        // What PostgreSQL itself did for each page: planning counted too, so that a statement
+        // planned on every request shows as such.
+        try await admin.simpleQuery("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        try await admin.simpleQuery("ALTER SYSTEM SET pg_stat_statements.track_planning = on")
+        try await admin.simpleQuery("SELECT pg_reload_conf()")
+        var statements: [String] = []
         for routes in [[LoadRoute.scaleFirstPage, .scaleDeepPage], [.scaleFilterSort]] {
+            try await admin.simpleQuery("SELECT pg_stat_statements_reset()")
             let results = try await self.run(endpoints, routes: routes, targets: Dictionary(uniqueKeysWithValues: routes.map { ($0, [target]) }))
             for (route, measured) in results { figures[route] = measured }
+            statements += try await Self.pageStatements(on: admin)
         }
+        try await admin.simpleQuery("ALTER SYSTEM RESET pg_stat_statements.track_planning")
+        try await admin.simpleQuery("SELECT pg_reload_conf()")
         if let first = figures[.scaleFirstPage], let deep = figures[.scaleDeepPage] {
             let rate = (deep.rate / first.rate - 1) * 100
             let cpu = (deep.serverCPU + deep.databaseCPU) / (first.serverCPU + first.databaseCPU) * 100 - 100
@@ -43,6 +53,8 @@ extension HTTPBenchmark {
             ))
         }
         print("  autovacuum runs on the database's tables during the scale checks: \(try await Self.autovacuums(on: admin) - vacuumsBefore)")
+        print("  the pages' statements in PostgreSQL (pg_stat_statements; per call):")
+        statements.forEach { print("    " + $0) }
         await admin.close()
         if let filtered = figures[.scaleFilterSort] {
             print(String(format: "  status=open, sort=-priority: p99 %.2f ms", filtered.p99 * 1000))
@@ -106,6 +118,28 @@ extension HTTPBenchmark {
             return delta > 0 || name.hasPrefix("sequential") ? String(format: "%@ %.1f", name, Double(delta) / Double(requests)) : nil
         }
         print("  status=open, sort=-priority, per request: " + used.joined(separator: ", "))
+    }
+
+    /// The list statements run since the last reset, one line each: how often, execution and
+    /// planning time, how often planned, shared buffers hit and read, and rows, per call.
+    private static func pageStatements(on admin: PostgresConnection) async throws -> [String] {
+        let rows = try await admin.query("""
+            SELECT calls, total_exec_time / calls, plans, total_plan_time / greatest(plans, 1),
+                   shared_blks_hit::float8 / calls, shared_blks_read::float8 / calls, rows::float8 / calls,
+                   CASE WHEN query LIKE '%(r.created_at, r.record_id) <%' THEN 'page 5,001'
+                        WHEN query LIKE '%record_values%' THEN 'status=open, sort=-priority'
+                        ELSE 'page 1' END
+            FROM pg_stat_statements
+            WHERE (query LIKE 'SELECT r.record_id%' OR query LIKE 'WITH valued%') AND query LIKE '%FROM atrium.records r%' AND calls >= 100
+            ORDER BY calls DESC
+            """)
+        return try rows.map { row in
+            let (calls, execution, plans, planning, hit, read, returned, page) = try row.decode((Int, Double, Int, Double, Double, Double, Double, String).self)
+            return String(
+                format: "%@: %ld calls, executed in %.1f µs, planned %ld times (%.1f µs), buffers %.1f hit %.2f read, %.1f rows",
+                page, calls, execution * 1000, plans, planning * 1000, hit, read, returned
+            )
+        }
     }
 
     private static func admin(cluster: EmbeddedPostgres, database: String, logger: Logger) async throws -> PostgresConnection {
