@@ -2,6 +2,7 @@ import AtriumCore
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
+import PostgresPool
 import Testing
 
 /// List queries, checked against the same filters and ordering computed here in Swift over the
@@ -212,6 +213,51 @@ import Testing
             #expect(newest.dataIDs == [rows.last!.id])
             let page = try await client.call(.get, Self.path([]), token: owner.accessToken)
             #expect(page.dataIDs.count == RecordQuery.defaultLimit)
+        }
+    }
+
+    /// Sorted by an indexed field, a page asks for the records with a value alone first, and
+    /// takes them as the page when they fill it: they must be exactly the rows the whole page's
+    /// statement returns. Walked page by page, so that pages answered that way, pages that
+    /// need the whole statement, and pages past every value (not asked first) all come up.
+    @Test func theRecordsWithAValueAloneAreThePageWhenTheyFillIt() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            try await client.createTasks(owner.accessToken)
+            let rows = try await Self.seed(client, owner.accessToken)
+            #expect(rows.contains { $0.priority == nil } && rows.contains { $0.priority != nil })
+            let principal = try await app.services.auth.authenticate(bearer: owner.accessToken)
+            var answeredByValued = 0, wholeStatement = 0, pastEveryValue = 0
+            for parameters in [[("sort", "-priority")], [("sort", "priority"), ("filter[status]", "open")], [("sort", "priority"), ("fields", "title")]] {
+                var cursor: String?
+                var walked = 0
+                repeat {
+                    let query = try RecordQuery(parameters: (parameters + [("limit", "4")] + (cursor.map { [("cursor", $0)] } ?? [])).map { (name: $0.0, value: $0.1) })
+                    let (page, valuedFirst) = try await app.services.records.statements(for: query, collection: "tasks", principal: principal)
+                    func keys(_ rows: PostgresRows) throws -> [String] {
+                        try rows.map { try "\($0.decode(UUID.self, column: 0)) \($0.decode(String?.self, column: 9) ?? "-") \($0.decode(String.self, column: 8))" }
+                    }
+                    let whole = try keys(try await app.services.database.query(in: principal.tenant, page))
+                    if let valuedFirst {
+                        let valued = try keys(try await app.services.database.query(in: principal.tenant, valuedFirst))
+                        if valued.count > query.limit {
+                            #expect(valued == whole, "\(parameters) after \(walked) records")
+                            answeredByValued += 1
+                        } else {
+                            #expect(Array(whole.prefix(valued.count)) == valued, "\(parameters) after \(walked) records")
+                            wholeStatement += 1
+                        }
+                    } else {
+                        pastEveryValue += 1
+                    }
+                    let listed = try await app.services.records.list(principal, collection: "tasks", query: query)
+                    walked += listed.records.count
+                    cursor = listed.nextCursor
+                } while cursor != nil && walked <= rows.count
+                #expect(walked == (parameters.contains { $0.0 == "filter[status]" } ? rows.filter { $0.status == "open" }.count : rows.count))
+            }
+            #expect(answeredByValued > 0 && wholeStatement > 0 && pastEveryValue > 0, "\(answeredByValued) \(wholeStatement) \(pastEveryValue)")
         }
     }
 

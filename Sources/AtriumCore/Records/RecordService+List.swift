@@ -20,13 +20,18 @@ extension RecordService {
         let rule = collection.definition.rules.read
         try principal.require(rule.role)
         let plan = try RecordStore.plan(query, collection: collection, principal: principal, cursors: self.cursors)
-        // A page alone is one statement; with a count, both see one snapshot.
+        // A page alone is one statement; with a count, both see one snapshot. Sorted by an
+        // indexed field, the records with a value are asked for first: when they fill the
+        // page they are all of it, and the whole page's statement (dearer to plan) is not needed.
         let results = try await self.database.reading { database in
             if let count = plan.count {
-                try await database.transaction(in: principal.tenant, [plan.page, count])
-            } else {
-                [try await database.query(in: principal.tenant, plan.page, genericPlan: plan.pageHasOnePlan)]
+                return try await database.transaction(in: principal.tenant, [plan.page, count])
             }
+            if let valued = plan.valuedFirst {
+                let rows = try await database.query(in: principal.tenant, valued)
+                if rows.count > query.limit { return [rows] }
+            }
+            return [try await database.query(in: principal.tenant, plan.page, genericPlan: plan.pageHasOnePlan)]
         }
         var records: [RecordText] = []
         var lastKeys: [String?] = []
@@ -48,7 +53,14 @@ extension RecordService {
 
     /// The SQL for `query` (the page, and the count if asked). Public for EXPLAIN in tests.
     package func sql(for query: RecordQuery, collection name: String, principal: Principal) async throws -> PostgresQuery {
+        try await self.statements(for: query, collection: name, principal: principal).page
+    }
+
+    /// The page's statement and, sorted by an indexed field, that of the records with a value
+    /// alone, which `list` asks first. For tests.
+    package func statements(for query: RecordQuery, collection name: String, principal: Principal) async throws -> (page: PostgresQuery, valuedFirst: PostgresQuery?) {
         let collection = try await self.collections.collection(named: name, in: principal.tenant)
-        return try RecordStore.plan(query, collection: collection, principal: principal, cursors: self.cursors).page
+        let plan = try RecordStore.plan(query, collection: collection, principal: principal, cursors: self.cursors)
+        return (plan.page, plan.valuedFirst)
     }
 }
