@@ -94,9 +94,11 @@ public final class Database: Service, Sendable {
     /// Runs `statements` in one transaction scoped to `tenant`, in one round trip. Work scoped to
     /// a tenant waits for a contended connection behind that tenant's own work (see
     /// `ConnectionPool.execute(_:share:)`).
-    package func transaction(in tenant: TenantContext, _ statements: [PostgresQuery]) async throws -> [PostgresRows] {
-        try await Self.translatingPoolErrors {
-            try await self.pool.transaction(statements, prelude: [self.setTenant(tenant)], share: tenant.tenantID)
+    /// `genericPlan` as for `query(in:_:genericPlan:)`, for every statement of the transaction.
+    package func transaction(in tenant: TenantContext, _ statements: [PostgresQuery], genericPlan: Bool = false) async throws -> [PostgresRows] {
+        let prelude = self.usesGenericPlans(genericPlan, for: statements) ? Self.setTenantWithGenericPlans(tenant) : self.setTenant(tenant)
+        return try await Self.translatingPoolErrors {
+            try await self.pool.transaction(statements, prelude: [prelude], share: tenant.tenantID)
         }
     }
 
@@ -118,9 +120,7 @@ public final class Database: Service, Sendable {
     /// pooler's) are planned each time anyway, and Citus plans distributed statements its own way.
     package func query(in tenant: TenantContext, _ statement: PostgresQuery, genericPlan: Bool = false) async throws -> PostgresRows {
         let setLocal = self.scopingIsSetLocal.load(ordering: .relaxed)
-        let prelude = genericPlan && !setLocal && statement.isPrepared && !self.pool.configuration.connection.transactionPooling
-            ? Self.setTenantWithGenericPlans(tenant)
-            : Self.setTenant(tenant, setLocal: setLocal)
+        let prelude = self.usesGenericPlans(genericPlan, for: [statement]) ? Self.setTenantWithGenericPlans(tenant) : Self.setTenant(tenant, setLocal: setLocal)
         return try await Self.translatingPoolErrors {
             try await self.pool.execute(
                 PipelineBatch(statements: [statement], prelude: [prelude], transaction: setLocal),
@@ -244,12 +244,27 @@ public final class Database: Service, Sendable {
         return "SELECT pg_catalog.set_config('atrium.tenant_id', \(tenant?.tenantID.lowercasedString ?? ""), true)"
     }
 
+    /// Whether statements that asked for their generic plan get it: prepared ones, with
+    /// `set_config` scoping, not behind a transaction pooler (see `query(in:_:genericPlan:)`).
+    private func usesGenericPlans(_ asked: Bool, for statements: [PostgresQuery]) -> Bool {
+        asked && !self.scopingIsSetLocal.load(ordering: .relaxed) && !self.pool.configuration.connection.transactionPooling
+            && statements.allSatisfy(\.isPrepared)
+    }
+
     /// `setTenant` with `set_config` scoping, and prepared statements run on their generic plan
     /// until the transaction ends (see `query(in:_:genericPlan:)`): one statement still.
+    ///
+    /// The generic plan is costed for a tenant of average size, which can be a handful of
+    /// records (the planner multiplies the tenant's and the collection's shares). For so few,
+    /// reading them all and sorting could look as cheap as walking the sort's index, and in a
+    /// big tenant it would read every record for each page. With `enable_sort` off an explicit
+    /// sort is the last resort, so the page walks the index that gives its order wherever
+    /// there is one (`PlanCacheTests` checks the plan).
     static func setTenantWithGenericPlans(_ tenant: TenantContext) -> PostgresQuery {
         """
         SELECT pg_catalog.set_config('atrium.tenant_id', \(tenant.tenantID.lowercasedString), true), \
-        pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true)
+        pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true), \
+        pg_catalog.set_config('enable_sort', 'off', true)
         """
     }
 }

@@ -25,7 +25,9 @@ extension RecordService {
         // page they are all of it, and the whole page's statement (dearer to plan) is not needed.
         let results = try await self.database.reading { database in
             if let count = plan.count {
-                return try await database.transaction(in: principal.tenant, [plan.page, count])
+                // The page's statement keeps to its generic plan here too (one cached plan per
+                // connection serves both ways of running it).
+                return try await database.transaction(in: principal.tenant, [plan.page, count], genericPlan: plan.pageHasOnePlan)
             }
             if let valued = plan.valuedFirst {
                 let rows = try await database.query(in: principal.tenant, valued)
