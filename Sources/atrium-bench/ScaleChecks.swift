@@ -127,10 +127,11 @@ extension HTTPBenchmark {
             SELECT calls, total_exec_time / calls, plans, total_plan_time / greatest(plans, 1),
                    shared_blks_hit::float8 / calls, shared_blks_read::float8 / calls, rows::float8 / calls,
                    CASE WHEN query LIKE '%(r.created_at, r.record_id) <%' THEN 'page 5,001'
-                        WHEN query LIKE '%record_values%' THEN 'status=open, sort=-priority'
+                        WHEN query LIKE 'WITH valued%' THEN 'status=open, sort=-priority, the whole page'
+                        WHEN query LIKE '%record_values s%' THEN 'status=open, sort=-priority, records with a value'
                         ELSE 'page 1' END
             FROM pg_stat_statements
-            WHERE (query LIKE 'SELECT r.record_id%' OR query LIKE 'WITH valued%') AND query LIKE '%FROM atrium.records r%' AND calls >= 100
+            WHERE (query LIKE 'SELECT r.record_id%' OR query LIKE 'WITH valued%') AND query LIKE '%atrium.records r%' AND calls >= 100
             ORDER BY calls DESC
             """)
         return try rows.map { row in
