@@ -139,6 +139,12 @@ import Testing
                     let (statement, generic, custom) = try row.decode((String, Int, Int).self)
                     counted[statement] = (generic, custom)
                 }
+                // The settings were the pages' own: on the same connection, the next statement
+                // plans as PostgreSQL would.
+                let settings = try await app.services.database.query(
+                    in: principal.tenant, "SELECT current_setting('plan_cache_mode'), current_setting('enable_sort')"
+                )
+                #expect(try settings[0].decode((String, String).self) == ("auto", "on"))
             }
             release.withLock { $0 = true }
             for holder in holders { try await holder.value }
