@@ -24,8 +24,9 @@ import Testing
         }
     }
 
-    /// Appends a change for `principal`'s tenant in an open transaction; returns its position.
-    static func appendChange(_ connection: PostgresConnection, for principal: Principal) async throws -> Int64 {
+    /// Appends a change for `principal`'s tenant in an open transaction, announced by a NOTIFY
+    /// unless `notify` is false; returns its position.
+    static func appendChange(_ connection: PostgresConnection, for principal: Principal, notify: Bool = true) async throws -> Int64 {
         let user = try #require(principal.userID)
         let rows = try await connection.query("""
             INSERT INTO atrium.record_changes (tenant_id, collection_id, collection_name, record_id, operation, version, actor_id, actor_kind,
@@ -34,8 +35,32 @@ import Testing
                 now(), \(user), 'user', now(), 'viewer', false, '{title}', '{"title": "x"}')
             RETURNING position
             """)
-        _ = try await connection.query("SELECT pg_notify('atrium_changes', '')")
+        if notify { _ = try await connection.query("SELECT pg_notify('atrium_changes', '')") }
         return try rows[0].decode(Int64.self, column: 0)
+    }
+
+    /// A change whose NOTIFY never went out (its server stopped between the commit and the
+    /// announcement, which comes after the commit) still reaches subscribers: while anyone
+    /// subscribes, the feed reads the log every `rereadInterval` anyway.
+    @Test func aChangeWhoseNotifyNeverCameStillReachesSubscribers() async throws {
+        var feed = ChangeFeedConfiguration()
+        feed.rereadInterval = .seconds(1)
+        let app = try await TestApp.make(changeFeed: feed)
+        try await app.serve { port in
+            let (subscription, principal, _) = try await Self.subscribe(app, port: port)
+            defer { subscription.end(.disconnected) }
+            guard case .position = try await subscription.next().items.first else { throw TestFailure("no start position") }
+            let writer = try await PostgresConnection.connect(configuration: app.database.superuser, logger: TestLogger.make("w"))
+            let position = try await Self.appendChange(writer, for: principal, notify: false)
+            await writer.close()
+            // Nothing else wakes the reader: no NOTIFY, no reconnection. Heartbeats come every 15 s.
+            let deadline = ContinuousClock.now + .seconds(10)
+            var received: [Int64] = []
+            while received.isEmpty, ContinuousClock.now < deadline {
+                for case .change(let change) in try await subscription.next().items { received.append(change.position) }
+            }
+            #expect(received == [position])
+        }
     }
 
     @Test func withoutSubscribersTheFeedDoesNotReadTheLog() async throws {

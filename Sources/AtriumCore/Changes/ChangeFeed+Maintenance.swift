@@ -8,10 +8,12 @@ extension ChangeFeed {
     /// Once a second: heartbeats for idle subscribers and the end of those whose session was
     /// revoked (in case a NOTIFY was missed) or whose credential expired. API keys are checked
     /// again every `keyCheckInterval` (a revoked key ends its streams), old changes and unused tickets
-    /// pruned every `pruneInterval`. Nothing here queries while nobody subscribes, but pruning.
+    /// pruned every `pruneInterval`, and the log read every `rereadInterval` (a NOTIFY never
+    /// sent). Nothing here queries while nobody subscribes, but pruning.
     func maintainUntilCancelled() async {
         var lastKeyCheck = ContinuousClock.now
         var lastPrune = ContinuousClock.now
+        var lastReread = ContinuousClock.now
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             guard !Task.isCancelled else { return }
@@ -20,6 +22,10 @@ extension ChangeFeed {
             if now - lastKeyCheck >= self.configuration.keyCheckInterval {
                 lastKeyCheck = now
                 await self.endRevokedKeySubscriptions()
+            }
+            if now - lastReread >= self.configuration.rereadInterval {
+                lastReread = now
+                if self.subscriberCount > 0 { self.wake() }
             }
             if now - lastPrune >= self.configuration.pruneInterval {
                 lastPrune = now

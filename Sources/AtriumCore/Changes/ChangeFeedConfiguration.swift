@@ -16,6 +16,9 @@ public struct ChangeFeedConfiguration: Sendable {
     public var pruneInterval: Duration = .seconds(60)
     /// How often the API keys behind streams are checked again (a revoked key ends its streams).
     public var keyCheckInterval: Duration = .seconds(15)
+    /// While anyone subscribes, the log is read at least this often even without a NOTIFY (one
+    /// that was never sent: its writer stopped between the commit and the announcement).
+    public var rereadInterval: Duration = .seconds(5)
 
     public init() {}
 }
