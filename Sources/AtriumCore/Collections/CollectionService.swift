@@ -145,6 +145,8 @@ public final class CollectionService: Sendable {
             guard deleted.affectedRows == 1 else { throw AtriumError.notFound("collection") }
             try await self.announce([name], in: transaction, tenant: principal.tenant)
         }
+        // The deletions of its records.
+        self.database.announceChanges()
         self.cache.remove(tenant: principal.tenant.tenantID, name: name)
     }
 }

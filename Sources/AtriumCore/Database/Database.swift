@@ -15,6 +15,8 @@ public final class Database: Service, Sendable {
     let logger: Logger
     private let scopingIsSetLocal: Atomic<Bool>
     private let citus = Atomic<Bool>(false)
+    /// NOTIFY `atrium_changes` after writes commit, not inside them (see `ChangeAnnouncer`).
+    private let changes = ChangeAnnouncer()
 
     public init(configuration: DatabaseConfiguration, logger: Logger) {
         self.pool = ConnectionPool(configuration: configuration.poolConfiguration, logger: logger)
@@ -86,9 +88,26 @@ public final class Database: Service, Sendable {
         }
     }
 
-    /// Runs the pool's maintenance until shutdown, then closes it.
+    /// Runs the pool's maintenance and the announcer of changes until shutdown, then closes the pool.
     public func run() async throws {
-        try await self.pool.run()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withGracefulShutdownHandler {
+                    await self.changes.run(pool: self.pool, logger: self.logger)
+                } onGracefulShutdown: {
+                    self.changes.finish()
+                }
+            }
+            try await self.pool.run()
+            group.cancelAll()
+        }
+    }
+
+    /// Record changes were committed: every server's listener will hear of it (NOTIFY
+    /// `atrium_changes`, sent after the fact and shared by the writes of the moment). Call after
+    /// the commit of every transaction that appended to the change log.
+    package func announceChanges() {
+        self.changes.announce()
     }
 
     /// Runs `statements` in one transaction scoped to `tenant`, in one round trip. Work scoped to

@@ -88,6 +88,7 @@ extension RecordService {
         ))
         // The write's statements and COMMIT travel together: one round trip fewer.
         let results = try await plan.translatingFailures { try await transaction.executeAndCommit(plan.statements) }
+        self.database.announceChanges()
         return try RecordText(row: results[update][0])
     }
 
@@ -128,6 +129,7 @@ extension RecordService {
                     readRule: rules.read, actor: Actor(principal)
                 ),
             ])
+            self.database.announceChanges()
         }
     }
 

@@ -158,15 +158,19 @@ public final class RecordService: Sendable {
     ) async throws -> StoredResponse {
         guard let idempotency else {
             return try await plan.translatingFailures {
-                try respond(try await self.database.transaction(in: principal.tenant, plan.statements))
+                let results = try await self.database.transaction(in: principal.tenant, plan.statements)
+                self.database.announceChanges()
+                return try respond(results)
             }
         }
-        return try await plan.translatingFailures {
+        let response = try await plan.translatingFailures {
             try await self.database.withTransaction(in: principal.tenant) { transaction in
                 try await Idempotency.perform(idempotency, principal: principal, in: transaction) {
                     try respond(try await transaction.execute(plan.statements))
                 }
             }
         }
+        self.database.announceChanges()
+        return response
     }
 }

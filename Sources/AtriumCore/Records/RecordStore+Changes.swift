@@ -3,8 +3,9 @@ import Foundation
 import PostgresPool
 
 /// The change log's side of a write: one row per record in `atrium.record_changes`, in the
-/// writing transaction, and a NOTIFY that PostgreSQL sends only if that transaction commits.
-/// Each statement is one more in the write's pipeline, not one more round trip.
+/// writing transaction; each statement is one more in the write's pipeline, not one more round
+/// trip. The NOTIFY that wakes the listeners is not part of it: whoever commits the transaction
+/// calls `Database.announceChanges()` after the commit (see `ChangeAnnouncer` for why).
 extension RecordStore {
     /// Channel on which servers learn that the change log grew.
     public static let changeChannel = "atrium_changes"
@@ -34,17 +35,13 @@ extension RecordStore {
             match = "r.record_id = ANY(\(builder.bind(entries.map(\.record.lowercasedString)))::uuid[])"
         }
         let sql = """
-            WITH appended AS (
-                INSERT INTO atrium.record_changes (tenant_id, collection_id, collection_name, record_id, operation, version, actor_id, actor_kind,
-                    created_at, created_by, created_by_kind, updated_at, read_role, read_own, fields, data)
-                SELECT r.tenant_id, r.collection_id, \(builder.bind(name)), r.record_id, \(builder.bind(operation)), r.version,
-                    \(builder.bind(actor.id)), \(builder.bind(actor.kind)), r.created_at, r.created_by, r.created_by_kind, r.updated_at,
-                    \(builder.bind(readRule.role.rawValue)), \(builder.bind(readRule.own)), \(fields), r.data
-                FROM atrium.records r
-                WHERE r.tenant_id = \(builder.bind(tenant)) AND r.collection_id = \(builder.bind(collection)) AND \(match)
-                RETURNING 1
-            )
-            SELECT pg_notify(\(builder.bind(Self.changeChannel)), '') WHERE EXISTS (SELECT FROM appended)
+            INSERT INTO atrium.record_changes (tenant_id, collection_id, collection_name, record_id, operation, version, actor_id, actor_kind,
+                created_at, created_by, created_by_kind, updated_at, read_role, read_own, fields, data)
+            SELECT r.tenant_id, r.collection_id, \(builder.bind(name)), r.record_id, \(builder.bind(operation)), r.version,
+                \(builder.bind(actor.id)), \(builder.bind(actor.kind)), r.created_at, r.created_by, r.created_by_kind, r.updated_at,
+                \(builder.bind(readRule.role.rawValue)), \(builder.bind(readRule.own)), \(fields), r.data
+            FROM atrium.records r
+            WHERE r.tenant_id = \(builder.bind(tenant)) AND r.collection_id = \(builder.bind(collection)) AND \(match)
             """
         builder.sql = sql
         return builder.query
@@ -55,15 +52,11 @@ extension RecordStore {
         of record: StoredRecord, tenant: UUID, collection: UUID, named name: String, readRule: AccessRule, actor: Actor
     ) -> PostgresQuery {
         """
-        WITH appended AS (
-            INSERT INTO atrium.record_changes (tenant_id, collection_id, collection_name, record_id, operation, version, actor_id, actor_kind,
-                created_at, created_by, created_by_kind, updated_at, read_role, read_own, fields, data)
-            VALUES (\(tenant), \(collection), \(name), \(record.id), 'delete', \(record.version), \(actor.id), \(actor.kind),
-                \(record.createdAt), \(record.createdBy.id), \(record.createdBy.kind), \(record.updatedAt),
-                \(readRule.role.rawValue), \(readRule.own), \(record.data.keys)::text[], NULL)
-            RETURNING 1
-        )
-        SELECT pg_notify(\(Self.changeChannel), '') WHERE EXISTS (SELECT FROM appended)
+        INSERT INTO atrium.record_changes (tenant_id, collection_id, collection_name, record_id, operation, version, actor_id, actor_kind,
+            created_at, created_by, created_by_kind, updated_at, read_role, read_own, fields, data)
+        VALUES (\(tenant), \(collection), \(name), \(record.id), 'delete', \(record.version), \(actor.id), \(actor.kind),
+            \(record.createdAt), \(record.createdBy.id), \(record.createdBy.kind), \(record.updatedAt),
+            \(readRule.role.rawValue), \(readRule.own), \(record.data.keys)::text[], NULL)
         """
     }
 
@@ -71,17 +64,13 @@ extension RecordStore {
     static func appendDeletions(ofCollection collection: StoredCollection, tenant: UUID, actor: Actor) -> PostgresQuery {
         let rule = collection.definition.rules.read
         return """
-            WITH appended AS (
-                INSERT INTO atrium.record_changes (tenant_id, collection_id, collection_name, record_id, operation, version, actor_id, actor_kind,
-                    created_at, created_by, created_by_kind, updated_at, read_role, read_own, fields, data)
-                SELECT r.tenant_id, r.collection_id, \(collection.name), r.record_id, 'delete', r.version, \(actor.id), \(actor.kind),
-                    r.created_at, r.created_by, r.created_by_kind, r.updated_at, \(rule.role.rawValue), \(rule.own),
-                    ARRAY(SELECT jsonb_object_keys(r.data)), NULL
-                FROM atrium.records r WHERE r.tenant_id = \(tenant) AND r.collection_id = \(collection.id)
-                ORDER BY r.record_id
-                RETURNING 1
-            )
-            SELECT pg_notify(\(Self.changeChannel), '') WHERE EXISTS (SELECT FROM appended)
+            INSERT INTO atrium.record_changes (tenant_id, collection_id, collection_name, record_id, operation, version, actor_id, actor_kind,
+                created_at, created_by, created_by_kind, updated_at, read_role, read_own, fields, data)
+            SELECT r.tenant_id, r.collection_id, \(collection.name), r.record_id, 'delete', r.version, \(actor.id), \(actor.kind),
+                r.created_at, r.created_by, r.created_by_kind, r.updated_at, \(rule.role.rawValue), \(rule.own),
+                ARRAY(SELECT jsonb_object_keys(r.data)), NULL
+            FROM atrium.records r WHERE r.tenant_id = \(tenant) AND r.collection_id = \(collection.id)
+            ORDER BY r.record_id
             """
     }
 }
