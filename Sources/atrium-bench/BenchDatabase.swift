@@ -9,7 +9,10 @@ import PostgresPool
 /// Creating and seeding the benchmark database.
 enum BenchDatabase {
     /// Runs `body` against a temporary embedded cluster, stopped afterwards whatever happens.
-    static func withTemporaryCluster(_ body: (EmbeddedPostgres, Logger) async throws -> Void) async throws {
+    /// The cluster is a test cluster's (no `fsync`, commits not waited for) unless `durable`:
+    /// then commits are flushed to disk and waited for, as by the cluster `atrium serve` runs
+    /// and by PostgreSQL's defaults — what a write costs in production.
+    static func withTemporaryCluster(durable: Bool = false, _ body: (EmbeddedPostgres, Logger) async throws -> Void) async throws {
         var logger = Logger(label: "atrium-bench")
         logger.logLevel = .warning
         // Sized as for production rather than PostgreSQL's 128 MB default: the seeded
@@ -20,6 +23,9 @@ enum BenchDatabase {
         // For the cost of each statement of a write (`writeAnatomy`); its own cost is a few
         // percent of a statement's, the same for every route.
         configuration.settings["shared_preload_libraries"] = "pg_stat_statements"
+        if durable {
+            for setting in ["fsync", "synchronous_commit", "full_page_writes"] { configuration.settings[setting] = "on" }
+        }
         let cluster = try await EmbeddedPostgres.start(configuration, logger: logger)
         do {
             try await body(cluster, logger)

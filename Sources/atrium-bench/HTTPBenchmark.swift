@@ -36,10 +36,12 @@ struct HTTPBenchmark: AsyncParsableCommand {
     var pgbouncer = false
     @Flag(help: "PostgreSQL on the last CPU alone; the server, wrk and this process on the others (as with a database server of its own).")
     var splitCores = false
+    @Flag(help: "Commits flushed to disk and waited for (fsync, synchronous_commit and full_page_writes on, as atrium serve's own cluster runs); the default cluster skips that, as tests do.")
+    var durable = false
 
     func run() async throws {
         guard ["on", "off"].contains(self.accessLog) else { throw ValidationError("--access-log takes on or off") }
-        try await BenchDatabase.withTemporaryCluster { cluster, logger in
+        try await BenchDatabase.withTemporaryCluster(durable: self.durable) { cluster, logger in
             try await self.measure(cluster: cluster, logger: logger)
         }
     }
@@ -94,6 +96,7 @@ struct HTTPBenchmark: AsyncParsableCommand {
                 "server: \(self.server ?? ServedProcess.siblingExecutable) serve, access log \(self.accessLog), pool \(self.poolSize.map(String.init) ?? "as shipped")"
                     + (self.pgbouncer ? ", through PgBouncer (transaction mode; its CPU counted with PostgreSQL's)" : "")
                     + (self.splitCores ? ", PostgreSQL on CPU \(CPUSplit.databaseCPU) alone" : ", all on \(CPUSplit.count) CPUs")
+                    + (self.durable ? "; commits flushed and waited for" : "; commits not flushed (fsync off, as in tests)")
             )
             let results = try await self.run(endpoints, routes: try self.routes(), targets: seeded.targets)
             self.report(results, rss: ProcessUsage.residentMiB(server.pid))
