@@ -42,7 +42,10 @@ import Testing
             guard pool.statistics.waiting > 0 else { break }
             quietTimes.append(ContinuousClock.now - started)
         }
-        try #require(quietTimes.count >= 3, "only \(quietTimes.count) reads while the backlog was queued")
+        // Two at least: in one queue for all, the first read would wait out the whole backlog and
+        // none would count. Alone there are ten; with the whole suite on two cores there have
+        // been as few as two.
+        try #require(quietTimes.count >= 2, "only \(quietTimes.count) reads while the backlog was queued")
         let greedyTimes = try await flood.value
         let (quietMedian, greedyMedian) = (Self.median(quietTimes), Self.median(greedyTimes))
         print("fairness: quiet tenant median \(quietMedian), greedy tenant median \(greedyMedian)")
