@@ -51,18 +51,23 @@ final class ChangeAnnouncer: Sendable {
     func run(pool: ConnectionPool, logger: Logger) async {
         var failures = 0
         for await _ in self.wakeups {
-            // nil when sent, else what went wrong; nil of nil when no answer came in time.
-            let outcome = await withTimeLimit(.seconds(2)) { () -> String? in
+            let sent = await withTimeLimit(.seconds(2)) { () -> Result<Void, any Error> in
                 do {
                     _ = try await pool.query(Self.statement)
-                    return nil
+                    return .success(())
                 } catch {
-                    return "\(error)"
+                    return .failure(error)
                 }
             }
-            guard let problem = outcome.map({ $0 }) ?? "no answer within 2 s" else {
+            let problem: String
+            switch sent {
+            case .success?:
                 failures = 0
                 continue
+            case .failure(let error)?:
+                problem = "\(error)"
+            case nil:
+                problem = "no answer within 2 s"
             }
             if Task.isCancelled { return }
             failures += 1

@@ -40,7 +40,8 @@ extension CollectionService {
                 return (current.name, try Self.collection(saved[0], tenant: principal.tenant.tenantID))
             }
         }
-        // The records' changes, when fields changed and there were records to bring in line.
+        // The records' changes when fields changed and records were brought in line (otherwise
+        // the NOTIFY finds nothing new, as any spare one does).
         self.database.announceChanges()
         self.cache.remove(tenant: principal.tenant.tenantID, name: updated.0)
         self.cache.remove(tenant: principal.tenant.tenantID, name: updated.1.name)
