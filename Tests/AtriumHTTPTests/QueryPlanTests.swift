@@ -135,8 +135,11 @@ import Testing
     /// Seeds `count` records the way the service writes them: data plus typed index rows. The
     /// secondary indexes are dropped for the load and built again after it (a sorted build is
     /// several times faster than maintaining them row by row); the test database is its own.
+    /// The load is not bounded by the service's 30 s statement timeout: alongside the rest of
+    /// the suite on a busy machine one of its statements once took longer than that.
     static func seed(_ app: TestApp, tenant: String, user: String, count: Int) async throws {
         let statements: [PostgresQuery] = [
+                "SET LOCAL statement_timeout = '10min'",
                 "SET LOCAL maintenance_work_mem = '256MB'",
                 """
                 CREATE TEMP TABLE seed_indexes AS
