@@ -50,10 +50,12 @@ import Testing
         let (quietMedian, greedyMedian) = (Self.median(quietTimes), Self.median(greedyTimes))
         print("fairness: quiet tenant median \(quietMedian), greedy tenant median \(greedyMedian)")
         // A ratio, not a time: the quiet tenant waits for a connection to finish the round it
-        // is in (up to eight of the greedy tenant's statements at once), the greedy one for its
-        // own backlog; waiting behind that backlog, as in one queue for all, would put the quiet
-        // reads at or above the greedy median. Alone the quiet median is ~0.1 s against ~3.9 s;
-        // with the whole suite on two cores it has been 0.4-1.3 s against 4.2-4.9 s.
+        // is in (one of the greedy tenant's 100 ms statements, once the pool has seen they are
+        // slow: `RoundCosts`), the greedy one for its own backlog; waiting behind that backlog,
+        // as in one queue for all, would put the quiet reads at or above the greedy median.
+        // Alone the quiet median is ~3 ms against ~3.9 s (~0.1 s when rounds of eight slow
+        // statements were sent whole); with the whole suite on two cores it has been 0.4-1.3 s
+        // against 4.2-4.9 s with whole rounds.
         #expect(quietMedian * 2 < greedyMedian, "quiet \(quietTimes), greedy median \(greedyMedian)")
         let counters = pool.busiestShares(limit: 5)
         #expect(counters.first?.share == greedy.tenantID)

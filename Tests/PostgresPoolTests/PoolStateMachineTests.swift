@@ -195,6 +195,51 @@ import Testing
         #expect(machine.released(key, now: 3).run?.requests.map(\.id) == [6])
     }
 
+    @Test func aTenantWhoseBatchesAreSlowGetsFewerOfThemIntoARound() {
+        // Depth 4, a round budget of 20 ms: shares slower than 5 ms a batch are cut short.
+        var machine = self.machine(max: 1)
+        let ms: UInt64 = 1_000_000
+        let key = machine.enqueue(Request(id: 1, share: Self.tenantA), now: 0).create[0]
+        for id in 2...30 { _ = machine.enqueue(Request(id: id, share: Self.tenantA), now: 0) }
+        // Nothing is known of A yet: a whole round.
+        #expect(machine.released(key, now: 1).run?.requests.map(\.id) == [1, 2, 3, 4])
+        // That round kept the connection 400 ms, 100 ms a batch: A's rounds now hold one.
+        #expect(machine.released(key, now: 400 * ms).run?.requests.map(\.id) == [5])
+        #expect(machine.released(key, now: 500 * ms).run?.requests.map(\.id) == [6])
+        // B arrives with no history and fills the round A can no longer.
+        for id in 101...103 { _ = machine.enqueue(Request(id: id, share: Self.tenantB), now: 500 * ms) }
+        #expect(machine.released(key, now: 600 * ms).run?.requests.map(\.id) == [7, 101, 102, 103])
+        // A 40 ms round of four: 10 ms a batch for both, so two each (the budget's worth).
+        for id in 104...106 { _ = machine.enqueue(Request(id: id, share: Self.tenantB), now: 600 * ms) }
+        let mixed = machine.released(key, now: 640 * ms).run?.requests.map(\.id) ?? []
+        #expect(mixed.filter { $0 < 100 }.count == 1, "A is still slow on average: \(mixed)")
+        #expect(mixed.filter { $0 > 100 }.count == 2, "B is at 10 ms a batch: \(mixed)")
+        // When A's batches turn fast, its rounds grow back to the whole depth.
+        var now = 640 * ms
+        var sizes: [Int] = []
+        while sizes.last != 4, sizes.count < 30 {
+            now += ms
+            let round = machine.released(key, now: now).run?.requests ?? []
+            if round.isEmpty { for id in 0..<8 { _ = machine.enqueue(Request(id: 1000 + sizes.count * 8 + id, share: Self.tenantA), now: now) } }
+            sizes.append(round.count)
+        }
+        #expect(sizes.last == 4, "round sizes as A got faster: \(sizes)")
+    }
+
+    @Test func roundsOfFastBatchesAreNotCutShort() {
+        var machine = self.machine(max: 1)
+        let key = machine.enqueue(Request(id: 1, share: Self.tenantA), now: 0).create[0]
+        for id in 2...12 { _ = machine.enqueue(Request(id: id, share: Self.tenantA), now: 0) }
+        var now: UInt64 = 1
+        var sizes: [Int] = []
+        for _ in 0..<3 {
+            // Each round of four takes 4 ms: 1 ms a batch, well within 20 ms for four.
+            sizes.append(machine.released(key, now: now).run?.requests.count ?? 0)
+            now += 4_000_000
+        }
+        #expect(sizes == [4, 4, 4])
+    }
+
     @Test func waitsAndTimeoutsAreCountedPerTenant() {
         var machine = self.machine(max: 1)
         // Leases, so each needs the one connection to itself.

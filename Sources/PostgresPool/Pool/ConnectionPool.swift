@@ -36,7 +36,8 @@ public final class ConnectionPool: Service, Sendable {
             reconnectDelay: configuration.reconnectDelay.nanoseconds,
             maxReconnectDelay: configuration.maxReconnectDelay.nanoseconds,
             // Behind a transaction pooler a round holds one batch: see `transactionPooling`.
-            pipelineDepth: configuration.connection.transactionPooling ? 1 : configuration.pipelineDepth
+            pipelineDepth: configuration.connection.transactionPooling ? 1 : configuration.pipelineDepth,
+            roundBudget: configuration.roundBudget.nanoseconds
         ))))
         let timer = DispatchSource.makeTimerSource(queue: self.timerQueue)
         self.timer = UnsafeSendable(timer)

@@ -24,6 +24,11 @@ public struct PoolConfiguration: Sendable {
     /// Most queued batches one connection takes at once and sends in a single write (each with
     /// its own sync, so each succeeds or fails alone). 1 turns this off.
     public var pipelineDepth: Int
+    /// About how long one tenant's batches may keep a connection in one round: a tenant whose
+    /// batches have been slow gets fewer of them into a round (at least one), so that another
+    /// tenant waiting for a connection waits about this long, not `pipelineDepth` of its slow
+    /// statements. Rounds of fast statements are not affected.
+    public var roundBudget: Duration
 
     public init(
         connection: PostgresConfiguration,
@@ -36,7 +41,8 @@ public struct PoolConfiguration: Sendable {
         maxReconnectDelay: Duration = .seconds(1),
         maintenanceInterval: Duration = .seconds(1),
         statementCacheCapacity: Int = 256,
-        pipelineDepth: Int = 8
+        pipelineDepth: Int = 8,
+        roundBudget: Duration = .milliseconds(20)
     ) {
         precondition(maxConnections >= 1, "a pool needs at least one connection")
         self.connection = connection
@@ -50,6 +56,7 @@ public struct PoolConfiguration: Sendable {
         self.maintenanceInterval = maintenanceInterval
         self.statementCacheCapacity = statementCacheCapacity
         self.pipelineDepth = max(1, pipelineDepth)
+        self.roundBudget = roundBudget
     }
 }
 

@@ -16,7 +16,9 @@ protocol PoolRequestProtocol {
 ///
 /// When callers wait, shares (tenants) take turns for the connections that come free, and
 /// while another share waits no share is given more than half the connections: a tenant with
-/// a backlog of slow requests slows itself, not its neighbours.
+/// a backlog of slow requests slows itself, not its neighbours. A share whose batches have
+/// been slow gets fewer of them into one round (`RoundCosts`), so a connection it holds comes
+/// free after about `roundBudget`, not after eight of its slow statements.
 struct PoolStateMachine<Request: PoolRequestProtocol> {
     struct Configuration {
         var maxConnections: Int
@@ -28,6 +30,8 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
         var maxReconnectDelay: UInt64
         /// Most batches sent to one connection together (one round).
         var pipelineDepth: Int
+        /// About how long (nanoseconds) one share's batches may keep a connection in one round.
+        var roundBudget: UInt64 = 20_000_000
     }
 
     enum ConnectionState: Equatable {
@@ -64,6 +68,7 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
     /// every share with a request in its round), and which shares each connection serves.
     private var holders: [UUID?: Int] = [:]
     private var servedBy: [Int: Served] = [:]
+    private var costs: RoundCosts
 
     /// The shares one connection works for: nearly always one, which needs no allocation.
     enum Served {
@@ -87,6 +92,7 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
 
     init(configuration: Configuration) {
         self.configuration = configuration
+        self.costs = RoundCosts(budget: configuration.roundBudget, depth: configuration.pipelineDepth)
     }
 
     var statistics: PoolStatistics {
@@ -119,7 +125,7 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
         if self.waiters.isEmpty, let connection = self.idleStack.popLast() {
             self.connections[connection] = .busy
             self.acquiredTotal += 1
-            self.serve([request], on: connection)
+            self.serve([request], on: connection, now: now)
             action.run = ([request], connection)
             return action
         }
@@ -184,18 +190,22 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
             self.consecutiveFailures = 0
             self.lastConnectError = nil
         }
-        self.unserve(connection)
+        self.unserve(connection, finishedAt: now)
         if !self.waiters.isEmpty {
             // Under load, send several waiting batches in one round: one write, one wake-up
             // for many results. Connections still coming up get an even share of the queue.
             let takers = 1 + self.connectingCount
             let limit = min(self.configuration.pipelineDepth, (self.waiters.count + takers - 1) / takers)
             let cap = max(1, self.configuration.maxConnections / 2)
-            let holders = self.holders
-            let requests = self.waiters.nextRound(limit: limit) { share in holders[share, default: 0] < cap }
+            let (holders, costs) = (self.holders, self.costs)
+            let requests = self.waiters.nextRound(limit: limit) { share in
+                holders[share, default: 0] < cap
+            } allowance: { share in
+                costs.allowance(for: share, limit: limit)
+            }
             self.connections[connection] = .busy
             self.acquiredTotal += requests.count
-            self.serve(requests, on: connection)
+            self.serve(requests, on: connection, now: now)
             action.run = (requests, connection)
             self.growIfNeeded(now: now, into: &action)
             return action
@@ -241,7 +251,7 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
     mutating func closed(_ connection: Int, now: UInt64) -> Action {
         var action = Action()
         guard let state = self.connections.removeValue(forKey: connection) else { return action }
-        self.unserve(connection)
+        self.unserve(connection, finishedAt: nil)
         if state == .connecting { self.connectingCount -= 1 }
         if case .idle = state, let index = self.idleStack.firstIndex(of: connection) {
             self.idleStack.remove(at: index)
@@ -320,9 +330,10 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
 
     // MARK: Shares
 
-    /// Records that `connection` now works for the shares of `requests`.
-    private mutating func serve(_ requests: [Request], on connection: Int) {
+    /// Records that `connection` now works for the shares of `requests`, from `now`.
+    private mutating func serve(_ requests: [Request], on connection: Int, now: UInt64) {
         guard let first = requests.first else { return }
+        if first.canShareConnection { self.costs.started(requests.count, on: connection, now: now) }
         let served: Served = requests.allSatisfy({ $0.share == first.share }) ? .one(first.share) : .several(Set(requests.map(\.share)))
         switch served {
         case .one(let share): self.holders[share, default: 0] += 1
@@ -331,13 +342,18 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
         self.servedBy[connection] = served
     }
 
-    /// `connection` finished (or lost) its work.
-    private mutating func unserve(_ connection: Int) {
+    /// `connection` finished its work at `finishedAt`, or lost it (nil).
+    private mutating func unserve(_ connection: Int, finishedAt: UInt64?) {
         guard let served = self.servedBy.removeValue(forKey: connection) else { return }
         switch served {
-        case .one(let share): self.release(share)
-        case .several(let shares): for share in shares { self.release(share) }
+        case .one(let share):
+            self.release(share)
+            if let finishedAt { self.costs.finished(connection, shares: CollectionOfOne(share), now: finishedAt) }
+        case .several(let shares):
+            for share in shares { self.release(share) }
+            if let finishedAt { self.costs.finished(connection, shares: shares, now: finishedAt) }
         }
+        if finishedAt == nil { self.costs.abandoned(connection) }
     }
 
     private mutating func release(_ share: UUID?) {

@@ -74,10 +74,14 @@ struct WaitQueue<Request: PoolRequestProtocol> {
     /// The requests for one connection, up to `limit`: shares take turns, one request each per
     /// pass, and a share's own requests stay in order. A lease goes alone, and only first.
     /// `mayTake` says whether a share may have another connection; when no waiting share may,
-    /// they all may (a free connection never idles while someone waits).
-    mutating func nextRound(limit: Int, mayTake: (UUID?) -> Bool) -> [Request] {
+    /// they all may (a free connection never idles while someone waits). No share puts more
+    /// than its `allowance` (at least one) into the round.
+    mutating func nextRound(limit: Int, mayTake: (UUID?) -> Bool, allowance: (UUID?) -> Int) -> [Request] {
         let anyEligible = self.turns.contains(where: mayTake)
         var round: [Request] = []
+        // How many each share has in this round so far, against its allowance (few shares:
+        // a round holds at most `limit`).
+        var taken: [(share: UUID?, count: Int, allowed: Int)] = []
         var progress = true
         while progress, round.count < limit {
             progress = false
@@ -89,6 +93,15 @@ struct WaitQueue<Request: PoolRequestProtocol> {
                     self.take(from: share)
                     return [head.request]
                 }
+                let index: Int
+                if let known = taken.firstIndex(where: { $0.share == share }) {
+                    index = known
+                } else {
+                    taken.append((share, 0, allowance(share)))
+                    index = taken.count - 1
+                }
+                guard taken[index].count < taken[index].allowed else { continue }
+                taken[index].count += 1
                 self.take(from: share)
                 round.append(head.request)
                 progress = true
