@@ -206,14 +206,16 @@ import Testing
         // That round kept the connection 400 ms, 100 ms a batch: A's rounds now hold one.
         #expect(machine.released(key, now: 400 * ms).run?.requests.map(\.id) == [5])
         #expect(machine.released(key, now: 500 * ms).run?.requests.map(\.id) == [6])
-        // B arrives with no history and fills the round A can no longer.
+        // B arrives with no history and fills the round A can no longer, ahead of A's slow
+        // batch though A's turn came first: B's answers do not wait behind it.
         for id in 101...103 { _ = machine.enqueue(Request(id: id, share: Self.tenantB), now: 500 * ms) }
-        #expect(machine.released(key, now: 600 * ms).run?.requests.map(\.id) == [7, 101, 102, 103])
+        #expect(machine.released(key, now: 600 * ms).run?.requests.map(\.id) == [101, 102, 103, 7])
         // A 40 ms round of four: 10 ms a batch for both, so two each (the budget's worth).
         for id in 104...106 { _ = machine.enqueue(Request(id: id, share: Self.tenantB), now: 600 * ms) }
         let mixed = machine.released(key, now: 640 * ms).run?.requests.map(\.id) ?? []
         #expect(mixed.filter { $0 < 100 }.count == 1, "A is still slow on average: \(mixed)")
         #expect(mixed.filter { $0 > 100 }.count == 2, "B is at 10 ms a batch: \(mixed)")
+        #expect(mixed == [104, 105, 8], "A's batch goes last")
         // When A's batches turn fast, its rounds grow back to the whole depth.
         var now = 640 * ms
         var sizes: [Int] = []

@@ -75,7 +75,8 @@ struct WaitQueue<Request: PoolRequestProtocol> {
     /// pass, and a share's own requests stay in order. A lease goes alone, and only first.
     /// `mayTake` says whether a share may have another connection; when no waiting share may,
     /// they all may (a free connection never idles while someone waits). No share puts more
-    /// than its `allowance` (at least one) into the round.
+    /// than its `allowance` (at least one) into the round, and the batches of shares allowed
+    /// fewer than `limit` go after the others.
     mutating func nextRound(limit: Int, mayTake: (UUID?) -> Bool, allowance: (UUID?) -> Int) -> [Request] {
         let anyEligible = self.turns.contains(where: mayTake)
         var round: [Request] = []
@@ -106,6 +107,16 @@ struct WaitQueue<Request: PoolRequestProtocol> {
                 round.append(head.request)
                 progress = true
             }
+        }
+        // A connection answers a round's batches in order: those of shares held back for being
+        // slow go last, so the others' answers do not wait behind them. Each share's own stay
+        // in order.
+        if taken.count > 1, taken.contains(where: { $0.allowed < limit }) {
+            func allowed(_ request: Request) -> Int { taken.first { $0.share == request.share }?.allowed ?? limit }
+            round = round.enumerated().sorted { first, second in
+                let (a, b) = (allowed(first.element), allowed(second.element))
+                return a != b ? a > b : first.offset < second.offset
+            }.map(\.element)
         }
         return round
     }
