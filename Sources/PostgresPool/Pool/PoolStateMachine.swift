@@ -198,11 +198,11 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
             let limit = min(self.configuration.pipelineDepth, (self.waiters.count + takers - 1) / takers)
             let cap = max(1, self.configuration.maxConnections / 2)
             let (holders, costs) = (self.holders, self.costs)
-            let requests = self.waiters.nextRound(limit: limit) { share in
-                holders[share, default: 0] < cap
-            } allowance: { share in
-                costs.allowance(for: share, limit: limit)
-            }
+            let requests = self.waiters.nextRound(
+                limit: limit,
+                mayTake: { share in holders[share, default: 0] < cap },
+                allowance: costs.hasSlowShares ? { share in costs.allowance(for: share, limit: limit) } : nil
+            )
             self.connections[connection] = .busy
             self.acquiredTotal += requests.count
             self.serve(requests, on: connection, now: now)

@@ -34,6 +34,9 @@ struct RoundCosts {
         self.depth = depth
     }
 
+    /// Whether any share is held back: when none is, rounds need not count per share.
+    var hasSlowShares: Bool { !self.perBatch.isEmpty }
+
     /// How many of `share`'s batches the next round may take, up to `limit`.
     func allowance(for share: UUID?, limit: Int) -> Int {
         guard let cost = self.perBatch[share], cost > 0 else { return limit }

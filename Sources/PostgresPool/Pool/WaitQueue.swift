@@ -76,8 +76,9 @@ struct WaitQueue<Request: PoolRequestProtocol> {
     /// `mayTake` says whether a share may have another connection; when no waiting share may,
     /// they all may (a free connection never idles while someone waits). No share puts more
     /// than its `allowance` (at least one) into the round, and the batches of shares allowed
-    /// fewer than `limit` go after the others.
-    mutating func nextRound(limit: Int, mayTake: (UUID?) -> Bool, allowance: (UUID?) -> Int) -> [Request] {
+    /// fewer than `limit` go after the others. Without an `allowance` (no share is slow, the
+    /// usual case) nothing is counted.
+    mutating func nextRound(limit: Int, mayTake: (UUID?) -> Bool, allowance: ((UUID?) -> Int)?) -> [Request] {
         let anyEligible = self.turns.contains(where: mayTake)
         var round: [Request] = []
         // How many each share has in this round so far, against its allowance (few shares:
@@ -94,15 +95,17 @@ struct WaitQueue<Request: PoolRequestProtocol> {
                     self.take(from: share)
                     return [head.request]
                 }
-                let index: Int
-                if let known = taken.firstIndex(where: { $0.share == share }) {
-                    index = known
-                } else {
-                    taken.append((share, 0, allowance(share)))
-                    index = taken.count - 1
+                if let allowance {
+                    let index: Int
+                    if let known = taken.firstIndex(where: { $0.share == share }) {
+                        index = known
+                    } else {
+                        taken.append((share, 0, allowance(share)))
+                        index = taken.count - 1
+                    }
+                    guard taken[index].count < taken[index].allowed else { continue }
+                    taken[index].count += 1
                 }
-                guard taken[index].count < taken[index].allowed else { continue }
-                taken[index].count += 1
                 self.take(from: share)
                 round.append(head.request)
                 progress = true
