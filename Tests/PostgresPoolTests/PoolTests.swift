@@ -87,6 +87,49 @@ import Testing
         await pool.close()
     }
 
+    /// The acquire-timeout timer is set once for the first waiter and left alone while later
+    /// waiters come and go (their deadlines are later); when it fires for a waiter already
+    /// served, it must be set again for the next deadline.
+    @Test func aWaiterAfterAServedOneStillTimesOut() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let pool = database.appPool(maxConnections: 1, acquireTimeout: .milliseconds(400))
+        var connected = false
+        for _ in 0..<50 where !connected {
+            connected = (try? await pool.query("SELECT 1")) != nil
+        }
+        #expect(connected)
+        // A waits (the timer is set for its deadline) and is served when the connection returns.
+        let first = try await pool.withConnection { _ in
+            let waiter = Task { try await pool.query("SELECT 1::int8") }
+            while pool.statistics.waiting == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            return waiter
+        }
+        #expect(try await first.value[0].decode(Int.self, column: 0) == 1)
+        // B waits with a later deadline, before A's has passed: the timer fires for A's first.
+        let timedOutBefore = pool.statistics.timedOut
+        let outcome = try await pool.withConnection { _ in
+            try await withThrowingTaskGroup(of: String.self) { group in
+                group.addTask {
+                    do {
+                        _ = try await pool.query("SELECT 2")
+                        return "served"
+                    } catch let error as PostgresError {
+                        return error.code == .acquireTimeout ? "timed out" : "failed: \(error)"
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(10))
+                    return "still waiting after 10 s"
+                }
+                defer { group.cancelAll() }
+                return try await group.next()!
+            }
+        }
+        #expect(outcome == "timed out")
+        #expect(pool.statistics.timedOut == timedOutBefore + 1)
+        await pool.close()
+    }
+
     @Test func cancelledWaitersLeaveTheQueue() async throws {
         let database = try await TestCluster.shared.makeDatabase()
         let pool = database.appPool(maxConnections: 1, acquireTimeout: .seconds(30))

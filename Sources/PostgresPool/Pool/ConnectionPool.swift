@@ -22,6 +22,19 @@ public final class ConnectionPool: Service, Sendable {
         var connections: [Int: PostgresConnection] = [:]
         var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
         var shutdownDone = false
+        /// When the acquire-timeout timer is set to fire, until it fires.
+        var timerDeadline: UInt64?
+
+        /// Whether the timer must be set for `deadline`. A waiter's deadline is never earlier
+        /// than one already set (each is now + the acquire timeout), so under load the queue
+        /// empties and fills again without touching the timer: setting a Dispatch timer wakes
+        /// Dispatch's manager thread each time. Firing early is harmless (nothing expires; it
+        /// is set again for the earliest deadline left).
+        mutating func arm(_ deadline: UInt64) -> Bool {
+            if let timerDeadline, timerDeadline <= deadline { return false }
+            self.timerDeadline = deadline
+            return true
+        }
     }
 
     public init(configuration: PoolConfiguration, logger: Logger) {
@@ -134,7 +147,10 @@ public final class ConnectionPool: Service, Sendable {
     }
 
     private func acquireTimerFired() {
-        self.handle(self.shared.withLock { $0.machine.timerFired(now: Self.now()) })
+        self.handle(self.shared.withLock { shared in
+            shared.timerDeadline = nil
+            return shared.machine.timerFired(now: Self.now())
+        })
     }
 
     // MARK: Performing actions
@@ -168,7 +184,7 @@ public final class ConnectionPool: Service, Sendable {
                 self.ping(connection)
             }
         }
-        if let deadline = action.armTimer {
+        if let deadline = action.armTimer, self.shared.withLock({ $0.arm(deadline) }) {
             self.timer.value.schedule(deadline: DispatchTime(uptimeNanoseconds: deadline))
         }
         if let retryAt = action.retryAt {
