@@ -10,7 +10,7 @@ extension PostgresConnection {
         let requestID = Self.nextRequestID()
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[PostgresRows], any Error>) in
-                self.queue.async {
+                self.performSoon {
                     let accepted = self.start(batch, requestID: requestID) { outcome in
                         continuation.resume(with: outcome.result)
                     }
@@ -36,7 +36,7 @@ extension PostgresConnection {
         let requestID = Self.nextRequestID()
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[PostgresRows], any Error>) in
-                self.queue.async {
+                self.performSoon {
                     let accepted = self.startSimple(sql, requestID: requestID) { outcome in
                         continuation.resume(with: outcome.result)
                     }

@@ -141,7 +141,7 @@ public final class ConnectionPool: Service, Sendable {
 
     /// Gives a borrowed connection back; it is rolled back first if a transaction was left open.
     func release(_ connection: PostgresConnection) {
-        connection.queue.async {
+        connection.performSoon {
             connection.settle()
         }
     }
