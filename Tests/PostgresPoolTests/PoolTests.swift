@@ -59,16 +59,20 @@ import Testing
         await pool.close()
     }
 
-    @Test func acquireTimeoutFiresWhileThePoolIsHeld() async throws {
-        let database = try await TestCluster.shared.makeDatabase()
-        let pool = database.appPool(maxConnections: 1, acquireTimeout: .milliseconds(200))
-        // Connect first: on a loaded machine opening the connection can itself take longer than
-        // the short timeout under test.
+    /// Opens the pool's connection before a test of short acquire timeouts: on a loaded
+    /// machine opening it can itself take longer than the timeout under test.
+    private static func connect(_ pool: ConnectionPool) async throws {
         var connected = false
         for _ in 0..<50 where !connected {
             connected = (try? await pool.query("SELECT 1")) != nil
         }
-        #expect(connected)
+        try #require(connected)
+    }
+
+    @Test func acquireTimeoutFiresWhileThePoolIsHeld() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let pool = database.appPool(maxConnections: 1, acquireTimeout: .milliseconds(200))
+        try await Self.connect(pool)
         let timedOutBefore = pool.statistics.timedOut
         try await pool.withConnection { _ in
             await #expect(throws: PostgresError.self) {
@@ -93,11 +97,7 @@ import Testing
     @Test func aWaiterAfterAServedOneStillTimesOut() async throws {
         let database = try await TestCluster.shared.makeDatabase()
         let pool = database.appPool(maxConnections: 1, acquireTimeout: .milliseconds(400))
-        var connected = false
-        for _ in 0..<50 where !connected {
-            connected = (try? await pool.query("SELECT 1")) != nil
-        }
-        #expect(connected)
+        try await Self.connect(pool)
         // A waits (the timer is set for its deadline) and is served when the connection returns.
         let first = try await pool.withConnection { _ in
             let waiter = Task { try await pool.query("SELECT 1::int8") }
