@@ -20,7 +20,7 @@ struct HTTPBenchmark: AsyncParsableCommand {
         abstract: "Requests per second, latency and CPU per request of the shipped server versus a bare Hummingbird route."
     )
 
-    @Option(help: "Seconds each route is measured.") var seconds: Int = 15
+    @Option(help: "Seconds each route is measured.") var seconds: Int = 16
     @Option(help: "Concurrent keep-alive connections.") var connections: Int = 64
     @Option(help: "Tenants.") var tenants: Int = 100
     @Option(help: "Records per tenant.") var records: Int = 10_000
@@ -30,7 +30,7 @@ struct HTTPBenchmark: AsyncParsableCommand {
     @Option(help: "wrk threads.") var threads: Int = 2
     @Option(help: "Measure only these routes, comma-separated, for profiling: bare, healthz, get, patch, post, list.") var only: String?
     @Option(help: "Records in the one collection of the scale checks (0 skips them).") var scaleRecords: Int = 1_000_000
-    @Option(help: "Interleaved slices each route's time is split into.") var slices: Int = 3
+    @Option(help: "Interleaved slices each route's time is split into (even: each route runs as often early as late).") var slices: Int = 4
     @Flag(help: "Use the built-in client even when wrk is installed.") var ownClient = false
     @Flag(help: "Serve through PgBouncer in transaction mode (ATRIUM_DATABASE_POOLER=transaction; its CPU is counted with PostgreSQL's).")
     var pgbouncer = false
@@ -201,8 +201,11 @@ struct HTTPBenchmark: AsyncParsableCommand {
         var databaseCPU: Double
     }
 
-    /// Each route runs `seconds` in all, in `slices` interleaved slices (bare, healthz, get, post,
-    /// list, bare, healthz, …), so background load on a shared machine falls on every route alike.
+    /// Each route runs `seconds` in all, in `slices` interleaved slices, so background load on a
+    /// shared machine falls on every route alike. Every other slice runs the routes in reverse
+    /// (bare, healthz, …, list, list, …, healthz, bare, …): in a fixed order a machine that
+    /// slows down over the run charges it to the routes measured last, and each route would
+    /// always follow the same one (the list page the POSTs, page 5,001 page 1).
     func run(_ endpoints: Endpoints, routes: [LoadRoute], targets: [LoadRoute: [LoadTarget]]) async throws -> [(LoadRoute, Measured)] {
         let wrk = self.ownClient ? nil : Wrk.find()
         let slices = max(1, self.slices)
@@ -221,7 +224,7 @@ struct HTTPBenchmark: AsyncParsableCommand {
         var parts: [LoadRoute: [(result: LoadResult, requests: Double, server: Double, database: Double)]] = [:]
         let sliceSeconds = max(1, self.seconds / slices)
         for slice in 0..<slices {
-            for route in routes {
+            for route in slice.isMultiple(of: 2) ? routes : routes.reversed() {
                 let process = endpoints.process(route)
                 let serverBefore = ProcessUsage.cpuSeconds(process)
                 let databaseBefore = endpoints.databaseCPUSeconds
