@@ -53,8 +53,12 @@ public enum Base64 {
     }
 
     public static func decode(_ text: some StringProtocol, alphabet: Alphabet = .url) -> [UInt8]? {
+        Self.decode(utf8: Array(text.utf8), alphabet: alphabet)
+    }
+
+    /// Decodes text given as its UTF-8 bytes.
+    public static func decode(utf8 input: some Collection<UInt8>, alphabet: Alphabet = .url) -> [UInt8]? {
         let table = alphabet == .url ? Self.urlTable : Self.standardTable
-        let input = Array(text.utf8)
         guard input.count % 4 != 1 else { return nil }
         var output: [UInt8] = []
         output.reserveCapacity(input.count * 3 / 4)

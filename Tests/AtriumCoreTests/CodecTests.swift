@@ -70,6 +70,17 @@ import Testing
         #expect(try self.codec.decode(cursor, context: "tenant/notes/-created", keys: 3) == self.position)
     }
 
+    /// Cursors handed out before a deploy keep working after it: this one was made outside
+    /// Swift from the format (base64url of the JSON, `.`, base64url of HMAC-SHA256 over the
+    /// context, a newline and the first part).
+    @Test func readsACursorMadeFromTheFormat() throws {
+        let cursor = "eyJrIjpbIjIwMjYtMDEtMDEgMDA6MDA6MDArMDAiLG51bGxdLCJpIjoiMGI2ZjFjMWUtOGYzYS00YzJkLTllNGItNWE2ZDdjOGU5ZjAxIn0.BxO2t5leqsnThMHWPHHkUS8xyMXok9HdCxXuR9G7_vI"
+        let position = try self.codec.decode(cursor, context: "t|c|-createdAt|h", keys: 2)
+        #expect(position == CursorCodec.Position(values: ["2026-01-01 00:00:00+00", nil], id: try #require(UUID(uuidString: "0b6f1c1e-8f3a-4c2d-9e4b-5a6d7c8e9f01"))))
+        #expect(throws: AtriumError.self) { try self.codec.decode(cursor, context: "t|c|-createdAt|i", keys: 2) }
+        #expect(throws: AtriumError.self) { try self.codec.decode("é" + cursor, context: "t|c|-createdAt|h", keys: 2) }
+    }
+
     @Test func refusesTamperedTruncatedAndForeignCursors() throws {
         let cursor = self.codec.encode(self.position, context: "ctx")
         var bad: [String] = [
