@@ -175,6 +175,7 @@ logfile = {bouncer_dir}/pgbouncer.log
     try:
         create_atrium_database(cluster)
         cluster.sql("ALTER ROLE atrium_app SET statement_timeout = '30s'")
+        cluster.sql("ALTER ROLE atrium_app SET max_parallel_workers_per_gather = 0")
         direct = f"postgresql://atrium_app@127.0.0.1:{cluster.port}/atrium"
         pooled = f"postgresql://atrium_app@127.0.0.1:{bouncer_port}/atrium"
         owner = f"postgresql://atrium_owner@127.0.0.1:{cluster.port}/atrium"
@@ -200,6 +201,7 @@ logfile = {bouncer_dir}/pgbouncer.log
         reached = revocation_reaches(a, b, token)
         warning = "statement_timeout is unbounded" in a.log()
         assert not warning, "the role's statement_timeout was not seen through the pooler"
+        assert "parallel query is on through the pooler" not in a.log(), "the role's max_parallel_workers_per_gather was not seen through the pooler"
         return f"{stored} records written by 4 threads through pgbouncer, every one read back on the other server; revocation reached it in {reached * 1000:.0f} ms"
     finally:
         for server in servers:

@@ -61,6 +61,11 @@ struct ServeCommand: AsyncParsableCommand {
                         "\(setting) is unbounded through the pooler: set it on the role (ALTER ROLE … SET \(setting) = …) or in PgBouncer (query_timeout, idle_transaction_timeout)"
                     )
                 }
+                if try await database.serverSetting("max_parallel_workers_per_gather") != "0" {
+                    logger.warning(
+                        "parallel query is on through the pooler: one request can take several cores; turn it off for the role (ALTER ROLE … SET max_parallel_workers_per_gather = 0)"
+                    )
+                }
             }
             let configuration = AuthConfiguration(
                 keyRing: try TokenKeys.load(settings, logger: logger),

@@ -132,6 +132,41 @@ import Testing
         }
     }
 
+    /// A request's statement runs in its connection's backend alone: even where the planner is
+    /// told parallel workers cost nothing, a page of the service has no `Gather`, while the
+    /// same statement with PostgreSQL's default of two workers gets one.
+    @Test func requestsNeverRunParallelPlans() async throws {
+        let app = try await TestApp.make()
+        try await app.test { client in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            let definition: [String: Any] = ["name": "big", "fields": ["n": ["type": "integer", "indexed": true], "label": ["type": "string", "indexed": true]]]
+            #expect(try await client.call(.post, "/v1/collections", token: owner.accessToken, json: definition).status == .created)
+            try await Self.seed(app, tenant: owner.tenantID, user: owner.userID, count: 20_000)
+            let principal = try await app.services.auth.authenticate(bearer: owner.accessToken)
+            #expect(try await app.services.database.serverSetting("max_parallel_workers_per_gather") == "0")
+
+            let free = PostgresQuery(unsafeSQL: """
+                SELECT set_config('parallel_setup_cost', '0', true), set_config('parallel_tuple_cost', '0', true),
+                       set_config('min_parallel_index_scan_size', '0', true), set_config('min_parallel_table_scan_size', '0', true)
+                """)
+            for parameters in [[("filter[label][prefix]", "label-1"), ("sort", "-n")], [("sort", "label")], [("filter[n][gte]", "10")]] {
+                let query = try RecordQuery(parameters: parameters.map { (name: $0.0, value: $0.1) })
+                let sql = try await app.services.records.sql(for: query, collection: "big", principal: principal)
+                let explained = PostgresQuery(unsafeSQL: "EXPLAIN (FORMAT JSON) " + sql.sql, bindings: sql.bindings)
+                let served = try await app.services.database.transaction(in: principal.tenant, [free, explained])
+                let plan = try served[1][0].decode(String.self, column: 0)
+                #expect(!plan.contains("Gather"), "\(parameters) runs in parallel:\n\(plan)")
+                // The control: with parallel workers allowed, PostgreSQL would use them here.
+                let allowed = PostgresQuery(unsafeSQL: "SELECT set_config('max_parallel_workers_per_gather', '2', true)")
+                let control = try await app.database.withSuperuser { admin in
+                    try await admin.execute(PipelineBatch(statements: [allowed, free, explained], transaction: true))
+                }
+                let defaultPlan = try control[2][0].decode(String.self, column: 0)
+                #expect(defaultPlan.contains("Gather"), "\(parameters) would not go parallel anyway:\n\(defaultPlan)")
+            }
+        }
+    }
+
     /// Seeds `count` records the way the service writes them: data plus typed index rows. The
     /// secondary indexes are dropped for the load and built again after it (a sorted build is
     /// several times faster than maintaining them row by row); the test database is its own.

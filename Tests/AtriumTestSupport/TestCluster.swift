@@ -44,11 +44,28 @@ public actor TestCluster {
     /// PgBouncer in front of the cluster, started on first use (only with `ATRIUM_TEST_PGBOUNCER`).
     public func pgBouncer() async throws -> EmbeddedPgBouncer {
         if let bouncer { return try await bouncer.value }
-        let cluster = try await self.cluster()
-        // As `atrium serve` does behind a pooler: these reach PostgreSQL through PgBouncer.
-        setenv("PGTZ", "UTC", 1)
-        setenv("PGDATESTYLE", "ISO, YMD", 1)
-        let task = Task { try await EmbeddedPgBouncer.start(in: cluster, users: ["atrium_app"]) }
+        // Set before the first suspension, so that concurrent callers share one PgBouncer.
+        let task = Task {
+            let cluster = try await self.cluster()
+            // As `atrium serve` does behind a pooler: these reach PostgreSQL through PgBouncer.
+            setenv("PGTZ", "UTC", 1)
+            setenv("PGDATESTYLE", "ISO, YMD", 1)
+            // The session settings a pooler keeps from being sent come from the role, as the
+            // README asks of operators (the role exists once the template is migrated).
+            _ = try await self.migratedTemplate()
+            let admin = try await PostgresConnection.connect(
+                configuration: PostgresConfiguration(connectionString: cluster.connectionString()),
+                logger: TestLogger.make("admin")
+            )
+            do {
+                try await admin.simpleQuery("ALTER ROLE atrium_app SET max_parallel_workers_per_gather = 0")
+            } catch {
+                await admin.close()
+                throw error
+            }
+            await admin.close()
+            return try await EmbeddedPgBouncer.start(in: cluster, users: ["atrium_app"])
+        }
         self.bouncer = task
         return try await task.value
     }

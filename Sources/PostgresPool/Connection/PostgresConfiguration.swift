@@ -8,6 +8,15 @@ public struct PostgresConfiguration: Sendable {
     public var statementTimeout: Duration?
     /// `idle_in_transaction_session_timeout`; ends sessions whose owner stopped mid-transaction.
     public var idleInTransactionTimeout: Duration?
+    /// Whether PostgreSQL may run a statement of this connection with parallel workers. Off by
+    /// default: a pooled connection serves one request at a time, and a parallel plan starts
+    /// worker processes for it (milliseconds, where a page takes a fraction of one) and lets
+    /// that one request take several cores and the cluster's few workers
+    /// (`max_parallel_workers`, 8), which every other request shares — past the fair share of
+    /// connections the pool gives each tenant. PostgreSQL chose one for a filtered, sorted page
+    /// of a million records whenever its statistics made the walk look long: the same index
+    /// walked three times for 20 records.
+    public var parallelQuery: Bool
     /// How long establishing a connection may take (libpq does not enforce this in nonblocking mode).
     public var connectTimeout: Duration
     /// Further settings sent at startup (`-c name=value`).
@@ -30,6 +39,7 @@ public struct PostgresConfiguration: Sendable {
         applicationName: String = "atrium",
         statementTimeout: Duration? = .seconds(30),
         idleInTransactionTimeout: Duration? = .seconds(60),
+        parallelQuery: Bool = false,
         connectTimeout: Duration = .seconds(10),
         settings: [String: String] = [:],
         cancelGracePeriod: Duration = .seconds(1),
@@ -39,6 +49,7 @@ public struct PostgresConfiguration: Sendable {
         self.applicationName = applicationName
         self.statementTimeout = statementTimeout
         self.idleInTransactionTimeout = idleInTransactionTimeout
+        self.parallelQuery = parallelQuery
         self.connectTimeout = connectTimeout
         self.settings = settings
         self.cancelGracePeriod = cancelGracePeriod
@@ -57,6 +68,9 @@ public struct PostgresConfiguration: Sendable {
         }
         if let idleInTransactionTimeout {
             options.append(("idle_in_transaction_session_timeout", "\(idleInTransactionTimeout.milliseconds)"))
+        }
+        if !self.parallelQuery {
+            options.append(("max_parallel_workers_per_gather", "0"))
         }
         // A backend whose client went away (a connection abandoned as unresponsive) stops its
         // query within a few seconds instead of running it to the end.
