@@ -53,17 +53,7 @@ public actor TestCluster {
             // The session settings a pooler keeps from being sent come from the role, as the
             // README asks of operators (the role exists once the template is migrated).
             _ = try await self.migratedTemplate()
-            let admin = try await PostgresConnection.connect(
-                configuration: PostgresConfiguration(connectionString: cluster.connectionString()),
-                logger: TestLogger.make("admin")
-            )
-            do {
-                try await admin.simpleQuery("ALTER ROLE atrium_app SET max_parallel_workers_per_gather = 0")
-            } catch {
-                await admin.close()
-                throw error
-            }
-            await admin.close()
+            try await Self.run("ALTER ROLE atrium_app SET max_parallel_workers_per_gather = 0", in: cluster)
             return try await EmbeddedPgBouncer.start(in: cluster, users: ["atrium_app"])
         }
         self.bouncer = task
@@ -88,18 +78,23 @@ public actor TestCluster {
         let cluster = try await self.cluster()
         self.databaseCounter += 1
         let name = "\(prefix)_\(self.databaseCounter)_\(UUID().uuidString.prefix(8).lowercased())"
+        try await Self.run("CREATE DATABASE \"\(name)\"" + (template.map { " TEMPLATE \"\($0)\"" } ?? ""), in: cluster)
+        return name
+    }
+
+    /// Runs `sql` as the superuser on the cluster's `postgres` database.
+    private static func run(_ sql: String, in cluster: EmbeddedPostgres) async throws {
         let admin = try await PostgresConnection.connect(
             configuration: PostgresConfiguration(connectionString: cluster.connectionString()),
             logger: TestLogger.make("admin")
         )
         do {
-            try await admin.simpleQuery("CREATE DATABASE \"\(name)\"" + (template.map { " TEMPLATE \"\($0)\"" } ?? ""))
+            try await admin.simpleQuery(sql)
         } catch {
             await admin.close()
             throw error
         }
         await admin.close()
-        return name
     }
 
     private func migratedTemplate() async throws -> String {
