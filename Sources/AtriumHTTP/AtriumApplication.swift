@@ -108,7 +108,7 @@ public func buildApplication(
     let headerTimeout = TimeAmount.nanoseconds(limits.headerTimeout.nanoseconds)
     let idleTimeout = TimeAmount.nanoseconds(limits.idleTimeout.nanoseconds)
     let http1 = HTTP1Channel.Configuration(
-        additionalChannelHandlers: [ProtocolErrorHandler(), CloseAfterResponseHandler(), HeaderTimeoutHandler(timeout: headerTimeout)],
+        additionalChannelHandlers: [ConnectionGuardHandler(headerTimeout: headerTimeout)],
         idleTimeout: idleTimeout,
         httpDecoderConfiguration: .init(
             maxHeaderFieldSize: limits.maximumHeaderSize,
