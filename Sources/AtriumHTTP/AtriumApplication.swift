@@ -160,22 +160,18 @@ public func buildRouter(services: AtriumServices, server: ServerConfiguration = 
     let table = RouteTableReference()
     let registry = services.servers
     let limiter = RateLimiter(policy: server.rateLimits, servers: { registry.liveServers }, metrics: metrics)
-    // One statically typed stack: every request passes all of it, so it is one existential
-    // call into a chain the compiler can specialise, not one per middleware.
-    router.addMiddleware {
-        RequestIDMiddleware()
-        ClientAddressMiddleware(hops: server.proxyHops)
-        ObservabilityMiddleware(metrics: metrics, accessLog: accessLog)
-        if servesTLS {
-            StrictTransportSecurityMiddleware()
-        }
-        CORSPolicyMiddleware(policy: server.cors)
-        ProblemMiddleware(routes: table)
-        LimitsMiddleware(limits: server.limits)
-        AuthenticationMiddleware(auth: services.auth, limiter: limiter)
-        RateLimitMiddleware(limiter: limiter)
-        ConsistencyMiddleware(database: services.database)
-    }
+    router.add(middleware: MiddlewareChain(
+        requestID: RequestIDMiddleware(),
+        clientAddress: ClientAddressMiddleware(hops: server.proxyHops),
+        observability: ObservabilityMiddleware(metrics: metrics, accessLog: accessLog),
+        strictTransportSecurity: servesTLS ? StrictTransportSecurityMiddleware() : nil,
+        cors: CORSPolicyMiddleware(policy: server.cors),
+        problems: ProblemMiddleware(routes: table),
+        limits: LimitsMiddleware(limits: server.limits),
+        authentication: AuthenticationMiddleware(auth: services.auth, limiter: limiter),
+        rateLimit: RateLimitMiddleware(limiter: limiter),
+        consistency: ConsistencyMiddleware(database: services.database)
+    ))
     let recorder = RouteRecorder(router: router)
     HealthRoutes(database: services.database, process: services.databaseProcess).register(on: recorder)
     OpenAPIRoutes().register(on: recorder)
