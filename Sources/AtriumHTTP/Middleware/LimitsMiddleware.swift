@@ -2,10 +2,11 @@ import AtriumCore
 import HTTPTypes
 import Hummingbird
 import Logging
+import PostgresPool
 
 /// The per-request limits: a body announced larger than the limit is refused before a byte of
 /// it is read (a chunked body is cut off while reading, in `JSONBody`), and a handler that runs
-/// past the request timeout is cancelled — its database work with it — and answered 503.
+/// past the request timeout has its database work given up and is answered 503.
 struct LimitsMiddleware: RouterMiddleware {
     typealias Context = AtriumRequestContext
     let limits: ServerConfiguration.Limits
@@ -21,24 +22,17 @@ struct LimitsMiddleware: RouterMiddleware {
             )
         }
         let timeout = self.limits.requestTimeout
-        let deadline = ContinuousClock.now + timeout
-        // The handler runs in a child task so the deadline can cancel it without cancelling the
-        // connection; the task ends before this function returns, so `next` does not outlive it.
-        let outcome = try await withoutActuallyEscaping(next) { next in
-            let handler = UncheckedSendable(next)
-            let context = context
-            return try await DeadlineTicker.shared.run(until: deadline) { try await handler.value(request, context) }
-        }
-        guard case .finished(let response) = outcome else {
+        // The handler runs in this task, the one reading the connection: cancelling the task
+        // would end the connection too, so the deadline gives up the handler's database work
+        // instead, which is what a handler waits on.
+        let deadline = QueryDeadline(ContinuousClock.now + timeout)
+        do {
+            return try await QueryDeadline.$current.withValue(deadline) { try await next(request, context) }
+        } catch where deadline.hasFired {
+            // A handler that completes is answered even when the deadline passed meanwhile (a
+            // committed write is answered as committed); one that fails after it gave up is 503.
             context.logger.warning("request timed out", metadata: ["timeout": "\(timeout)"])
             throw Problem(.unavailable, detail: "the request took longer than \(timeout)", reason: "request_timeout", headers: [.retryAfter: "1"])
         }
-        return response
     }
-}
-
-/// Carries a value the compiler cannot prove sendable across a boundary known to be safe.
-struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }

@@ -5,10 +5,10 @@ import CLibPQ
 extension PostgresConnection {
     /// Runs `batch` in one round trip and returns one `PostgresRows` per statement.
     ///
-    /// Cancelling the calling task cancels the statement on the server.
+    /// Cancelling the calling task, or its `QueryDeadline` passing, cancels the statement on the server.
     public func execute(_ batch: PipelineBatch) async throws -> [PostgresRows] {
         let requestID = Self.nextRequestID()
-        return try await withTaskCancellationHandler {
+        return try await withCancellation({ self.cancelRequest(requestID) }) {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[PostgresRows], any Error>) in
                 self.performSoon {
                     let accepted = self.start(batch, requestID: requestID) { outcome in
@@ -19,8 +19,6 @@ extension PostgresConnection {
                     }
                 }
             }
-        } onCancel: {
-            self.cancelRequest(requestID)
         }
     }
 
@@ -34,7 +32,7 @@ extension PostgresConnection {
     @discardableResult
     public func simpleQuery(_ sql: String) async throws -> [PostgresRows] {
         let requestID = Self.nextRequestID()
-        return try await withTaskCancellationHandler {
+        return try await withCancellation({ self.cancelRequest(requestID) }) {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[PostgresRows], any Error>) in
                 self.performSoon {
                     let accepted = self.startSimple(sql, requestID: requestID) { outcome in
@@ -45,8 +43,6 @@ extension PostgresConnection {
                     }
                 }
             }
-        } onCancel: {
-            self.cancelRequest(requestID)
         }
     }
 

@@ -6,16 +6,14 @@ extension ConnectionPool {
     ///
     /// `share` names whose work it is (a tenant): while callers wait, shares take turns for
     /// the connections that come free, and none gets more than half of them while another
-    /// waits. Cancelling the calling task removes the request from the queue, or answers it at
-    /// once and cancels the running statement on the server.
+    /// waits. Cancelling the calling task, or its `QueryDeadline` passing, removes the request
+    /// from the queue, or answers it at once and cancels the running statement on the server.
     public func execute(_ batch: PipelineBatch, share: UUID? = nil) async throws -> [PostgresRows] {
         let id = PostgresConnection.nextRequestID()
-        return try await withTaskCancellationHandler {
+        return try await withCancellation({ self.cancel(requestID: id) }) {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[PostgresRows], any Error>) in
                 self.enqueue(.batch(id: id, share: share, batch, continuation))
             }
-        } onCancel: {
-            self.cancel(requestID: id)
         }
     }
 
@@ -70,12 +68,10 @@ extension ConnectionPool {
 
     private func lease(share: UUID?) async throws -> PostgresConnection {
         let id = PostgresConnection.nextRequestID()
-        return try await withTaskCancellationHandler {
+        return try await withCancellation({ self.cancel(requestID: id) }) {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<PostgresConnection, any Error>) in
                 self.enqueue(.lease(id: id, share: share, continuation))
             }
-        } onCancel: {
-            self.cancel(requestID: id)
         }
     }
 }
