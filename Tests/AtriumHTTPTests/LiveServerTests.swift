@@ -237,6 +237,47 @@ import Testing
         }
     }
 
+    @Test func aClientTricklingItsBodyIsCutOffAtTheRequestTimeout() async throws {
+        var app = try await TestApp.make()
+        app.server.port = 0
+        app.server.limits.requestTimeout = .seconds(1)
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let started = ContinuousClock.now
+            try await Self.raw(port: port) { inbound, outbound in
+                // A whole head, then a body announced at 200 bytes sent a byte every 200 ms:
+                // 40 s worth. Each byte is traffic, so the idle timeout never fires.
+                try await outbound.write(ByteBuffer(string: """
+                    POST /v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+                    Content-Length: 200\r\n\r\n{"email":
+                    """))
+                let trickle = Task {
+                    for _ in 0..<190 {
+                        try await Task.sleep(for: .milliseconds(200))
+                        try await outbound.write(ByteBuffer(string: " "))
+                    }
+                }
+                var received = ""
+                do {
+                    for try await chunk in inbound { received += String(buffer: chunk) }
+                } catch let error as IOError where error.errnoCode == ECONNRESET {
+                    // Closed with trickled bytes unread: a reset instead of a clean end.
+                } catch let error as ChannelError where error == .ioOnClosedChannel {
+                    // Closed before reading began: closed all the same.
+                }
+                trickle.cancel()
+                // Answered as timed out, if the answer got through before the close, and never
+                // from a part of the body.
+                if !received.isEmpty {
+                    #expect(received.hasPrefix("HTTP/1.1 503"))
+                    #expect(received.contains("request_timeout"))
+                }
+            }
+            // Closed by the server at the request timeout, long before the body would be complete.
+            #expect(ContinuousClock.now - started < .seconds(10))
+        }
+    }
+
     @Test func aKeepAliveConnectionServesRequestsWithinTheHeaderTimeout() async throws {
         var app = try await TestApp.make()
         app.server.port = 0

@@ -5,6 +5,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import PostgresPool
 
 /// The keys a request body may have; a nested `Fields` describes an object-valued key.
 public indirect enum Fields: Sendable {
@@ -28,7 +29,7 @@ enum JSONBody {
         }
         let buffer: ByteBuffer
         do {
-            buffer = try await request.body.collect(upTo: context.maximumBodySize)
+            buffer = try await Self.collect(request, context: context)
         } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
             throw Problem(.contentTooLarge, detail: "the body is larger than the limit of \(context.maximumBodySize) bytes", headers: [.connection: "close"])
         }
@@ -49,6 +50,30 @@ enum JSONBody {
                 .init(field: "/", reason: "\(error.reason) (line \(error.line), column \(error.column), byte \(error.offset))"),
             ])
         }
+    }
+
+    /// The whole body, by the request's deadline: a client trickling its body (a byte every few
+    /// seconds keeps the idle timeout from firing) is answered 503 when the deadline passes and
+    /// its connection closed; it cannot hold a connection and a handler for longer.
+    static func collect(_ request: Request, context: AtriumRequestContext) async throws -> ByteBuffer {
+        guard let deadline = QueryDeadline.current else {
+            return try await request.body.collect(upTo: context.maximumBodySize)
+        }
+        let channel = context.channel
+        let requestID = context.requestID
+        let buffer = try await deadline.guarding(giveUp: { Self.stopReading(channel, requestID: requestID) }) {
+            try await request.body.collect(upTo: context.maximumBodySize)
+        }
+        // Closing can let the read end early with part of the body; never act on that part.
+        guard !deadline.hasFired else { throw CancellationError() }
+        return buffer
+    }
+
+    /// Has the connection's guard answer 503 and close the connection, which ends the read
+    /// waiting for body bytes. Without the guard in the pipeline, the connection is closed.
+    private static func stopReading(_ channel: any Channel, requestID: String) {
+        channel.pipeline.fireUserInboundEventTriggered(ConnectionGuardHandler.BodyTimedOut(requestID: requestID))
+        channel.pipeline.handler(type: ConnectionGuardHandler.self).whenFailure { _ in channel.close(promise: nil) }
     }
 
     /// Bodies up to this size are parsed on the request's own thread (a few hundred microseconds

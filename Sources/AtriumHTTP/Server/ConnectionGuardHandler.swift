@@ -25,6 +25,8 @@ import NIOHTTPTypesHTTP2
 ///   the end of each response, so a client trickling header bytes (slowloris) cannot hold a
 ///   connection and its slot forever. The idle timeout alone does not catch it: every trickled
 ///   byte counts as traffic.
+/// - **A request body that has not arrived by the request's deadline** is answered here (503,
+///   `request_timeout`), since the handler is waiting for it, and the connection closed.
 final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -83,7 +85,22 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         context.fireChannelRead(data)
     }
 
+    /// Sent down the pipeline by a request whose body did not arrive by its deadline: the
+    /// handler is waiting for that body and cannot answer, so it is answered here (503) and the
+    /// connection closed.
+    struct BodyTimedOut {
+        let requestID: String
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? BodyTimedOut {
+            let problem = Problem(
+                .unavailable, detail: "the request body did not arrive within the request timeout", reason: "request_timeout",
+                headers: [.retryAfter: "1"]
+            )
+            self.answerAndClose(problem, requestID: event.requestID, context: context)
+            return
+        }
         if self.lingering, let event = event as? ChannelEvent, event == .inputClosed {
             context.close(promise: nil)
             return
@@ -135,10 +152,6 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
             context.fireErrorCaught(error)
             return
         }
-        guard !self.responding else {
-            context.close(promise: nil)
-            return
-        }
         let problem: Problem
         switch parserError {
         case .headerOverflow:
@@ -146,10 +159,21 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         default:
             problem = Problem(.malformedRequest, detail: "the request is not valid HTTP/1.1 (\(parserError))")
         }
-        let body = problem.body(requestID: RequestIdentifier.generate())
-        let head = HTTPResponse(status: HTTPResponse.Status(code: problem.status), headerFields: [
-            .contentType: "application/problem+json", .contentLength: String(body.readableBytes), .connection: "close",
-        ])
+        self.answerAndClose(problem, requestID: RequestIdentifier.generate(), context: context)
+    }
+
+    /// Answers with `problem` and closes; only closes when a response is under way already.
+    private func answerAndClose(_ problem: Problem, requestID: String, context: ChannelHandlerContext) {
+        guard !self.responding else {
+            context.close(promise: nil)
+            return
+        }
+        self.responding = true
+        let body = problem.body(requestID: requestID)
+        var head = HTTPResponse(status: HTTPResponse.Status(code: problem.status), headerFields: problem.headers)
+        head.headerFields[.contentType] = "application/problem+json"
+        head.headerFields[.contentLength] = String(body.readableBytes)
+        if !self.isHTTP2Stream { head.headerFields[.connection] = "close" }
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         context.write(self.wrapOutboundOut(.body(body)), promise: nil)
         let channel = context.channel
