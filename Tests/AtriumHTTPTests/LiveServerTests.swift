@@ -199,41 +199,49 @@ import Testing
         }
     }
 
+    /// Connects, sends `opening`, then one more byte every 200 ms — `bytes` of them — and reads
+    /// until the server closes: what it answered, and how long it took to close.
+    static func trickle(port: Int, opening: String, byte: String, bytes: Int) async throws -> (received: String, after: Duration) {
+        let started = ContinuousClock.now
+        var received = ""
+        try await Self.raw(port: port) { inbound, outbound in
+            do {
+                try await outbound.write(ByteBuffer(string: opening))
+            } catch let error as ChannelError where error == .ioOnClosedChannel {
+                // On a loaded machine a short timeout can pass between the accept and this
+                // first write: the server has closed it already.
+            }
+            let trickle = Task {
+                for _ in 0..<bytes {
+                    try await Task.sleep(for: .milliseconds(200))
+                    try await outbound.write(ByteBuffer(string: byte))
+                }
+            }
+            do {
+                for try await chunk in inbound { received += String(buffer: chunk) }
+            } catch let error as IOError where error.errnoCode == ECONNRESET {
+                // Closing with the client's trickled bytes unread makes the kernel send a
+                // reset instead of a clean end: closed either way.
+            } catch let error as ChannelError where error == .ioOnClosedChannel {
+                // Closed before reading began: closed all the same.
+            }
+            trickle.cancel()
+        }
+        return (received, ContinuousClock.now - started)
+    }
+
     @Test func aSlowHeaderClientIsDisconnected() async throws {
         var app = try await TestApp.make()
         app.server.port = 0
         app.server.limits.headerTimeout = .seconds(1)
         try await app.test(.live) { client in
-            let port = try #require(client.port)
-            let started = ContinuousClock.now
-            try await Self.raw(port: port) { inbound, outbound in
-                do {
-                    try await outbound.write(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: localhost\r\n"))
-                } catch let error as ChannelError where error == .ioOnClosedChannel {
-                    // On a loaded machine the second of header timeout can pass between the
-                    // accept and this first write: the server has closed it already.
-                }
-                // Trickle a header byte every 200 ms: 20 s worth, far past the header timeout.
-                let trickle = Task {
-                    for _ in 0..<100 {
-                        try await Task.sleep(for: .milliseconds(200))
-                        try await outbound.write(ByteBuffer(string: "X"))
-                    }
-                }
-                var received = 0
-                do {
-                    for try await chunk in inbound { received += chunk.readableBytes }
-                } catch let error as IOError where error.errnoCode == ECONNRESET {
-                    // Closing with the client's trickled bytes unread makes the kernel send a
-                    // reset instead of a clean end: closed either way.
-                } catch let error as ChannelError where error == .ioOnClosedChannel {
-                    // Closed before reading began: closed all the same.
-                }
-                trickle.cancel()
-                #expect(received == 0)
-            }
+            // A header byte every 200 ms: 20 s worth, far past the header timeout.
+            let outcome = try await Self.trickle(
+                port: try #require(client.port), opening: "GET /healthz HTTP/1.1\r\nHost: localhost\r\n", byte: "X", bytes: 100
+            )
+            #expect(outcome.received.isEmpty)
             // Closed by the server long before the trickle would have finished.
-            #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(outcome.after < .seconds(10))
         }
     }
 
@@ -242,39 +250,24 @@ import Testing
         app.server.port = 0
         app.server.limits.requestTimeout = .seconds(1)
         try await app.test(.live) { client in
-            let port = try #require(client.port)
-            let started = ContinuousClock.now
-            try await Self.raw(port: port) { inbound, outbound in
-                // A whole head, then a body announced at 200 bytes sent a byte every 200 ms:
-                // 40 s worth. Each byte is traffic, so the idle timeout never fires.
-                try await outbound.write(ByteBuffer(string: """
+            // A whole head, then a body announced at 200 bytes sent a byte every 200 ms: 40 s
+            // worth. Each byte is traffic, so the idle timeout never fires.
+            let outcome = try await Self.trickle(
+                port: try #require(client.port),
+                opening: """
                     POST /v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
                     Content-Length: 200\r\n\r\n{"email":
-                    """))
-                let trickle = Task {
-                    for _ in 0..<190 {
-                        try await Task.sleep(for: .milliseconds(200))
-                        try await outbound.write(ByteBuffer(string: " "))
-                    }
-                }
-                var received = ""
-                do {
-                    for try await chunk in inbound { received += String(buffer: chunk) }
-                } catch let error as IOError where error.errnoCode == ECONNRESET {
-                    // Closed with trickled bytes unread: a reset instead of a clean end.
-                } catch let error as ChannelError where error == .ioOnClosedChannel {
-                    // Closed before reading began: closed all the same.
-                }
-                trickle.cancel()
-                // Answered as timed out, if the answer got through before the close, and never
-                // from a part of the body.
-                if !received.isEmpty {
-                    #expect(received.hasPrefix("HTTP/1.1 503"))
-                    #expect(received.contains("request_timeout"))
-                }
+                    """,
+                byte: " ", bytes: 190
+            )
+            // Answered as timed out, if the answer got through before the close, and never from
+            // a part of the body.
+            if !outcome.received.isEmpty {
+                #expect(outcome.received.hasPrefix("HTTP/1.1 503"))
+                #expect(outcome.received.contains("request_timeout"))
             }
             // Closed by the server at the request timeout, long before the body would be complete.
-            #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(outcome.after < .seconds(10))
         }
     }
 

@@ -13,11 +13,7 @@ import Testing
         let result = await QueryDeadline.$current.withValue(deadline) {
             await Result { try await pool.query("SELECT pg_sleep(30)") }
         }
-        guard case .failure(let error as PostgresError) = result else {
-            Issue.record("expected the statement to be given up, got \(result)")
-            return
-        }
-        #expect(error.code == .cancelled)
+        Self.expectGivenUp(result)
         #expect(deadline.hasFired)
         // The task itself was not cancelled, and PostgreSQL stopped the statement: the one
         // connection serves the next statement at once (it would wait 30 s behind pg_sleep).
@@ -45,11 +41,7 @@ import Testing
             let result = await QueryDeadline.$current.withValue(deadline) {
                 await Result { try await pool.query("SELECT 1") }
             }
-            if case .failure(let error as PostgresError) = result {
-                #expect(error.code == .cancelled)
-            } else {
-                Issue.record("expected the wait to be given up, got \(result)")
-            }
+            Self.expectGivenUp(result)
             #expect(deadline.hasFired)
             #expect(pool.statistics.waiting == 0)
         }
@@ -63,11 +55,7 @@ import Testing
         let result = await QueryDeadline.$current.withValue(deadline) {
             await Result { try await pool.withTransaction { transaction in try await transaction.query("SELECT pg_sleep(30)") } }
         }
-        if case .failure(let error as PostgresError) = result {
-            #expect(error.code == .cancelled)
-        } else {
-            Issue.record("expected the statement to be given up, got \(result)")
-        }
+        Self.expectGivenUp(result)
         let rows = try await pool.query("SELECT 2::int8")
         #expect(try rows[0].decode(Int.self, column: 0) == 2)
         await pool.close()
@@ -93,6 +81,14 @@ import Testing
         // Refused before it reached the pool.
         #expect(pool.statistics.acquired == before)
         await pool.close()
+    }
+
+    static func expectGivenUp<Value>(_ result: Result<Value, any Error>, sourceLocation: SourceLocation = #_sourceLocation) {
+        guard case .failure(let error as PostgresError) = result else {
+            Issue.record("expected the work to be given up, got \(result)", sourceLocation: sourceLocation)
+            return
+        }
+        #expect(error.code == .cancelled, sourceLocation: sourceLocation)
     }
 }
 
