@@ -2,7 +2,17 @@
 public enum Hex {
     private static let digits = Array("0123456789abcdef".utf8)
 
+    /// Inlinable, so that a caller in another module gets it specialized (see `Base64`).
+    @inlinable
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        if let text = bytes.withContiguousStorageIfAvailable({ Self.encode(buffer: $0) }) {
+            return text
+        }
+        return Array(bytes).withUnsafeBufferPointer { Self.encode(buffer: $0) }
+    }
+
+    @usableFromInline
+    static func encode(buffer bytes: UnsafeBufferPointer<UInt8>) -> String {
         var text: [UInt8] = []
         text.reserveCapacity(bytes.underestimatedCount * 2)
         for byte in bytes {

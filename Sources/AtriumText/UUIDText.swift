@@ -99,7 +99,9 @@ extension UUID {
         UUIDText.append(self, to: &buffer)
     }
 
-    /// Parses the canonical 8-4-4-4-12 hexadecimal form, either case.
+    /// Parses the canonical 8-4-4-4-12 hexadecimal form, either case. Inlinable, so that it is
+    /// specialized for the caller's string type in other modules.
+    @inlinable
     public init?(canonical text: some StringProtocol) {
         var text = String(text)
         guard let parsed = text.withUTF8({ UUIDText.parse(UnsafeRawBufferPointer($0)) }) else { return nil }

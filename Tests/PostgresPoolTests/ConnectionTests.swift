@@ -27,6 +27,23 @@ import Testing
         #expect(try String(decoding: row.decode(PostgresBytes.self, column: 7).bytes, as: UTF8.self) == "{\"a\": 1}")
         await connection.close()
     }
+
+    @Test func aCellThatDoesNotDecodeNamesItsColumn() async throws {
+        let database = try await TestCluster.shared.makeEmptyDatabase()
+        let connection = try await PostgresConnection.connect(
+            configuration: try await TestCluster.shared.superuserConfiguration(database: database),
+            logger: TestLogger.make("test")
+        )
+        let row = try #require(try await connection.query("SELECT 'many'::text AS word, NULL::int8 AS nothing").single)
+        let wrongType = try #require(throws: PostgresError.self) { try row.decode(Int.self, column: 0) }
+        #expect(wrongType.code == .decoding)
+        #expect(wrongType.message.contains("\"word\"") && wrongType.message.contains("Int"), "\(wrongType.message)")
+        let null = try #require(throws: PostgresError.self) { try row.decode(Int.self, column: 1) }
+        #expect(null.message.contains("\"nothing\"") && null.message.contains("NULL"), "\(null.message)")
+        let outside = try #require(throws: PostgresError.self) { try row.decode(String.self, column: 2) }
+        #expect(outside.message.contains("column 2 requested but the result has 2"), "\(outside.message)")
+        await connection.close()
+    }
 }
 
 @Suite struct LargeValueTests {
