@@ -223,7 +223,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AtriumCoreTests",
-            dependencies: ["AtriumText", "AtriumCore", "AtriumWire", "AtriumTestSupport", "AtriumFuzzTargets"],
+            dependencies: ["AtriumText", "AtriumCore", "AtriumCrypto", "AtriumWire", "AtriumTestSupport", "AtriumFuzzTargets"],
             swiftSettings: testSettings
         ),
         .testTarget(
