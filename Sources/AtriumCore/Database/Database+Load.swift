@@ -14,6 +14,8 @@ public struct DatabaseLoad: Sendable, Hashable {
     public var acquired: Int
     /// Requests that gave up waiting, since start.
     public var timedOut: Int
+    /// Requests that found a connection idle and joined a busy one's next round, since start.
+    public var gathered: Int
 }
 
 /// How often one tenant's requests waited for a connection, and gave up, since start.
@@ -29,7 +31,8 @@ extension Database {
         let statistics = self.pool.statistics
         return DatabaseLoad(
             open: statistics.open, idle: statistics.idle, inUse: statistics.inUse,
-            waiting: statistics.waiting, acquired: statistics.acquired, timedOut: statistics.timedOut
+            waiting: statistics.waiting, acquired: statistics.acquired, timedOut: statistics.timedOut,
+            gathered: statistics.gathered
         )
     }
 

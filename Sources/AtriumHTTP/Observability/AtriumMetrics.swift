@@ -35,7 +35,7 @@ public final class AtriumMetrics: Sendable {
     }
 
     private struct Gauges: Sendable {
-        let poolOpen, poolIdle, poolInUse, poolWaiting, poolAcquired, poolTimedOut: Prometheus.Gauge
+        let poolOpen, poolIdle, poolInUse, poolWaiting, poolAcquired, poolTimedOut, poolGathered: Prometheus.Gauge
         let hashRunning, hashWaiting: Prometheus.Gauge
         let connectionsOpen, connectionPauses: Prometheus.Gauge
         let accessLogDropped: Prometheus.Gauge?
@@ -72,6 +72,7 @@ public final class AtriumMetrics: Sendable {
             poolWaiting: gauge("atrium_db_pool_waiters", "Requests waiting for a PostgreSQL connection"),
             poolAcquired: gauge("atrium_db_pool_acquired", "Connections handed out since start"),
             poolTimedOut: gauge("atrium_db_pool_acquire_timeouts", "Requests that gave up waiting for a connection since start"),
+            poolGathered: gauge("atrium_db_pool_gathered", "Requests that found a connection idle and joined a busy one's next round since start"),
             hashRunning: gauge("atrium_password_hashes_running", "Password hashes being computed"),
             hashWaiting: gauge("atrium_password_hash_queue_depth", "Password hashes waiting for a thread"),
             connectionsOpen: gauge("atrium_http_connections_open", "HTTP connections open"),
@@ -142,6 +143,7 @@ public final class AtriumMetrics: Sendable {
         self.gauges.poolWaiting.set(Double(pool.waiting))
         self.gauges.poolAcquired.set(Double(pool.acquired))
         self.gauges.poolTimedOut.set(Double(pool.timedOut))
+        self.gauges.poolGathered.set(Double(pool.gathered))
         self.updateTenantSeries()
         if let state = self.services.databaseProcess?.processState {
             self.gauges.databaseUp?.set(state.phase == .running ? 1.0 : 0.0)

@@ -50,7 +50,8 @@ public final class ConnectionPool: Service, Sendable {
             maxReconnectDelay: configuration.maxReconnectDelay.nanoseconds,
             // Behind a transaction pooler a round holds one batch: see `transactionPooling`.
             pipelineDepth: configuration.connection.transactionPooling ? 1 : configuration.pipelineDepth,
-            roundBudget: configuration.roundBudget.nanoseconds
+            roundBudget: configuration.roundBudget.nanoseconds,
+            gatherDelay: configuration.gatherDelay.nanoseconds
         ))))
         let timer = DispatchSource.makeTimerSource(queue: self.timerQueue)
         self.timer = UnsafeSendable(timer)

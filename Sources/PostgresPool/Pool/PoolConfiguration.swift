@@ -29,6 +29,12 @@ public struct PoolConfiguration: Sendable {
     /// tenant waiting for a connection waits about this long, not `pipelineDepth` of its slow
     /// statements. Rounds of fast statements are not affected.
     public var roundBudget: Duration
+    /// Longest a query waits for a busy connection's next round while another connection is
+    /// idle. Under load a round of several queries costs PostgreSQL and this process far less
+    /// than as many rounds of one, so while at least two connections are in rounds that
+    /// lately took under half of this, a new query joins the next of them rather than waking
+    /// an idle connection; after this long it takes an idle one. `.zero` turns this off.
+    public var gatherDelay: Duration
 
     public init(
         connection: PostgresConfiguration,
@@ -42,7 +48,8 @@ public struct PoolConfiguration: Sendable {
         maintenanceInterval: Duration = .seconds(1),
         statementCacheCapacity: Int = 256,
         pipelineDepth: Int = 8,
-        roundBudget: Duration = .milliseconds(20)
+        roundBudget: Duration = .milliseconds(20),
+        gatherDelay: Duration = .milliseconds(2)
     ) {
         precondition(maxConnections >= 1, "a pool needs at least one connection")
         self.connection = connection
@@ -57,6 +64,7 @@ public struct PoolConfiguration: Sendable {
         self.statementCacheCapacity = statementCacheCapacity
         self.pipelineDepth = max(1, pipelineDepth)
         self.roundBudget = roundBudget
+        self.gatherDelay = gatherDelay
     }
 }
 
@@ -78,6 +86,8 @@ public struct PoolStatistics: Sendable, Hashable {
     public var connectFailures: Int
     /// Batches sent again because an earlier batch in their round failed and they were skipped.
     public var retried: Int
+    /// Batches that found a connection idle and waited for a busy one's next round instead.
+    public var gathered: Int
 }
 
 /// How often one share (tenant) had to wait for a connection, and gave up waiting.

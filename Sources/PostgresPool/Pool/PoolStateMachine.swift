@@ -19,6 +19,12 @@ protocol PoolRequestProtocol {
 /// a backlog of slow requests slows itself, not its neighbours. A share whose batches have
 /// been slow gets fewer of them into one round (`RoundCosts`), so a connection it holds comes
 /// free after about `roundBudget`, not after eight of its slow statements.
+///
+/// With `gatherDelay` set, a batch that finds a connection idle while two or more are in
+/// rounds of fast batches waits for the next of those rounds instead (see `gathers`): each
+/// round trip wakes a PostgreSQL backend and a reader, so on a busy server one round of four
+/// costs both sides far less than four rounds of one. It waits at most `gatherDelay`; then an
+/// idle connection takes it.
 struct PoolStateMachine<Request: PoolRequestProtocol> {
     struct Configuration {
         var maxConnections: Int
@@ -32,6 +38,9 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
         var pipelineDepth: Int
         /// About how long (nanoseconds) one share's batches may keep a connection in one round.
         var roundBudget: UInt64 = 20_000_000
+        /// Longest a batch waits for a busy connection's next round while another connection
+        /// is idle (nanoseconds); 0 sends every batch to an idle connection at once.
+        var gatherDelay: UInt64 = 0
     }
 
     enum ConnectionState: Equatable {
@@ -89,6 +98,7 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
     private var timedOutTotal = 0
     private var connectFailuresTotal = 0
     private var retriedTotal = 0
+    private var gatheredTotal = 0
 
     init(configuration: Configuration) {
         self.configuration = configuration
@@ -109,7 +119,8 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
             acquired: self.acquiredTotal,
             timedOut: self.timedOutTotal,
             connectFailures: self.connectFailuresTotal,
-            retried: self.retriedTotal
+            retried: self.retriedTotal,
+            gathered: self.gatheredTotal
         )
     }
 
@@ -122,14 +133,28 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
             action.fail.append((request, .poolClosed))
             return action
         }
-        if self.waiters.isEmpty, let connection = self.idleStack.popLast() {
-            self.connections[connection] = .busy
-            self.acquiredTotal += 1
-            self.serve([request], on: connection, now: now)
-            action.run = ([request], connection)
+        let waiter = Waiter(request: request, deadline: now &+ self.configuration.acquireTimeout, since: now)
+        if let connection = self.idleStack.last {
+            // Waiters while a connection is idle are gathered batches (`gathers`): a lease
+            // does not wait behind them, and a batch that is not gathered takes them along.
+            if !atFront, request.canShareConnection, self.gathers() {
+                self.waiters.append(waiter)
+                self.gatheredTotal += 1
+                action.armTimer = now &+ self.configuration.gatherDelay
+                return action
+            }
+            self.idleStack.removeLast()
+            if self.waiters.isEmpty || !request.canShareConnection {
+                self.connections[connection] = .busy
+                self.acquiredTotal += 1
+                self.serve([request], on: connection, now: now)
+                action.run = ([request], connection)
+            } else {
+                self.waiters.append(waiter, atFront: atFront)
+                self.startRound(on: connection, now: now, into: &action)
+            }
             return action
         }
-        let waiter = Waiter(request: request, deadline: now &+ self.configuration.acquireTimeout)
         if atFront {
             self.retriedTotal += 1
             self.waiters.append(waiter, atFront: true)
@@ -152,7 +177,8 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
         return action
     }
 
-    /// The acquire-timeout timer fired: fail every waiter past its deadline.
+    /// The timer fired: fail every waiter past its deadline, and send gathered batches that
+    /// waited `gatherDelay` to an idle connection.
     mutating func timerFired(now: UInt64) -> Action {
         var action = Action()
         while let expired = self.waiters.popExpired(now: now) {
@@ -160,9 +186,26 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
             self.count(expired.request.share) { $0.timedOut += 1 }
             action.fail.append((expired.request, self.acquireTimeoutError()))
         }
+        if let since = self.waiters.earliestSince, since &+ self.configuration.gatherDelay <= now, let connection = self.idleStack.popLast() {
+            self.startRound(on: connection, now: now, into: &action)
+        }
         action.armTimer = self.waiters.earliestDeadline
+        if !self.idleStack.isEmpty, let since = self.waiters.earliestSince {
+            action.armTimer = min(action.armTimer ?? .max, since &+ self.configuration.gatherDelay)
+        }
         self.finishShutdownIfDone(into: &action)
         return action
+    }
+
+    /// Whether a batch that finds a connection idle should wait for a busy one's next round:
+    /// at least two connections are in rounds (so one slow round does not hold everything),
+    /// rounds lately took under half of `gatherDelay`, and the next round has room for it.
+    /// Behind a transaction pooler (`pipelineDepth` 1) a round holds one batch: never.
+    private func gathers() -> Bool {
+        self.configuration.gatherDelay > 0
+            && self.costs.roundsInFlight >= 2
+            && self.costs.typicalRound < self.configuration.gatherDelay / 2
+            && self.waiters.count + 1 < self.configuration.pipelineDepth
     }
 
     private func acquireTimeoutError() -> PostgresError {
@@ -192,21 +235,7 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
         }
         self.unserve(connection, finishedAt: now)
         if !self.waiters.isEmpty {
-            // Under load, send several waiting batches in one round: one write, one wake-up
-            // for many results. Connections still coming up get an even share of the queue.
-            let takers = 1 + self.connectingCount
-            let limit = min(self.configuration.pipelineDepth, (self.waiters.count + takers - 1) / takers)
-            let cap = max(1, self.configuration.maxConnections / 2)
-            let (holders, costs) = (self.holders, self.costs)
-            let requests = self.waiters.nextRound(
-                limit: limit,
-                mayTake: { share in holders[share, default: 0] < cap },
-                allowance: costs.hasSlowShares ? { share in costs.allowance(for: share, limit: limit) } : nil
-            )
-            self.connections[connection] = .busy
-            self.acquiredTotal += requests.count
-            self.serve(requests, on: connection, now: now)
-            action.run = (requests, connection)
+            self.startRound(on: connection, now: now, into: &action)
             self.growIfNeeded(now: now, into: &action)
             return action
         }
@@ -218,6 +247,25 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
         self.connections[connection] = .idle(since: now)
         self.idleStack.append(connection)
         return action
+    }
+
+    /// Gives `connection` (no longer idle) a round of waiting requests. Under load, several
+    /// waiting batches go in one round: one write, one wake-up for many results. Connections
+    /// still coming up get an even share of the queue.
+    private mutating func startRound(on connection: Int, now: UInt64, into action: inout Action) {
+        let takers = 1 + self.connectingCount
+        let limit = min(self.configuration.pipelineDepth, (self.waiters.count + takers - 1) / takers)
+        let cap = max(1, self.configuration.maxConnections / 2)
+        let (holders, costs) = (self.holders, self.costs)
+        let requests = self.waiters.nextRound(
+            limit: limit,
+            mayTake: { share in holders[share, default: 0] < cap },
+            allowance: costs.hasSlowShares ? { share in costs.allowance(for: share, limit: limit) } : nil
+        )
+        self.connections[connection] = .busy
+        self.acquiredTotal += requests.count
+        self.serve(requests, on: connection, now: now)
+        action.run = (requests, connection)
     }
 
     /// Opening a connection failed: back off before the next attempt.

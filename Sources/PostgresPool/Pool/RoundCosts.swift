@@ -21,6 +21,8 @@ struct RoundCosts {
     private var perBatch: [UUID?: UInt64] = [:]
     /// When each connection's round of batches started, and how many batches it holds.
     private var rounds: [Int: Round] = [:]
+    /// How long rounds of any share have lately taken, start to finish (a moving average).
+    private(set) var typicalRound: UInt64 = 0
 
     struct Round {
         var started: UInt64
@@ -33,6 +35,9 @@ struct RoundCosts {
         self.budget = budget
         self.depth = depth
     }
+
+    /// How many connections are in a round of batches now.
+    var roundsInFlight: Int { self.rounds.count }
 
     /// Whether any share is held back: when none is, rounds need not count per share.
     var hasSlowShares: Bool { !self.perBatch.isEmpty }
@@ -52,7 +57,9 @@ struct RoundCosts {
     /// `connection` finished its round, which held batches of `shares`.
     mutating func finished(_ connection: Int, shares: some Sequence<UUID?>, now: UInt64) {
         guard let round = self.rounds.removeValue(forKey: connection), round.batches > 0 else { return }
-        let sample = (now &- round.started) / UInt64(round.batches)
+        let length = min(now &- round.started, 60_000_000_000)
+        self.typicalRound = (self.typicalRound * 7 + length) / 8
+        let sample = length / UInt64(round.batches)
         for share in shares {
             let average = self.perBatch[share].map { ($0 * 3 + sample) / 4 } ?? sample
             if average * UInt64(self.depth) <= self.budget {

@@ -8,6 +8,8 @@ struct WaitQueue<Request: PoolRequestProtocol> {
     struct Waiter {
         var request: Request
         var deadline: UInt64
+        /// When it started waiting.
+        var since: UInt64 = 0
     }
 
     private var queues: [UUID?: Deque<Waiter>] = [:]
@@ -47,6 +49,11 @@ struct WaitQueue<Request: PoolRequestProtocol> {
     /// timeout), but for requeued requests, so the heads are enough.
     var earliestDeadline: UInt64? {
         self.turns.compactMap { self.queues[$0]?.first?.deadline }.min()
+    }
+
+    /// When the longest-waiting waiter started waiting (the heads are enough, as above).
+    var earliestSince: UInt64? {
+        self.turns.compactMap { self.queues[$0]?.first?.since }.min()
     }
 
     /// Removes and returns the waiter whose deadline is earliest, if it is past `now`.
