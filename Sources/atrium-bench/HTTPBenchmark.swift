@@ -25,6 +25,7 @@ struct HTTPBenchmark: AsyncParsableCommand {
     @Option(help: "Tenants.") var tenants: Int = 100
     @Option(help: "Records per tenant.") var records: Int = 10_000
     @Option(help: "ATRIUM_DB_MAX_CONNECTIONS for the server (default: as shipped).") var poolSize: Int?
+    @Option(help: "ATRIUM_DB_GATHER_DELAY for the server, milliseconds; 0 turns gathering off (default: as shipped).") var gatherDelay: Int?
     @Option(help: "ATRIUM_ACCESS_LOG for the server: on (as shipped) or off.") var accessLog: String = "on"
     @Option(help: "The atrium executable (default: the one built next to this benchmark).") var server: String?
     @Option(help: "wrk threads.") var threads: Int = 2
@@ -69,6 +70,7 @@ struct HTTPBenchmark: AsyncParsableCommand {
                 "ATRIUM_ACCESS_LOG": self.accessLog,
             ]
             if let poolSize = self.poolSize { environment["ATRIUM_DB_MAX_CONNECTIONS"] = "\(poolSize)" }
+            if let gatherDelay = self.gatherDelay { environment["ATRIUM_DB_GATHER_DELAY"] = "\(gatherDelay)" }
             if self.pgbouncer {
                 // As many server connections as the pool would open itself.
                 let bouncer = try await EmbeddedPgBouncer.start(in: cluster, users: ["atrium_app"], poolSize: self.poolSize ?? 8)
@@ -93,7 +95,7 @@ struct HTTPBenchmark: AsyncParsableCommand {
                 try await CPUSplit.apply(server: server.pid, dataDirectory: cluster.dataDirectory)
             }
             print(
-                "server: \(self.server ?? ServedProcess.siblingExecutable) serve, access log \(self.accessLog), pool \(self.poolSize.map(String.init) ?? "as shipped")"
+                "server: \(self.server ?? ServedProcess.siblingExecutable) serve, access log \(self.accessLog), pool \(self.poolSize.map(String.init) ?? "as shipped")\(self.gatherDelay.map { ", gather delay \($0) ms" } ?? "")"
                     + (self.pgbouncer ? ", through PgBouncer (transaction mode; its CPU counted with PostgreSQL's)" : "")
                     + (self.splitCores ? ", PostgreSQL on CPU \(CPUSplit.databaseCPU) alone" : ", all on \(CPUSplit.count) CPUs")
                     + (self.durable ? "; commits flushed and waited for" : "; commits not flushed (fsync off, as in tests)")

@@ -28,6 +28,7 @@ struct DatabaseEndpoint: Sendable {
                     migrationURL: settings.migrationDatabaseURL,
                     maxConnections: settings.maxConnections,
                     acquireTimeout: settings.acquireTimeout,
+                    gatherDelay: settings.gatherDelay,
                     statementTimeout: settings.statementTimeout,
                     transactionPooling: settings.transactionPooling,
                     listenURL: settings.listenDatabaseURL,
@@ -54,6 +55,7 @@ struct DatabaseEndpoint: Sendable {
                 migrationURL: cluster.connectionString(database: Self.embeddedDatabaseName),
                 maxConnections: settings.maxConnections,
                 acquireTimeout: settings.acquireTimeout,
+                gatherDelay: settings.gatherDelay,
                 statementTimeout: settings.statementTimeout
             ),
             embedded: cluster

@@ -20,6 +20,8 @@ struct Settings: Sendable {
     var dataDirectory: String
     var maxConnections: Int
     var acquireTimeout: Duration
+    /// `ATRIUM_DB_GATHER_DELAY`, milliseconds (0: off).
+    var gatherDelay: Duration
     var statementTimeout: Duration
     var logLevel: Logger.Level
     var jsonLogs: Bool
@@ -147,6 +149,7 @@ struct Settings: Sendable {
             dataDirectory: dataDirectory,
             maxConnections: try read.integer("ATRIUM_DB_MAX_CONNECTIONS", flag: database.dbMaxConnections, default: 8, range: 1...1000),
             acquireTimeout: try read.seconds("ATRIUM_DB_ACQUIRE_TIMEOUT", default: .seconds(5)),
+            gatherDelay: .milliseconds(try read.integer("ATRIUM_DB_GATHER_DELAY", default: 2, range: 0...100)),
             statementTimeout: try read.seconds("ATRIUM_DB_STATEMENT_TIMEOUT", default: .seconds(30)),
             logLevel: level,
             jsonLogs: jsonLogs,

@@ -8,6 +8,8 @@ public struct DatabaseConfiguration: Sendable {
     public var migrationURL: String
     public var maxConnections: Int
     public var acquireTimeout: Duration
+    /// Longest a query waits to join a busy connection's next round (`PoolConfiguration.gatherDelay`).
+    public var gatherDelay: Duration
     public var statementTimeout: Duration
     /// Refuse to serve when the service role could bypass row-level security.
     public var requireUnprivilegedRole: Bool
@@ -29,6 +31,7 @@ public struct DatabaseConfiguration: Sendable {
         migrationURL: String? = nil,
         maxConnections: Int = 8,
         acquireTimeout: Duration = .seconds(5),
+        gatherDelay: Duration = .milliseconds(2),
         statementTimeout: Duration = .seconds(30),
         requireUnprivilegedRole: Bool = true,
         transactionPooling: Bool = false,
@@ -41,6 +44,7 @@ public struct DatabaseConfiguration: Sendable {
         self.migrationURL = migrationURL ?? url
         self.maxConnections = maxConnections
         self.acquireTimeout = acquireTimeout
+        self.gatherDelay = gatherDelay
         self.statementTimeout = statementTimeout
         self.requireUnprivilegedRole = requireUnprivilegedRole
         self.transactionPooling = transactionPooling
@@ -63,7 +67,8 @@ public struct DatabaseConfiguration: Sendable {
                 transactionPooling: self.transactionPooling
             ),
             maxConnections: self.maxConnections,
-            acquireTimeout: self.acquireTimeout
+            acquireTimeout: self.acquireTimeout,
+            gatherDelay: self.gatherDelay
         )
     }
 
