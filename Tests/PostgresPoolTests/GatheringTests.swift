@@ -92,6 +92,20 @@ import Testing
         #expect(machine.statistics.waiting == 1)
     }
 
+    @Test func aWriteTakesAnIdleConnectionAndTheGatheredBatchesAlong() {
+        var (machine, _) = self.machine()
+        self.warmUp(&machine, id: 100)
+        let now = 20 * Self.millisecond
+        _ = machine.enqueue(Request(id: 1), now: now)
+        _ = machine.enqueue(Request(id: 2), now: now)
+        #expect(machine.enqueue(Request(id: 3), now: now).run == nil)
+        // A write's commit waits for its flush: it goes out at once, with what was gathered.
+        let write = machine.enqueue(Request(id: 4, write: true), now: now)
+        #expect(write.run?.requests.map(\.id) == [3, 4])
+        #expect(machine.statistics.waiting == 0)
+        #expect(machine.statistics.gathered == 1)
+    }
+
     @Test func aFullNextRoundGoesToAnIdleConnectionAtOnce() {
         var (machine, _) = self.machine()
         self.warmUp(&machine, id: 100)

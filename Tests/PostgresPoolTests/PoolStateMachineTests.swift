@@ -8,6 +8,8 @@ import Testing
         let id: Int
         var canShareConnection = true
         var share: UUID?
+        var write = false
+        var mayGather: Bool { self.canShareConnection && !self.write }
     }
 
     typealias Machine = PoolStateMachine<Request>

@@ -307,6 +307,15 @@ enum PoolRequest: PoolRequestProtocol, Sendable {
         return false
     }
 
+    /// A batch in an implicit transaction (a read, nearly always) may wait for a busy
+    /// connection's next round; one that commits a transaction block (a write) does not, as
+    /// its commit waits for the WAL flush, and commits on separate connections share flushes
+    /// where those of one round each wait for their own.
+    var mayGather: Bool {
+        if case .batch(_, _, let batch, _) = self { return !batch.transaction }
+        return false
+    }
+
     func fail(_ error: PostgresError) {
         switch self {
         case .batch(_, _, _, let continuation): continuation.resume(throwing: error)

@@ -8,6 +8,9 @@ protocol PoolRequestProtocol {
     var canShareConnection: Bool { get }
     /// Whose work it is (a tenant), for sharing contended connections fairly; nil for none.
     var share: UUID? { get }
+    /// May wait for a busy connection's next round rather than take an idle one (a batch
+    /// that is not a write: see `PoolStateMachine.gathers`).
+    var mayGather: Bool { get }
 }
 
 /// The pool's decisions, without I/O or locks: each event returns what to do next and the
@@ -21,7 +24,8 @@ protocol PoolRequestProtocol {
 /// free after about `roundBudget`, not after eight of its slow statements.
 ///
 /// With `gatherDelay` set, a batch that finds a connection idle while two or more are in
-/// rounds of fast batches waits for the next of those rounds instead (see `gathers`): each
+/// rounds of fast batches waits for the next of those rounds instead (see `gathers`; writes
+/// never do, so that their commits' flushes overlap on separate connections): each
 /// round trip wakes a PostgreSQL backend and a reader, so on a busy server one round of four
 /// costs both sides far less than four rounds of one. It waits at most `gatherDelay`; then an
 /// idle connection takes it.
@@ -137,7 +141,7 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
         if let connection = self.idleStack.last {
             // Waiters while a connection is idle are gathered batches (`gathers`): a lease
             // does not wait behind them, and a batch that is not gathered takes them along.
-            if !atFront, request.canShareConnection, self.gathers() {
+            if !atFront, request.mayGather, self.gathers() {
                 self.waiters.append(waiter)
                 self.gatheredTotal += 1
                 action.armTimer = now &+ self.configuration.gatherDelay
