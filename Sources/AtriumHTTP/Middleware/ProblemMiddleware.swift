@@ -13,14 +13,17 @@ struct ProblemMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         // Unknown paths and methods are answered before anything else (authentication, limits):
-        // a 404 or 405 does not depend on who asks.
-        guard let allowed = self.routes.allowedMethods(for: request.uri.path) else {
-            return Problem(.notFound, detail: "no route matches this path").response(requestID: context.requestID)
-        }
-        guard allowed.contains(request.method) else {
-            let allow = allowed.map(\.rawValue).joined(separator: ", ")
-            return Problem(.methodNotAllowed, detail: "\(request.method.rawValue) is not allowed here; use \(allow)", headers: [.allow: allow])
-                .response(requestID: context.requestID)
+        // a 404 or 405 does not depend on who asks. The router names the endpoint of a request
+        // it matched (path and method) before this runs, so only the others are looked up.
+        if context.endpointPath == nil {
+            guard let allowed = self.routes.allowedMethods(for: request.uri.path) else {
+                return Problem(.notFound, detail: "no route matches this path").response(requestID: context.requestID)
+            }
+            guard allowed.contains(request.method) else {
+                let allow = allowed.map(\.rawValue).joined(separator: ", ")
+                return Problem(.methodNotAllowed, detail: "\(request.method.rawValue) is not allowed here; use \(allow)", headers: [.allow: allow])
+                    .response(requestID: context.requestID)
+            }
         }
         do {
             return try await next(request, context)
