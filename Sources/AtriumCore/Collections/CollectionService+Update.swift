@@ -21,6 +21,10 @@ extension CollectionService {
                     """)
                 guard let row = rows.single else { throw AtriumError.notFound("collection") }
                 let current = try Self.collection(row, tenant: principal.tenant.tenantID)
+                // Waits for the record writes in flight (validated against this version) and
+                // holds off new ones until commit; only then are the records read and checked.
+                // After the row lock, never before: two changes of one collection queue on the row.
+                _ = try await transaction.query(Self.lockDefinition(current.id))
                 let (parsed, failures) = CollectionDefinition.parse(MergePatch.apply(patch, to: current.definition.json))
                 guard let definition = parsed else { throw AtriumError.invalid(failures) }
                 try await self.checkReferences(definition, in: transaction, tenant: principal.tenant)

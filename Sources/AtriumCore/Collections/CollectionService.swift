@@ -97,6 +97,12 @@ public final class CollectionService: Sendable {
     /// Tells every server to drop its cached definitions of `names`, when this transaction
     /// commits. On PostgreSQL a trigger on atrium.collections does it; on Citus the trigger
     /// would run on a worker, where nobody listens (sql/citus/distribute.sql drops it there).
+    /// Inside a definition change or deletion: waits for the collection's record writes in
+    /// flight and holds off new ones until commit (`atrium.require_collection_version`).
+    static func lockDefinition(_ collection: UUID) -> PostgresQuery {
+        "SELECT atrium.lock_collection_definition(\(collection))"
+    }
+
     func announce(_ names: [String], in transaction: PostgresTransaction, tenant: TenantContext) async throws {
         guard self.database.runsOnCitus else { return }
         let payloads = Set(names).map { tenant.tenantID.lowercasedString + ":" + $0 }
@@ -124,18 +130,20 @@ public final class CollectionService: Sendable {
         try principal.require(.admin)
         let collection = try await self.collection(named: name, in: principal.tenant)
         try await self.database.withTransaction(in: principal.tenant) { transaction in
+            // The writes in flight commit first, so the check for records sees theirs.
             let checks = try await transaction.execute([
+                Self.lockDefinition(collection.id),
                 self.records.anyRecords(of: collection.id, tenant: principal.tenant.tenantID),
                 """
                 SELECT name FROM atrium.collections WHERE tenant_id = \(principal.tenant.tenantID) AND name <> \(name)
                   AND EXISTS (SELECT 1 FROM jsonb_each(definition->'fields') f WHERE f.value->>'collection' = \(name))
                 """,
             ])
-            let referrers = try checks[1].map { try $0.decode(String.self, column: 0) }
+            let referrers = try checks[2].map { try $0.decode(String.self, column: 0) }
             if !referrers.isEmpty {
                 throw AtriumError(.conflict, "collections \(referrers.joined(separator: ", ")) reference \(name); remove those fields first", reason: "referenced")
             }
-            if try checks[0][0].decode(Bool.self, column: 0), !force {
+            if try checks[1][0].decode(Bool.self, column: 0), !force {
                 throw AtriumError(.conflict, "\(name) has records; delete with ?force=true to delete them too", reason: "not_empty")
             }
             let deleted = try await transaction.execute([

@@ -1,0 +1,64 @@
+import AtriumTestSupport
+import Foundation
+import HTTPTypes
+import PostgresPool
+import Testing
+
+/// A record write and a change of its collection's definition never overlap: the change waits
+/// for the writes in flight, and a write that waited for a change is checked against the new
+/// definition (`atrium.require_collection_version`, `atrium.lock_collection_definition`). The
+/// other side of each is played by hand on a connection of its own, as `atrium_app`.
+@Suite struct DefinitionGuardTests {
+    @Test func aDefinitionChangeWaitsForAWriteInFlightAndAWriteForAChange() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let app = try await TestApp.make(on: database)
+        try await app.test { client in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            try await client.createTasks(owner.accessToken)
+            let ids = try await database.adminQuery("SELECT tenant_id, collection_id FROM atrium.collections WHERE name = 'tasks'")
+            let (tenant, collection) = (try #require(ids.first?.values[0]), try #require(ids.first?.values[1]))
+            let hand = try await PostgresConnection.connect(configuration: database.app, logger: TestLogger.make("hand"))
+            defer { Task { await hand.close() } }
+            let scope = "BEGIN; SELECT pg_catalog.set_config('atrium.tenant_id', '\(tenant)', true); "
+
+            // A write in flight (checked against version 1, not yet committed) ...
+            try await hand.simpleQuery(scope + "SELECT atrium.require_collection_version('\(collection)', 1)")
+            async let change = client.call(.patch, "/v1/collections/tasks", token: owner.accessToken, json: [
+                "fields": ["owner": ["type": "string", "required": true, "default": "nobody"]],
+            ])
+            // ... holds the definition change back until it commits.
+            #expect(try await Self.waitingForAdvisoryLocks(database) == 1)
+            try await hand.simpleQuery("COMMIT")
+            #expect(try await change.status == .ok)
+
+            // A definition change in flight: title at most 3 characters from now on.
+            try await hand.simpleQuery(scope + """
+                SELECT atrium.lock_collection_definition('\(collection)');
+                UPDATE atrium.collections SET definition = jsonb_set(definition, '{fields,title,maxLength}', '3'), version = version + 1
+                WHERE collection_id = '\(collection)'
+                """)
+            async let write = client.createRecord(owner.accessToken, ["title": "longer than three"])
+            // The write waits for it, then is checked against the new definition, not the old.
+            #expect(try await Self.waitingForAdvisoryLocks(database) == 1)
+            try await hand.simpleQuery("COMMIT")
+            let refused = try await write
+            #expect(refused.status == .unprocessableContent)
+            #expect(refused.errorFields == ["/title"])
+            #expect(try await client.createRecord(owner.accessToken, ["title": "ok"]).status == .created)
+        }
+    }
+
+    /// Sessions of this test's database waiting for an advisory lock, once there are any (within 10 s), else 0.
+    static func waitingForAdvisoryLocks(_ database: TestDatabase) async throws -> Int {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            let rows = try await database.adminQuery("""
+                SELECT count(*) FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_database d ON d.oid = l.database
+                WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()
+                """)
+            let waiting = Int(rows[0].values[0] ?? "") ?? 0
+            if waiting > 0 || ContinuousClock.now >= deadline { return waiting }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
