@@ -37,7 +37,9 @@ import Testing
         _ = machine.released(connection, now: 10 * Self.millisecond + Self.millisecond / 10)
     }
 
-    @Test func aBatchJoinsTheNextRoundOfABusyConnectionRatherThanWakingAnIdleOne() {
+    /// A warmed-up machine with batches 1 and 2 in rounds on two connections (returned, in
+    /// order) and two connections idle, at `now`.
+    func twoRoundsInFlight() -> (machine: Machine, busy: [Int], now: UInt64) {
         var (machine, _) = self.machine()
         self.warmUp(&machine, id: 100)
         let now = 20 * Self.millisecond
@@ -45,6 +47,11 @@ import Testing
         let second = machine.enqueue(Request(id: 2), now: now)
         #expect(first.run?.requests.map(\.id) == [1])
         #expect(second.run?.requests.map(\.id) == [2])
+        return (machine, [first, second].compactMap(\.run?.connection), now)
+    }
+
+    @Test func aBatchJoinsTheNextRoundOfABusyConnectionRatherThanWakingAnIdleOne() {
+        var (machine, busy, now) = self.twoRoundsInFlight()
         // Two connections in rounds, two idle: the third and fourth batches wait for a round.
         let tenant = PoolStateMachineTests.tenantA
         let third = machine.enqueue(Request(id: 3, share: tenant), now: now)
@@ -55,19 +62,16 @@ import Testing
         #expect(machine.statistics.gathered == 2)
         #expect(machine.statistics.waiting == 2)
         // The first round to finish takes both in one round.
-        let next = machine.released(first.run!.connection, now: now + Self.millisecond / 10)
+        let next = machine.released(busy[0], now: now + Self.millisecond / 10)
         #expect(next.run?.requests.map(\.id) == [3, 4])
-        #expect(next.run?.connection == first.run!.connection)
+        #expect(next.run?.connection == busy[0])
         #expect(machine.statistics.idle == 2)
         // Being gathered is not waiting for want of a connection.
         #expect(machine.shareCounters[tenant] == nil)
     }
 
     @Test func aGatheredBatchTakesAnIdleConnectionAfterTheDelay() {
-        var (machine, _) = self.machine()
-        self.warmUp(&machine, id: 100)
-        let now = 20 * Self.millisecond
-        let busy = [machine.enqueue(Request(id: 1), now: now), machine.enqueue(Request(id: 2), now: now)].compactMap(\.run?.connection)
+        var (machine, busy, now) = self.twoRoundsInFlight()
         #expect(busy.count == 2)
         #expect(machine.enqueue(Request(id: 3), now: now).run == nil)
         // The two rounds hang (a lock, a slow statement): before the delay nothing moves ...
@@ -81,11 +85,7 @@ import Testing
     }
 
     @Test func aLeaseDoesNotWaitBehindGatheredBatches() {
-        var (machine, _) = self.machine()
-        self.warmUp(&machine, id: 100)
-        let now = 20 * Self.millisecond
-        _ = machine.enqueue(Request(id: 1), now: now)
-        _ = machine.enqueue(Request(id: 2), now: now)
+        var (machine, _, now) = self.twoRoundsInFlight()
         #expect(machine.enqueue(Request(id: 3), now: now).run == nil)
         let lease = machine.enqueue(Request(id: 4, canShareConnection: false), now: now)
         #expect(lease.run?.requests.map(\.id) == [4])
@@ -93,11 +93,7 @@ import Testing
     }
 
     @Test func aWriteTakesAnIdleConnectionAndTheGatheredBatchesAlong() {
-        var (machine, _) = self.machine()
-        self.warmUp(&machine, id: 100)
-        let now = 20 * Self.millisecond
-        _ = machine.enqueue(Request(id: 1), now: now)
-        _ = machine.enqueue(Request(id: 2), now: now)
+        var (machine, _, now) = self.twoRoundsInFlight()
         #expect(machine.enqueue(Request(id: 3), now: now).run == nil)
         // A write's commit waits for its flush: it goes out at once, with what was gathered.
         let write = machine.enqueue(Request(id: 4, write: true), now: now)
@@ -107,11 +103,7 @@ import Testing
     }
 
     @Test func aFullNextRoundGoesToAnIdleConnectionAtOnce() {
-        var (machine, _) = self.machine()
-        self.warmUp(&machine, id: 100)
-        let now = 20 * Self.millisecond
-        _ = machine.enqueue(Request(id: 1), now: now)
-        _ = machine.enqueue(Request(id: 2), now: now)
+        var (machine, _, now) = self.twoRoundsInFlight()
         // Depth 4: three may wait for the next round; the fourth makes a full round, sent now.
         for id in 3...5 { #expect(machine.enqueue(Request(id: id), now: now).run == nil) }
         let full = machine.enqueue(Request(id: 6), now: now)
