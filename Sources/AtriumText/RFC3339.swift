@@ -98,11 +98,14 @@ public enum RFC3339 {
             output.append(contentsOf: date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)).utf8)
             return
         }
-        // Far from 1970 a Double no longer holds microseconds (about 30 µs apart at year 9999),
-        // so a time printed and read back can land just under the millisecond it printed as;
-        // flooring allows for that much. Before about 2255 the slack is 0.
-        let precision = date.timeIntervalSince1970.ulp * 1_000_000
-        let slack = precision >= 1 ? precision.rounded(.up) : 0
+        // Far from 1970 a Double no longer holds microseconds (about 30 µs apart at year 9999,
+        // 1 µs before 1902), and `Date` keeps its time from 2001, so a time printed and read
+        // back goes through two roundings and can land a microsecond or more under the
+        // millisecond it printed as (1827-12-31T23:59:59.999Z read back as …59.998999);
+        // flooring allows for three steps of the coarser of the two. Between about 1934 and
+        // 2038 a step is under a quarter of a microsecond and the slack is 0.
+        let precision = max(date.timeIntervalSince1970.ulp, date.timeIntervalSinceReferenceDate.ulp) * 1_000_000
+        let slack = precision >= 0.25 ? (3 * precision).rounded(.up) : 0
         let lastPrintable: Int64 = 253_402_300_799_999_999
         let (days, microsOfDay) = CivilDate.floorDivide(min(Int64(micros) + Int64(slack), lastPrintable), 86_400_000_000)
         let (year, month, day) = CivilDate.civil(fromDays: days)
