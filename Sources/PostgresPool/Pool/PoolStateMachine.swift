@@ -79,9 +79,10 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
     private var waiters = WaitQueue<Request>()
     /// How many connections are working for each share now (a connection counts once for
     /// every share with a request in its round), and which shares each connection serves.
-    private var holders: [UUID?: Int] = [:]
-    private var servedBy: [Int: Served] = [:]
-    private var costs: RoundCosts
+    /// Kept up to date by `PoolStateMachine+Shares.swift`, hence not private.
+    var holders: [UUID?: Int] = [:]
+    var servedBy: [Int: Served] = [:]
+    var costs: RoundCosts
 
     /// The shares one connection works for: nearly always one, which needs no allocation.
     enum Served {
@@ -89,7 +90,7 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
         case several(Set<UUID?>)
     }
     /// Waits and acquire timeouts per tenant, for metrics (at most `trackedShares` of them).
-    private(set) var shareCounters: [UUID: ShareCounters] = [:]
+    var shareCounters: [UUID: ShareCounters] = [:]
     static var trackedShares: Int { 1000 }
     private var nextConnectionID = 0
     private var connectingCount = 0
@@ -378,50 +379,6 @@ struct PoolStateMachine<Request: PoolRequestProtocol> {
             self.connectingCount += 1
             action.create.append(self.nextConnectionID)
         }
-    }
-
-    // MARK: Shares
-
-    /// Records that `connection` now works for the shares of `requests`, from `now`.
-    private mutating func serve(_ requests: [Request], on connection: Int, now: UInt64) {
-        guard let first = requests.first else { return }
-        if first.canShareConnection { self.costs.started(requests.count, on: connection, now: now) }
-        let served: Served = requests.allSatisfy({ $0.share == first.share }) ? .one(first.share) : .several(Set(requests.map(\.share)))
-        switch served {
-        case .one(let share): self.holders[share, default: 0] += 1
-        case .several(let shares): for share in shares { self.holders[share, default: 0] += 1 }
-        }
-        self.servedBy[connection] = served
-    }
-
-    /// `connection` finished its work at `finishedAt`, or lost it (nil).
-    private mutating func unserve(_ connection: Int, finishedAt: UInt64?) {
-        guard let served = self.servedBy.removeValue(forKey: connection) else { return }
-        switch served {
-        case .one(let share):
-            self.release(share)
-            if let finishedAt { self.costs.finished(connection, shares: CollectionOfOne(share), now: finishedAt) }
-        case .several(let shares):
-            for share in shares { self.release(share) }
-            if let finishedAt { self.costs.finished(connection, shares: shares, now: finishedAt) }
-        }
-        if finishedAt == nil { self.costs.abandoned(connection) }
-    }
-
-    private mutating func release(_ share: UUID?) {
-        let remaining = self.holders[share, default: 1] - 1
-        self.holders[share] = remaining > 0 ? remaining : nil
-    }
-
-    private mutating func count(_ share: UUID?, _ change: (inout ShareCounters) -> Void) {
-        guard let share else { return }
-        if self.shareCounters[share] == nil, self.shareCounters.count >= Self.trackedShares {
-            // Forget the quietest to make room: the busiest are the ones worth reporting.
-            if let quietest = self.shareCounters.min(by: { $0.value.waited < $1.value.waited })?.key {
-                self.shareCounters[quietest] = nil
-            }
-        }
-        change(&self.shareCounters[share, default: ShareCounters()])
     }
 
     private mutating func finishShutdownIfDone(into action: inout Action) {
