@@ -186,9 +186,14 @@ final class AtriumProcess: @unchecked Sendable {
     func stop() {
         guard self.process.isRunning else { return }
         self.process.terminate()
-        let deadline = Date().addingTimeInterval(5)
-        while self.process.isRunning, Date() < deadline { usleep(20_000) }
-        if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
+        // Waiting for the exit here would hold one of the few threads every test's tasks run
+        // on (as many as cores) for up to 5 s: a thread of its own waits, and kills it then.
+        nonisolated(unsafe) let process = self.process
+        Thread.detachNewThread {
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning, Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
     }
 }
 
