@@ -89,7 +89,7 @@ extension QueryTests {
                 var walked = 0
                 repeat {
                     let query = try RecordQuery(parameters: (parameters + [("limit", "4")] + (cursor.map { [("cursor", $0)] } ?? [])).map { (name: $0.0, value: $0.1) })
-                    let (page, valuedFirst) = try await app.services.records.statements(for: query, collection: "tasks", principal: principal)
+                    let (page, valuedFirst, _) = try await app.services.records.statements(for: query, collection: "tasks", principal: principal)
                     func keys(_ rows: PostgresRows) throws -> [String] {
                         try rows.map { try "\($0.decode(UUID.self, column: 0)) \($0.decode(String?.self, column: 9) ?? "-") \($0.decode(String.self, column: 8))" }
                     }

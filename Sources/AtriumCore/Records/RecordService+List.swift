@@ -58,11 +58,13 @@ extension RecordService {
         try await self.statements(for: query, collection: name, principal: principal).page
     }
 
-    /// The page's statement and, sorted by an indexed field, that of the records with a value
-    /// alone, which `list` asks first. For tests.
-    package func statements(for query: RecordQuery, collection name: String, principal: Principal) async throws -> (page: PostgresQuery, valuedFirst: PostgresQuery?) {
+    /// The page's statement, sorted by an indexed field that of the records with a value alone
+    /// (which `list` asks first), and with `count=` the count's. For tests.
+    package func statements(
+        for query: RecordQuery, collection name: String, principal: Principal
+    ) async throws -> (page: PostgresQuery, valuedFirst: PostgresQuery?, count: PostgresQuery?) {
         let collection = try await self.collections.collection(named: name, in: principal.tenant)
         let plan = try RecordStore.plan(query, collection: collection, principal: principal, cursors: self.cursors)
-        return (plan.page, plan.valuedFirst)
+        return (plan.page, plan.valuedFirst, plan.count)
     }
 }

@@ -98,8 +98,9 @@ extension RecordStore {
             let text = kind == .exact
                 ? "SELECT count(*)::int8, NULL::uuid FROM atrium.records r WHERE \(where_.sql)"
                 : """
-                  SELECT count(*)::int8, (array_agg(s.record_id ORDER BY s.record_id DESC))[1] FROM (
-                    SELECT r.record_id FROM atrium.records r WHERE \(where_.sql) ORDER BY r.record_id LIMIT \(Self.estimateSample + 1)
+                  SELECT count(*)::int8, (array_agg(s.record_id ORDER BY s.sample DESC))[1] FROM (
+                    SELECT r.record_id, \(Self.sampleKey) AS sample FROM atrium.records r WHERE \(where_.sql)
+                    ORDER BY \(Self.sampleKey) LIMIT \(Self.estimateSample + 1)
                   ) s
                   """
             count = PostgresQuery(unsafeSQL: text, bindings: where_.bindings)
@@ -338,22 +339,28 @@ extension RecordStore {
     }
 
     /// Matching records counted exactly before `count=estimated` estimates.
-    static let estimateSample = 1000
+    package static let estimateSample = 1000
+
+    /// The random last seven bytes of a record id, in the order of `records_sample_idx`
+    /// (migration 019): the same expression, so that PostgreSQL walks that index.
+    static let sampleKey = "substring(uuid_send(r.record_id), 10, 7)"
 
     /// `count=estimated`: exact up to `estimateSample` matching records; beyond, estimated from
-    /// how far into the id space the first `estimateSample + 1` ids (in id order) reach.
+    /// how far into their range the first `estimateSample + 1` sample keys (`sampleKey`, in
+    /// their order) reach.
     ///
-    /// Record ids are random (version 4 UUIDs, whose first 48 bits are uniform), so the k-th
-    /// smallest of N ids lies near k/N of the id space, and `estimateSample / u`, with u that
-    /// fraction for k = `estimateSample + 1`, is an unbiased estimate of N with a relative error
-    /// of about 1/√1000 ≈ 3 %. Everything it uses is the tenant's own rows: PostgreSQL's planner
+    /// The last bytes of a record id are random (version 7 ids begin with the time, version 4
+    /// ones, which older records have, are random throughout), so the k-th smallest key of N
+    /// lies near k/N of the range, and `estimateSample / u`, with u that fraction for k =
+    /// `estimateSample + 1`, is an unbiased estimate of N with a relative error of about
+    /// 1/√1000 ≈ 3 %. Everything it uses is the tenant's own rows: PostgreSQL's planner
     /// statistics, which the estimate once came from, are shared by all tenants and told one
     /// tenant how common a value was in the others' data.
     static func estimatedCount(counted: Int, greatestOfSample id: UUID?) -> Int {
         guard counted > Self.estimateSample, let id else { return counted }
         let bytes = id.uuid
         var prefix: UInt64 = 0
-        for byte in [bytes.0, bytes.1, bytes.2, bytes.3, bytes.4, bytes.5] { prefix = prefix << 8 | UInt64(byte) }
+        for byte in [bytes.9, bytes.10, bytes.11, bytes.12, bytes.13, bytes.14] { prefix = prefix << 8 | UInt64(byte) }
         let fraction = (Double(prefix) + 0.5) / Double(UInt64(1) << 48)
         return max(counted, Int((Double(Self.estimateSample) / fraction).rounded()))
     }
