@@ -73,7 +73,7 @@ public final class RecordService: Sendable {
             try principal.require(collection.definition.rules.create.role)
             let (data, failures) = RecordValidator.validate(body, against: collection.definition, applyDefaults: true)
             guard failures.isEmpty else { throw AtriumError.invalid(failures) }
-            let id = SecureRandom.uuid()
+            let id = SecureRandom.uuidV7()
             let records = [(id: id, data: data, pointer: "")]
             let (plan, insert) = try await self.creationPlan(records, collection: collection, principal: principal, origin: origin)
             return try await self.run(plan, idempotency: idempotency, principal: principal) { results in
@@ -107,7 +107,7 @@ public final class RecordService: Sendable {
                         failures.append(.init(field: "\(pointer)/\(field)", reason: "must be unique; record \(other) of this batch has the same value"))
                     }
                 }
-                records.append((SecureRandom.uuid(), data, pointer))
+                records.append((SecureRandom.uuidV7(), data, pointer))
                 // A record can cost up to the pattern budget to check: let other requests
                 // run between records rather than after the hundredth.
                 await Task.yield()

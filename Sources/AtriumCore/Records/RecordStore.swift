@@ -1,3 +1,4 @@
+import AtriumCrypto
 import AtriumText
 import Foundation
 import PostgresPool
@@ -106,13 +107,16 @@ public struct RecordStore: Sendable {
         tenant: UUID, collection: UUID, named name: String, actor: Actor, origin: RequestOrigin,
         operation: String, entries: [(record: UUID, changes: JSONValue)]
     ) -> PostgresQuery {
+        // Time-ordered ids, as records': the audit table's key grows at one end.
         let rows = JSONValue.array(entries.map {
-            .object(JSONObject([("record_id", .string($0.record.lowercasedString)), ("changes", $0.changes)]))
+            .object(JSONObject([
+                ("audit_id", .string(SecureRandom.uuidV7().lowercasedString)), ("record_id", .string($0.record.lowercasedString)), ("changes", $0.changes),
+            ]))
         })
         return """
             INSERT INTO atrium.record_audit (tenant_id, audit_id, actor_id, actor_kind, request_id, collection_id, collection_name, record_id, operation, changes)
-            SELECT \(tenant), gen_random_uuid(), \(actor.id), \(actor.kind), \(origin.requestID), \(collection), \(name), a.record_id, \(operation), a.changes
-            FROM jsonb_to_recordset(\(JSONSerializer.text(rows))::jsonb) AS a(record_id uuid, changes jsonb)
+            SELECT \(tenant), a.audit_id, \(actor.id), \(actor.kind), \(origin.requestID), \(collection), \(name), a.record_id, \(operation), a.changes
+            FROM jsonb_to_recordset(\(JSONSerializer.text(rows))::jsonb) AS a(audit_id uuid, record_id uuid, changes jsonb)
             RETURNING 1
             """
     }
