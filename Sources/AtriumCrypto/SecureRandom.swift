@@ -19,12 +19,17 @@ extension SecureRandom {
     /// `/dev/urandom` for every id on Linux, three system calls where `RAND_bytes` serves from
     /// its own generator; and ids, like every other random value here, come from OpenSSL.
     public static func uuid() -> UUID {
+        UUID(uuid: Self.uuidBytes(version: 4))
+    }
+
+    /// 16 random bytes with the RFC 9562 variant and `version` set.
+    private static func uuidBytes(version: UInt8) -> uuid_t {
         var bytes: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         let ok = withUnsafeMutableBytes(of: &bytes) { RAND_bytes($0.baseAddress!.assumingMemoryBound(to: UInt8.self), 16) }
         precondition(ok == 1, "RAND_bytes failed: the system has no usable source of randomness")
-        bytes.6 = bytes.6 & 0x0F | 0x40
+        bytes.6 = bytes.6 & 0x0F | version << 4
         bytes.8 = bytes.8 & 0x3F | 0x80
-        return UUID(uuid: bytes)
+        return bytes
     }
 }
 
@@ -34,17 +39,13 @@ extension SecureRandom {
     /// lands on any of its pages: record ids end the keys of most of the records' indexes.
     /// The last seven bytes are random in both versions (`RecordStore.estimatedCount` samples them).
     public static func uuidV7(milliseconds: UInt64 = SecureRandom.unixMilliseconds()) -> UUID {
-        var bytes: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        let ok = withUnsafeMutableBytes(of: &bytes) { RAND_bytes($0.baseAddress!.assumingMemoryBound(to: UInt8.self), 16) }
-        precondition(ok == 1, "RAND_bytes failed: the system has no usable source of randomness")
+        var bytes = Self.uuidBytes(version: 7)
         bytes.0 = UInt8(truncatingIfNeeded: milliseconds >> 40)
         bytes.1 = UInt8(truncatingIfNeeded: milliseconds >> 32)
         bytes.2 = UInt8(truncatingIfNeeded: milliseconds >> 24)
         bytes.3 = UInt8(truncatingIfNeeded: milliseconds >> 16)
         bytes.4 = UInt8(truncatingIfNeeded: milliseconds >> 8)
         bytes.5 = UInt8(truncatingIfNeeded: milliseconds)
-        bytes.6 = bytes.6 & 0x0F | 0x70
-        bytes.8 = bytes.8 & 0x3F | 0x80
         return UUID(uuid: bytes)
     }
 
