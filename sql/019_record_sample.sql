@@ -9,4 +9,10 @@
 -- ids; ids that begin with the time are not one. It reads them in the order of the ids' last
 -- seven bytes, random in both versions (ids written before keep working), through this index.
 -- The expression must stay the same as RecordStore.sampleKey's for PostgreSQL to use it.
-CREATE INDEX records_sample_idx ON atrium.records (tenant_id, collection_id, (substring(uuid_send(record_id), 10, 7)));
+--
+-- Building it holds up writes to atrium.records while it runs. On a large installation, build
+-- it first without that, as a superuser or atrium_owner (the migration then finds it):
+--   CREATE INDEX CONCURRENTLY IF NOT EXISTS records_sample_idx ON atrium.records
+--       (tenant_id, collection_id, (substring(uuid_send(record_id), 10, 7)));
+-- (A concurrent build that failed leaves an invalid index of that name: drop it and build again.)
+CREATE INDEX IF NOT EXISTS records_sample_idx ON atrium.records (tenant_id, collection_id, (substring(uuid_send(record_id), 10, 7)));
