@@ -96,6 +96,7 @@ extension PostgresError {
         public static let notNullViolation = "23502"
         public static let serializationFailure = "40001"
         public static let deadlockDetected = "40P01"
+        public static let lockNotAvailable = "55P03"
         public static let queryCanceled = "57014"
         public static let adminShutdown = "57P01"
         public static let insufficientPrivilege = "42501"

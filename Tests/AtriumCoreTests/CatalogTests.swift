@@ -71,6 +71,7 @@ import Testing
             "collection_lock_key(p_collection uuid)", "current_tenant()", "lock_collection_definition(p_collection uuid)",
             "record_referrers(p_collection_name text, p_record uuid)",
             "require_collection_version(p_collection uuid, p_version bigint)", "require_records(p_collection uuid, p_ids uuid[])",
+            "require_record_version(p_collection uuid, p_record uuid, p_version bigint)",
             "set_tenant(tenant uuid)",
             "change_feed(p_after bigint, p_through bigint, p_writers text[], p_limit integer)",
             "change_horizon(OUT through bigint, OUT writers text[])", "change_pruned_through()",

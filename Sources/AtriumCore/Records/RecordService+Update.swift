@@ -11,35 +11,81 @@ extension RecordService {
         case mergePatch
     }
 
+    /// How many times an update is worked out from the record as read, without a lock, and
+    /// found changed when written, before it locks the record first (see `update`).
+    static let unlockedAttempts = 2
+
     /// Replaces or patches a record. With a `condition` the current version does not meet, it
     /// fails (`preconditionFailed`); an update that changes nothing leaves the version as it was.
     /// The answer is the record as PostgreSQL printed it.
+    ///
+    /// The record is read without a lock and the new data worked out from it; the write then
+    /// goes in one round trip whose first statement locks the record and checks that it is
+    /// still at the version read (`RecordStore.recordGuard`). If it changed meanwhile, or
+    /// another transaction holds it locked (the write does not wait for that: it may share its
+    /// connection's round with other tenants' work), all of it is done again from a new read;
+    /// after `unlockedAttempts` of those, as when many writers compete for one record, it is
+    /// locked and read in a transaction with a connection to itself, which then writes it.
+    /// Either way no change is written over one it did not see.
     public func update(
         _ principal: Principal, collection name: String, id: UUID, body: JSONValue, mode: UpdateMode, condition: VersionCondition?, origin: RequestOrigin
     ) async throws -> RecordText {
         try await self.withCollection(name, principal) { collection in
-            let rules = collection.definition.rules
-            try principal.require(rules.update.role)
+            try principal.require(collection.definition.rules.update.role)
             let targets = try await self.referenceTargets(of: collection, in: principal.tenant)
+            let update = { (current: StoredRecord) in
+                try Self.updatedData(of: current, body: body, mode: mode, condition: condition, collection: collection, principal: principal)
+            }
+            for _ in 0..<Self.unlockedAttempts {
+                let rows = try await self.database.query(
+                    in: principal.tenant, RecordStore.record(id, tenant: principal.tenant.tenantID, collection: collection.id, locked: false)
+                )
+                let (current, currentText) = try Self.visible(rows, collection: collection, principal: principal)
+                guard let data = try update(current) else { return currentText }
+                let (plan, written) = self.updatePlan(
+                    data, over: current, guarded: true, collection: collection, targets: targets, principal: principal, origin: origin
+                )
+                do {
+                    let results = try await plan.translatingFailures { try await self.database.transaction(in: principal.tenant, plan.statements) }
+                    self.database.announceChanges()
+                    return try RecordText(row: results[written][0])
+                } catch is RecordChanged {
+                    continue
+                }
+            }
             return try await self.database.withTransaction(in: principal.tenant) { transaction in
                 let (current, currentText) = try await self.lockedRecordText(id, collection: collection, principal: principal, in: transaction)
-                if rules.update.restrictsToOwn(principal), current.createdBy != Actor(principal) {
-                    throw AtriumError(.forbidden, "only the record's creator may change it")
-                }
-                try Self.check(condition, current)
-                let candidate = mode == .replace ? body : MergePatch.apply(body, to: .object(current.data))
-                if mode == .mergePatch, case .object(let patch) = body {
-                    let system = patch.keys.filter { CollectionDefinition.systemFields.contains($0) }
-                    if !system.isEmpty {
-                        throw AtriumError.invalid(system.map { .init(field: "/\($0)", reason: "is a system field and cannot be written") })
-                    }
-                }
-                let (data, failures) = RecordValidator.validate(candidate, against: collection.definition, applyDefaults: mode == .replace)
-                guard failures.isEmpty else { throw AtriumError.invalid(failures) }
-                guard data != current.data else { return currentText }
-                return try await self.write(data, over: current, collection: collection, targets: targets, principal: principal, origin: origin, in: transaction)
+                guard let data = try update(current) else { return currentText }
+                let (plan, written) = self.updatePlan(
+                    data, over: current, guarded: false, collection: collection, targets: targets, principal: principal, origin: origin
+                )
+                // The write's statements and COMMIT travel together: one round trip fewer.
+                let results = try await plan.translatingFailures { try await transaction.executeAndCommit(plan.statements) }
+                self.database.announceChanges()
+                return try RecordText(row: results[written][0])
             }
         }
+    }
+
+    /// The data `current` is to have after the update, or nil when that is what it has; throws
+    /// what the caller may not do or did wrong.
+    private static func updatedData(
+        of current: StoredRecord, body: JSONValue, mode: UpdateMode, condition: VersionCondition?, collection: StoredCollection, principal: Principal
+    ) throws -> JSONObject? {
+        if collection.definition.rules.update.restrictsToOwn(principal), current.createdBy != Actor(principal) {
+            throw AtriumError(.forbidden, "only the record's creator may change it")
+        }
+        try Self.check(condition, current)
+        let candidate = mode == .replace ? body : MergePatch.apply(body, to: .object(current.data))
+        if mode == .mergePatch, case .object(let patch) = body {
+            let system = patch.keys.filter { CollectionDefinition.systemFields.contains($0) }
+            if !system.isEmpty {
+                throw AtriumError.invalid(system.map { .init(field: "/\($0)", reason: "is a system field and cannot be written") })
+            }
+        }
+        let (data, failures) = RecordValidator.validate(candidate, against: collection.definition, applyDefaults: mode == .replace)
+        guard failures.isEmpty else { throw AtriumError.invalid(failures) }
+        return data == current.data ? nil : data
     }
 
     private static func check(_ condition: VersionCondition?, _ current: StoredRecord) throws {
@@ -48,15 +94,21 @@ extension RecordService {
         }
     }
 
-    private func write(
-        _ data: JSONObject, over current: StoredRecord, collection: StoredCollection, targets: [String: StoredCollection],
-        principal: Principal, origin: RequestOrigin, in transaction: PostgresTransaction
-    ) async throws -> RecordText {
+    /// The statements that write `data` over `current` (`written`: the one that answers the
+    /// record); `guarded` when `current` was read without a lock, to check first that the
+    /// record is still what was read.
+    private func updatePlan(
+        _ data: JSONObject, over current: StoredRecord, guarded: Bool, collection: StoredCollection, targets: [String: StoredCollection],
+        principal: Principal, origin: RequestOrigin
+    ) -> (plan: WritePlan, written: Int) {
         let tenant = principal.tenant.tenantID
         let actor = Actor(principal)
         let records = [(id: current.id, data: data, pointer: "")]
         var plan = WritePlan()
         plan.addChecks(for: records, collection: collection, targets: targets, tenant: tenant)
+        if guarded {
+            _ = plan.add(RecordStore.recordGuard(current.id, version: current.version, collection: collection.id), .recordGuard)
+        }
         let update = plan.add(RecordStore.update(current.id, data: data, tenant: tenant, collection: collection.id, actor: actor))
         // Index rows are rewritten only for the indexed fields whose values changed: an edit of
         // other fields writes none (deleting and inserting them all was a third of a PATCH's
@@ -86,10 +138,7 @@ extension RecordService {
             tenant: tenant, collection: collection.id, named: collection.name, readRule: collection.definition.rules.read, actor: actor,
             operation: "update", entries: [(current.id, diff.changedFields)]
         ))
-        // The write's statements and COMMIT travel together: one round trip fewer.
-        let results = try await plan.translatingFailures { try await transaction.executeAndCommit(plan.statements) }
-        self.database.announceChanges()
-        return try RecordText(row: results[update][0])
+        return (plan, update)
     }
 
     /// Deletes a record (per the delete rule). Refused (`conflict`) while other records reference it.
@@ -101,7 +150,7 @@ extension RecordService {
             // The lock and the referrers in one round trip; the delete, its audit entry and
             // COMMIT in another.
             let read = try await transaction.execute([
-                RecordStore.locked(id, tenant: principal.tenant.tenantID, collection: collection.id),
+                RecordStore.record(id, tenant: principal.tenant.tenantID, collection: collection.id, locked: true),
                 RecordStore.referrers(of: id, collection: collection.name),
             ])
             let current = try Self.visible(read[0], collection: collection, principal: principal).record
@@ -138,11 +187,11 @@ extension RecordService {
     func lockedRecordText(
         _ id: UUID, collection: StoredCollection, principal: Principal, in transaction: PostgresTransaction
     ) async throws -> (record: StoredRecord, text: RecordText) {
-        let rows = try await transaction.query(RecordStore.locked(id, tenant: principal.tenant.tenantID, collection: collection.id))
+        let rows = try await transaction.query(RecordStore.record(id, tenant: principal.tenant.tenantID, collection: collection.id, locked: true))
         return try Self.visible(rows, collection: collection, principal: principal)
     }
 
-    /// The locked record of `rows`, unless missing or not visible to the caller.
+    /// The record of `rows`, unless missing or not visible to the caller.
     private static func visible(_ rows: PostgresRows, collection: StoredCollection, principal: Principal) throws -> (record: StoredRecord, text: RecordText) {
         guard let row = rows.single else { throw AtriumError.notFound("record") }
         let text = try RecordText(row: row)

@@ -11,12 +11,11 @@ extension RecordStore {
         WHERE tenant_id = $1 AND collection_id = $2 AND record_id = $3 AND ($4::uuid IS NULL OR created_by = $4)
         """
 
-    /// One record (`StoredRecord.columns`), locked for the rest of the transaction.
-    static func locked(_ record: UUID, tenant: UUID, collection: UUID) -> PostgresQuery {
+    /// One record (`StoredRecord.columns`), `locked` for the rest of the transaction.
+    static func record(_ record: UUID, tenant: UUID, collection: UUID, locked: Bool) -> PostgresQuery {
         """
         SELECT \(unescaped: StoredRecord.columns) FROM atrium.records
-        WHERE tenant_id = \(tenant) AND collection_id = \(collection) AND record_id = \(record)
-        FOR UPDATE
+        WHERE tenant_id = \(tenant) AND collection_id = \(collection) AND record_id = \(record)\(unescaped: locked ? " FOR UPDATE" : "")
         """
     }
 

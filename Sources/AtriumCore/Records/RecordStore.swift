@@ -121,6 +121,12 @@ public struct RecordStore: Sendable {
             """
     }
 
+    /// Fails the transaction (AT004) unless the record is still at the version an update was
+    /// worked out from, and locks it until commit.
+    static func recordGuard(_ record: UUID, version: Int64, collection: UUID) -> PostgresQuery {
+        "SELECT atrium.require_record_version(\(collection), \(record), \(version))"
+    }
+
     /// Fails the transaction unless the collection is still at the version the write was checked against.
     static func versionGuard(_ collection: StoredCollection) -> PostgresQuery {
         "SELECT atrium.require_collection_version(\(collection.id), \(collection.version))"

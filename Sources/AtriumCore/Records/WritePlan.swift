@@ -7,6 +7,7 @@ import PostgresPool
 struct WritePlan {
     enum Purpose {
         case definitionGuard
+        case recordGuard
         case reference(field: String, target: String)
         case unique(field: String, pointers: [UUID: String])
         case other
@@ -61,6 +62,8 @@ struct WritePlan {
         switch (self.purposes[index], error.sqlState) {
         case (.definitionGuard, "AT003"):
             return DefinitionChanged()
+        case (.recordGuard, "AT004"), (.recordGuard, PostgresError.SQLState.lockNotAvailable):
+            return RecordChanged()
         case (.reference(let field, let target), "AT002"):
             return AtriumError.invalid([.init(field: "/\(field)", reason: "must be the id of a record in \(target)")])
         case (.unique(let field, let pointers), PostgresError.SQLState.uniqueViolation):
@@ -84,3 +87,7 @@ struct WritePlan {
 
 /// The collection changed between reading its definition and writing: read it again and retry.
 struct DefinitionChanged: Error {}
+
+/// The record changed (or went) between reading it and writing it, or another transaction holds
+/// it locked: read it again and retry.
+struct RecordChanged: Error {}

@@ -1,0 +1,194 @@
+import AtriumTestSupport
+import Foundation
+import HTTPTypes
+import PostgresPool
+import Testing
+
+/// PATCH and PUT work out the new data from the record read without a lock and write it with a
+/// check that the record is still at the version read and not locked by anyone else
+/// (`atrium.require_record_version`); after two such attempts they lock the record first. A
+/// change that lands in between is never written over. The change in between is made by hand,
+/// on a connection of its own as `atrium_app`, while the update waits for the row lock.
+@Suite struct ConcurrentUpdateTests {
+    static let mergePatch = "application/merge-patch+json"
+
+    @Test func theVersionGuardRefusesAChangedMissingOrLockedRecordAtOnce() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let app = try await TestApp.make(on: database)
+        try await app.test { client in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            try await client.createTasks(owner.accessToken)
+            let id = try #require(try await client.createRecord(owner.accessToken, ["title": "first"]).string("id"))
+            let collection = try #require(try await database.adminQuery("SELECT collection_id FROM atrium.collections WHERE name = 'tasks'").first?.values[0])
+            let hand = try await PostgresConnection.connect(configuration: database.app, logger: TestLogger.make("hand"))
+            defer { Task { await hand.close() } }
+            func guardState(_ record: String, version: Int) async throws -> String? {
+                do {
+                    try await hand.simpleQuery("""
+                        BEGIN; SELECT pg_catalog.set_config('atrium.tenant_id', '\(owner.tenantID)', true);
+                        SELECT atrium.require_record_version('\(collection)', '\(record)', \(version))
+                        """)
+                    try await hand.simpleQuery("ROLLBACK")
+                    return nil
+                } catch let error as PostgresError {
+                    try await hand.simpleQuery("ROLLBACK")
+                    return error.sqlState
+                }
+            }
+            #expect(try await guardState(id, version: 1) == nil)
+            #expect(try await guardState(id, version: 2) == "AT004")
+            #expect(try await guardState(UUID().uuidString.lowercased(), version: 1) == "AT004")
+            // Another transaction's lock: refused without waiting (a wait would hang this test).
+            let holder = try await Self.lock(id, tenant: owner.tenantID, on: database)
+            defer { Task { await holder.close() } }
+            #expect(try await guardState(id, version: 1) == PostgresError.SQLState.lockNotAvailable)
+        }
+    }
+
+    @Test func anUpdateWhoseRecordChangedBeforeItsWriteIsWorkedOutAgain() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let app = try await TestApp.make(on: database)
+        try await app.test { client in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            try await client.createTasks(owner.accessToken)
+            let id = try #require(try await client.createRecord(owner.accessToken, ["title": "first"]).string("id"))
+            let hand = try await Self.lock(id, tenant: owner.tenantID, on: database)
+            defer { Task { await hand.close() } }
+
+            async let patched = client.raw(.patch, "/v1/collections/tasks/records/\(id)", token: owner.accessToken, body: #"{"priority": 4}"#, contentType: Self.mergePatch)
+            // The patch has read version 1, found the record locked when it came to write it, and
+            // waits for the lock ...
+            #expect(try await Self.waitingForLocks(database) == 1)
+            // ... while version 2 is written by someone else.
+            try await hand.simpleQuery(#"UPDATE atrium.records SET data = data || '{"score": 7}', version = version + 1 WHERE record_id = '\#(id)'; COMMIT"#)
+            let answer = try await patched
+            #expect(answer.status == .ok)
+            #expect(answer["version"] as? Int == 3)
+            #expect(answer["data.score"] as? Int == 7, "the change made in between is kept")
+            #expect(answer["data.priority"] as? Int == 4)
+            #expect(answer.string("data.title") == "first")
+            let audit = try await database.adminQuery("SELECT changes::text FROM atrium.record_audit WHERE record_id = '\(id)' AND operation = 'update'")
+            #expect(audit.count == 1)
+            #expect(audit.first?.values[0]?.contains("priority") == true)
+            #expect(audit.first?.values[0]?.contains("score") == false, "the audit entry is the patch's change over version 2")
+        }
+    }
+
+    @Test func aConditionalUpdateWhoseRecordChangedBeforeItsWriteIsRefused() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let app = try await TestApp.make(on: database)
+        try await app.test { client in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            try await client.createTasks(owner.accessToken)
+            let id = try #require(try await client.createRecord(owner.accessToken, ["title": "first"]).string("id"))
+            let path = "/v1/collections/tasks/records/\(id)"
+            let hand = try await Self.lock(id, tenant: owner.tenantID, on: database)
+            defer { Task { await hand.close() } }
+
+            async let replaced = client.call(.put, path, token: owner.accessToken, json: ["title": "replaced"], headers: [.ifMatch: "\"1\""])
+            #expect(try await Self.waitingForLocks(database) == 1)
+            try await hand.simpleQuery(#"UPDATE atrium.records SET data = data || '{"score": 7}', version = version + 1 WHERE record_id = '\#(id)'; COMMIT"#)
+            let answer = try await replaced
+            #expect(answer.status == .preconditionFailed)
+            let stored = try await client.call(.get, path, token: owner.accessToken)
+            #expect(stored.headers[.eTag] == "\"2\"")
+            #expect(stored.string("data.title") == "first")
+            #expect(stored["data.score"] as? Int == 7)
+            let audit = try await database.adminQuery("SELECT count(*) FROM atrium.record_audit WHERE record_id = '\(id)' AND operation = 'update'")
+            #expect(audit.first?.values[0] == "0")
+        }
+    }
+
+    @Test func anUpdateWhoseRecordWasDeletedBeforeItsWriteFindsNothing() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let app = try await TestApp.make(on: database)
+        try await app.test { client in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            try await client.createTasks(owner.accessToken)
+            let id = try #require(try await client.createRecord(owner.accessToken, ["title": "first", "priority": 2]).string("id"))
+            let hand = try await Self.lock(id, tenant: owner.tenantID, on: database)
+            defer { Task { await hand.close() } }
+
+            async let patched = client.raw(.patch, "/v1/collections/tasks/records/\(id)", token: owner.accessToken, body: #"{"priority": 4}"#, contentType: Self.mergePatch)
+            #expect(try await Self.waitingForLocks(database) == 1)
+            try await hand.simpleQuery("DELETE FROM atrium.records WHERE record_id = '\(id)'; COMMIT")
+            #expect(try await patched.status == .notFound)
+            let left = try await database.adminQuery("""
+                SELECT (SELECT count(*) FROM atrium.records WHERE record_id = '\(id)') + (SELECT count(*) FROM atrium.record_values WHERE record_id = '\(id)')
+                """)
+            #expect(left.first?.values[0] == "0", "nothing of the record was written back")
+        }
+    }
+
+    @Test func concurrentPatchesOfOneRecordAllLand() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let app = try await TestApp.make(on: database)
+        try await app.test { client in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            let writers = 16
+            var fields: [String: Any] = [:]
+            for writer in 0..<writers { fields["f\(writer)"] = ["type": "integer", "indexed": writer.isMultiple(of: 2)] }
+            #expect(try await client.call(.post, "/v1/collections", token: owner.accessToken, json: ["name": "counters", "fields": fields]).status == .created)
+            let id = try #require(try await client.createRecord(owner.accessToken, [:], collection: "counters").string("id"))
+            let path = "/v1/collections/counters/records/\(id)"
+
+            // Each sets a field of its own: a write made over a version it did not see would drop another's.
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for writer in 0..<writers {
+                    group.addTask {
+                        try await client.raw(.patch, path, token: owner.accessToken, body: #"{"f\#(writer)": \#(writer + 1)}"#, contentType: Self.mergePatch).status
+                    }
+                }
+                return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
+            }
+            #expect(statuses.allSatisfy { $0 == .ok }, "\(statuses)")
+            let stored = try await client.call(.get, path, token: owner.accessToken)
+            #expect(stored.headers[.eTag] == "\"\(writers + 1)\"")
+            for writer in 0..<writers {
+                #expect(stored["data.f\(writer)"] as? Int == writer + 1, "f\(writer) was lost")
+            }
+            let values = try await database.adminQuery("SELECT count(*) FROM atrium.record_values WHERE record_id = '\(id)'")
+            #expect(values.first?.values[0] == "\(writers / 2)", "one index row per indexed field")
+            let audit = try await database.adminQuery("SELECT count(*) FROM atrium.record_audit WHERE record_id = '\(id)' AND operation = 'update'")
+            #expect(audit.first?.values[0] == "\(writers)")
+
+            // With the same If-Match, one wins and the others are told the record changed.
+            let conditional = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for writer in 0..<8 {
+                    group.addTask {
+                        try await client.raw(
+                            .patch, path, token: owner.accessToken, body: #"{"f0": \#(100 + writer)}"#, contentType: Self.mergePatch,
+                            headers: [.ifMatch: "\"\(writers + 1)\""]
+                        ).status
+                    }
+                }
+                return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
+            }
+            #expect(conditional.filter { $0 == .ok }.count == 1, "\(conditional)")
+            #expect(conditional.filter { $0 == .preconditionFailed }.count == 7, "\(conditional)")
+        }
+    }
+
+    /// A connection of its own, as `atrium_app` in `tenant`, in a transaction holding the record's row lock.
+    static func lock(_ record: String, tenant: String, on database: TestDatabase) async throws -> PostgresConnection {
+        let hand = try await PostgresConnection.connect(configuration: database.app, logger: TestLogger.make("hand"))
+        try await hand.simpleQuery("""
+            BEGIN; SELECT pg_catalog.set_config('atrium.tenant_id', '\(tenant)', true);
+            SELECT 1 FROM atrium.records WHERE record_id = '\(record)' FOR UPDATE
+            """)
+        return hand
+    }
+
+    /// Sessions of this test's database waiting for a lock, once there are any (within 10 s), else 0.
+    static func waitingForLocks(_ database: TestDatabase) async throws -> Int {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            let rows = try await database.adminQuery("""
+                SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+                """)
+            let waiting = Int(rows[0].values[0] ?? "") ?? 0
+            if waiting > 0 || ContinuousClock.now >= deadline { return waiting }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
