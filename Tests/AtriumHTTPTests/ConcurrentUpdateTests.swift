@@ -67,6 +67,10 @@ import Testing
             #expect(answer["data.score"] as? Int == 7, "the change made in between is kept")
             #expect(answer["data.priority"] as? Int == 4)
             #expect(answer.string("data.title") == "first")
+            // Two attempts found it locked; then it was locked and read first.
+            let metrics = try MetricsTests.parse(try await client.call(.get, "/metrics").body)
+            #expect(metrics.first { $0.name == "atrium_record_update_retries" }?.value == 2)
+            #expect(metrics.first { $0.name == "atrium_record_updates_locked" }?.value == 1)
             let audit = try await database.adminQuery("SELECT changes::text FROM atrium.record_audit WHERE record_id = '\(id)' AND operation = 'update'")
             #expect(audit.count == 1)
             #expect(audit.first?.values[0]?.contains("priority") == true)

@@ -1,6 +1,7 @@
 import AtriumText
 public import Foundation
 import PostgresPool
+import Synchronization
 
 extension RecordService {
     /// How a write replaces the data.
@@ -50,9 +51,11 @@ extension RecordService {
                     self.database.announceChanges()
                     return try RecordText(row: results[written][0])
                 } catch is RecordChanged {
+                    self.updatesRetried.add(1, ordering: .relaxed)
                     continue
                 }
             }
+            self.updatesLocked.add(1, ordering: .relaxed)
             return try await self.database.withTransaction(in: principal.tenant) { transaction in
                 let (current, currentText) = try await self.lockedRecordText(id, collection: collection, principal: principal, in: transaction)
                 guard let data = try update(current) else { return currentText }

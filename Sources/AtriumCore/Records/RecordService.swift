@@ -3,6 +3,7 @@ import AtriumText
 public import Foundation
 public import Logging
 import PostgresPool
+public import Synchronization
 
 /// Records of a tenant's collections: reading, validated writes, queries. Writes are recorded
 /// in the audit log in the same transaction.
@@ -12,6 +13,11 @@ public final class RecordService: Sendable {
     let cursors: CursorCodec
     let exportSlots: ExportSlots
     let logger: Logger
+    /// Updates written after reading the record again, because it changed or was locked
+    /// between their read and their write (each such attempt counts), since start.
+    public let updatesRetried = Atomic<Int>(0)
+    /// Updates that, after those attempts, locked the record before reading it, since start.
+    public let updatesLocked = Atomic<Int>(0)
 
     /// Most records in one batch.
     public static let maximumBatch = 100
