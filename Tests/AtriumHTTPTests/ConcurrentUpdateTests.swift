@@ -1,6 +1,7 @@
 import AtriumTestSupport
 import Foundation
 import HTTPTypes
+import HummingbirdTesting
 import PostgresPool
 import Testing
 
@@ -13,12 +14,7 @@ import Testing
     static let mergePatch = "application/merge-patch+json"
 
     @Test func theVersionGuardRefusesAChangedMissingOrLockedRecordAtOnce() async throws {
-        let database = try await TestCluster.shared.makeDatabase()
-        let app = try await TestApp.make(on: database)
-        try await app.test { client in
-            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
-            try await client.createTasks(owner.accessToken)
-            let id = try #require(try await client.createRecord(owner.accessToken, ["title": "first"]).string("id"))
+        try await Self.withRecord(["title": "first"]) { client, database, owner, id in
             let collection = try #require(try await database.adminQuery("SELECT collection_id FROM atrium.collections WHERE name = 'tasks'").first?.values[0])
             let hand = try await PostgresConnection.connect(configuration: database.app, logger: TestLogger.make("hand"))
             defer { Task { await hand.close() } }
@@ -46,12 +42,7 @@ import Testing
     }
 
     @Test func anUpdateWhoseRecordChangedBeforeItsWriteIsWorkedOutAgain() async throws {
-        let database = try await TestCluster.shared.makeDatabase()
-        let app = try await TestApp.make(on: database)
-        try await app.test { client in
-            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
-            try await client.createTasks(owner.accessToken)
-            let id = try #require(try await client.createRecord(owner.accessToken, ["title": "first"]).string("id"))
+        try await Self.withRecord(["title": "first"]) { client, database, owner, id in
             let hand = try await Self.lock(id, tenant: owner.tenantID, on: database)
             defer { Task { await hand.close() } }
 
@@ -60,7 +51,7 @@ import Testing
             // waits for the lock ...
             #expect(try await Self.waitingForLocks(database) == 1)
             // ... while version 2 is written by someone else.
-            try await hand.simpleQuery(#"UPDATE atrium.records SET data = data || '{"score": 7}', version = version + 1 WHERE record_id = '\#(id)'; COMMIT"#)
+            try await Self.changeAndCommit(id, on: hand)
             let answer = try await patched
             #expect(answer.status == .ok)
             #expect(answer["version"] as? Int == 3)
@@ -79,19 +70,14 @@ import Testing
     }
 
     @Test func aConditionalUpdateWhoseRecordChangedBeforeItsWriteIsRefused() async throws {
-        let database = try await TestCluster.shared.makeDatabase()
-        let app = try await TestApp.make(on: database)
-        try await app.test { client in
-            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
-            try await client.createTasks(owner.accessToken)
-            let id = try #require(try await client.createRecord(owner.accessToken, ["title": "first"]).string("id"))
+        try await Self.withRecord(["title": "first"]) { client, database, owner, id in
             let path = "/v1/collections/tasks/records/\(id)"
             let hand = try await Self.lock(id, tenant: owner.tenantID, on: database)
             defer { Task { await hand.close() } }
 
             async let replaced = client.call(.put, path, token: owner.accessToken, json: ["title": "replaced"], headers: [.ifMatch: "\"1\""])
             #expect(try await Self.waitingForLocks(database) == 1)
-            try await hand.simpleQuery(#"UPDATE atrium.records SET data = data || '{"score": 7}', version = version + 1 WHERE record_id = '\#(id)'; COMMIT"#)
+            try await Self.changeAndCommit(id, on: hand)
             let answer = try await replaced
             #expect(answer.status == .preconditionFailed)
             let stored = try await client.call(.get, path, token: owner.accessToken)
@@ -104,12 +90,7 @@ import Testing
     }
 
     @Test func anUpdateWhoseRecordWasDeletedBeforeItsWriteFindsNothing() async throws {
-        let database = try await TestCluster.shared.makeDatabase()
-        let app = try await TestApp.make(on: database)
-        try await app.test { client in
-            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
-            try await client.createTasks(owner.accessToken)
-            let id = try #require(try await client.createRecord(owner.accessToken, ["title": "first", "priority": 2]).string("id"))
+        try await Self.withRecord(["title": "first", "priority": 2]) { client, database, owner, id in
             let hand = try await Self.lock(id, tenant: owner.tenantID, on: database)
             defer { Task { await hand.close() } }
 
@@ -171,6 +152,25 @@ import Testing
             #expect(conditional.filter { $0 == .ok }.count == 1, "\(conditional)")
             #expect(conditional.filter { $0 == .preconditionFailed }.count == 7, "\(conditional)")
         }
+    }
+
+    /// A tenant with the tasks collection and one record of `data`, for `body`.
+    static func withRecord(
+        _ data: [String: any Sendable], _ body: @escaping @Sendable (any TestClientProtocol, TestDatabase, SignedIn, String) async throws -> Void
+    ) async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let app = try await TestApp.make(on: database)
+        try await app.test { client in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            try await client.createTasks(owner.accessToken)
+            let id = try #require(try await client.createRecord(owner.accessToken, data).string("id"))
+            try await body(client, database, owner, id)
+        }
+    }
+
+    /// Version 2 of the record, with `score` 7, written by hand over the lock `hand` holds.
+    static func changeAndCommit(_ record: String, on hand: PostgresConnection) async throws {
+        try await hand.simpleQuery(#"UPDATE atrium.records SET data = data || '{"score": 7}', version = version + 1 WHERE record_id = '\#(record)'; COMMIT"#)
     }
 
     /// A connection of its own, as `atrium_app` in `tenant`, in a transaction holding the record's row lock.
