@@ -48,6 +48,43 @@ import Testing
         }
     }
 
+    /// A definition change holds the collection's row `FOR NO KEY UPDATE` while it waits for
+    /// the writes in flight: each of those takes `FOR KEY SHARE` on the same row through its
+    /// records' foreign key after the definition's shared lock, which `FOR UPDATE` would make
+    /// it wait for — the change waiting for the write, the write for the change, until
+    /// PostgreSQL failed one of them (40P01).
+    @Test func aDefinitionChangeAndAWriteInFlightDoNotWaitForEachOther() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let app = try await TestApp.make(on: database)
+        try await app.test { client in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            try await client.createTasks(owner.accessToken)
+            let ids = try await database.adminQuery("SELECT tenant_id, collection_id FROM atrium.collections WHERE name = 'tasks'")
+            let (tenant, collection) = (try #require(ids.first?.values[0]), try #require(ids.first?.values[1]))
+            let hand = try await PostgresConnection.connect(configuration: database.app, logger: TestLogger.make("hand"))
+            defer { Task { await hand.close() } }
+
+            // A write in flight, past its check against version 1 ...
+            try await hand.simpleQuery("""
+                BEGIN; SELECT pg_catalog.set_config('atrium.tenant_id', '\(tenant)', true);
+                SELECT atrium.require_collection_version('\(collection)', 1)
+                """)
+            async let change = client.call(.patch, "/v1/collections/tasks", token: owner.accessToken, json: ["fields": ["owner": ["type": "string"]]])
+            // ... which the change, holding the collection's row, waits for ...
+            #expect(try await Self.waitingForAdvisoryLocks(database) == 1)
+            // ... inserts its record (the foreign key locks the collection's row) and commits.
+            try await hand.simpleQuery("""
+                INSERT INTO atrium.records (tenant_id, collection_id, record_id, data, created_by, created_by_kind, updated_by, updated_by_kind)
+                VALUES ('\(tenant)', '\(collection)', gen_random_uuid(), '{"title": "in flight"}', '\(owner.userID)', 'user', '\(owner.userID)', 'user');
+                COMMIT
+                """)
+            let changed = try await change
+            #expect(changed.status == .ok, "\(changed.body)")
+            let records = try await client.call(.get, "/v1/collections/tasks/records", token: owner.accessToken)
+            #expect((records["data"] as? [Any])?.count == 1, "the write in flight committed")
+        }
+    }
+
     /// Sessions of this test's database waiting for an advisory lock, once there are any (within 10 s), else 0.
     static func waitingForAdvisoryLocks(_ database: TestDatabase) async throws -> Int {
         let deadline = ContinuousClock.now + .seconds(10)

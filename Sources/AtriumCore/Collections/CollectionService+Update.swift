@@ -17,13 +17,17 @@ extension CollectionService {
             try await self.database.withTransaction(in: principal.tenant) { transaction in
                 let rows = try await transaction.query("""
                     SELECT collection_id, version, definition, created_at, updated_at FROM atrium.collections
-                    WHERE tenant_id = \(principal.tenant.tenantID) AND name = \(name) FOR UPDATE
+                    WHERE tenant_id = \(principal.tenant.tenantID) AND name = \(name) FOR NO KEY UPDATE
                     """)
                 guard let row = rows.single else { throw AtriumError.notFound("collection") }
                 let current = try Self.collection(row, tenant: principal.tenant.tenantID)
                 // Waits for the record writes in flight (validated against this version) and
                 // holds off new ones until commit; only then are the records read and checked.
                 // After the row lock, never before: two changes of one collection queue on the row.
+                // `NO KEY`: a write in flight still locks the row `FOR KEY SHARE` through its
+                // records' foreign key, which `FOR UPDATE` would make wait for this change while
+                // it waits for the write (a deadlock). A rename takes the stronger lock when the
+                // row is updated below, once no write is in flight.
                 _ = try await transaction.query(Self.lockDefinition(current.id))
                 let (parsed, failures) = CollectionDefinition.parse(MergePatch.apply(patch, to: current.definition.json))
                 guard let definition = parsed else { throw AtriumError.invalid(failures) }
