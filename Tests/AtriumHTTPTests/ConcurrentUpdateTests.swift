@@ -105,6 +105,38 @@ import Testing
         }
     }
 
+    /// The locked path takes the collection's definition (shared) before the record's row, in
+    /// the order every other write takes them: a definition change, which holds the definition
+    /// and then rewrites the records, waits for the update instead of deadlocking with it.
+    @Test func anUpdateLockingItsRecordFirstAndADefinitionChangeDoNotDeadlock() async throws {
+        try await Self.withRecord(["title": "first"]) { client, database, owner, id in
+            let collection = try #require(try await database.adminQuery("SELECT collection_id FROM atrium.collections WHERE name = 'tasks'").first?.values[0])
+            let hand = try await Self.lock(id, tenant: owner.tenantID, on: database)
+            defer { Task { await hand.close() } }
+            async let patched = client.raw(.patch, "/v1/collections/tasks/records/\(id)", token: owner.accessToken, body: #"{"priority": 4}"#, contentType: Self.mergePatch)
+            // Refused twice, the update now waits for the row lock on the locked path.
+            #expect(try await Self.waitingForLocks(database) == 1)
+
+            // A definition change as CollectionService makes it: the definition, then the records.
+            let change = try await PostgresConnection.connect(configuration: database.app, logger: TestLogger.make("change"))
+            defer { Task { await change.close() } }
+            async let changed = change.simpleQuery("""
+                BEGIN; SELECT pg_catalog.set_config('atrium.tenant_id', '\(owner.tenantID)', true);
+                SELECT atrium.lock_collection_definition('\(collection)');
+                SELECT 1 FROM atrium.records WHERE record_id = '\(id)' FOR UPDATE;
+                COMMIT
+                """)
+            #expect(try await Self.waitingForLocks(database, atLeast: 2) == 2)
+            try await hand.simpleQuery("ROLLBACK")
+            // In the opposite order each would wait for the other until PostgreSQL broke the
+            // deadlock by failing one of them (40P01).
+            let answer = try await patched
+            #expect(answer.status == .ok, "\(answer.body)")
+            #expect(answer["data.priority"] as? Int == 4)
+            _ = try await changed
+        }
+    }
+
     @Test func concurrentPatchesOfOneRecordAllLand() async throws {
         let database = try await TestCluster.shared.makeDatabase()
         let app = try await TestApp.make(on: database)
@@ -183,15 +215,16 @@ import Testing
         return hand
     }
 
-    /// Sessions of this test's database waiting for a lock, once there are any (within 10 s), else 0.
-    static func waitingForLocks(_ database: TestDatabase) async throws -> Int {
+    /// Sessions of this test's database waiting for a lock, once there are `atLeast` (within 10 s),
+    /// else as many as there are then.
+    static func waitingForLocks(_ database: TestDatabase, atLeast: Int = 1) async throws -> Int {
         let deadline = ContinuousClock.now + .seconds(10)
         while true {
             let rows = try await database.adminQuery("""
                 SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
                 """)
             let waiting = Int(rows[0].values[0] ?? "") ?? 0
-            if waiting > 0 || ContinuousClock.now >= deadline { return waiting }
+            if waiting >= atLeast || ContinuousClock.now >= deadline { return waiting }
             try await Task.sleep(for: .milliseconds(20))
         }
     }

@@ -57,7 +57,15 @@ extension RecordService {
             }
             self.updatesLocked.add(1, ordering: .relaxed)
             return try await self.database.withTransaction(in: principal.tenant) { transaction in
-                let (current, currentText) = try await self.lockedRecordText(id, collection: collection, principal: principal, in: transaction)
+                // The definition first, then the row, in one round trip: the order of every other
+                // write. A definition change holds the definition and then rewrites the records;
+                // taken the other way round, each would wait for the other (a deadlock, which
+                // PostgreSQL ends after a second by failing one of them).
+                var read = WritePlan()
+                _ = read.add(RecordStore.versionGuard(collection), .definitionGuard)
+                let record = read.add(RecordStore.record(id, tenant: principal.tenant.tenantID, collection: collection.id, locked: true))
+                let rows = try await read.translatingFailures { try await transaction.execute(read.statements) }
+                let (current, currentText) = try Self.visible(rows[record], collection: collection, principal: principal)
                 guard let data = try update(current) else { return currentText }
                 let (plan, written) = self.updatePlan(
                     data, over: current, guarded: false, collection: collection, targets: targets, principal: principal, origin: origin
@@ -98,8 +106,9 @@ extension RecordService {
     }
 
     /// The statements that write `data` over `current` (`written`: the one that answers the
-    /// record); `guarded` when `current` was read without a lock, to check first that the
-    /// record is still what was read.
+    /// record); `guarded` when `current` was read without a lock, to take the definition and
+    /// check that the record is still what was read first (the locked path took the definition
+    /// and the record before reading it).
     private func updatePlan(
         _ data: JSONObject, over current: StoredRecord, guarded: Bool, collection: StoredCollection, targets: [String: StoredCollection],
         principal: Principal, origin: RequestOrigin
@@ -108,7 +117,7 @@ extension RecordService {
         let actor = Actor(principal)
         let records = [(id: current.id, data: data, pointer: "")]
         var plan = WritePlan()
-        plan.addChecks(for: records, collection: collection, targets: targets, tenant: tenant)
+        plan.addChecks(for: records, collection: collection, targets: targets, tenant: tenant, definitionGuard: guarded)
         if guarded {
             _ = plan.add(RecordStore.recordGuard(current.id, version: current.version, collection: collection.id), .recordGuard)
         }
@@ -183,15 +192,6 @@ extension RecordService {
             ])
             self.database.announceChanges()
         }
-    }
-
-    /// The record, locked for this transaction, parsed and as PostgreSQL printed it; `notFound`
-    /// when missing or not visible to the caller.
-    func lockedRecordText(
-        _ id: UUID, collection: StoredCollection, principal: Principal, in transaction: PostgresTransaction
-    ) async throws -> (record: StoredRecord, text: RecordText) {
-        let rows = try await transaction.query(RecordStore.record(id, tenant: principal.tenant.tenantID, collection: collection.id, locked: true))
-        return try Self.visible(rows, collection: collection, principal: principal)
     }
 
     /// The record of `rows`, unless missing or not visible to the caller.

@@ -22,14 +22,18 @@ struct WritePlan {
         return self.statements.count - 1
     }
 
-    /// Guard, reference checks and unique inserts for `records` (`pointer` names each in errors).
+    /// The definition guard (unless the transaction holds it already) and the reference
+    /// checks for `records` (`pointer` names each in errors).
     mutating func addChecks(
         for records: [(id: UUID, data: JSONObject, pointer: String)],
         collection: StoredCollection,
         targets: [String: StoredCollection],
-        tenant: UUID
+        tenant: UUID,
+        definitionGuard: Bool = true
     ) {
-        _ = self.add(RecordStore.versionGuard(collection), .definitionGuard)
+        if definitionGuard {
+            _ = self.add(RecordStore.versionGuard(collection), .definitionGuard)
+        }
         for field in collection.definition.fields where field.type == .reference {
             guard let targetName = field.collection, let target = targets[targetName] else { continue }
             let ids = records.compactMap { $0.data[field.name]?.stringValue.flatMap({ UUID(canonical: $0) }) }
