@@ -1,3 +1,4 @@
+@testable import AtriumCore
 import AtriumTestSupport
 import Foundation
 import HTTPTypes
@@ -134,6 +135,43 @@ import Testing
             #expect(answer.status == .ok, "\(answer.body)")
             #expect(answer["data.priority"] as? Int == 4)
             _ = try await changed
+        }
+    }
+
+    /// A one-round-trip transaction that PostgreSQL fails to break a deadlock is run again:
+    /// here it locks record B then A while a hand-held transaction holds A and then asks for B.
+    /// PostgreSQL fails the transaction that waited first (this one); run again, it waits for
+    /// the hand-held one to commit, and succeeds. What still fails so is a 503 to retry.
+    @Test func aTransactionFailedForADeadlockIsRunAgain() async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let app = try await TestApp.make(on: database)
+        try await app.test { client in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            try await client.createTasks(owner.accessToken)
+            let first = try #require(try await client.createRecord(owner.accessToken, ["title": "a"]).string("id"))
+            let second = try #require(try await client.createRecord(owner.accessToken, ["title": "b"]).string("id"))
+            let hand = try await Self.lock(first, tenant: owner.tenantID, on: database)
+            defer { Task { await hand.close() } }
+            let principal = try await app.services.auth.authenticate(bearer: owner.accessToken)
+            let lockBoth = { () async throws -> [PostgresRows] in
+                try await app.services.database.transaction(in: principal.tenant, [
+                    "SELECT record_id FROM atrium.records WHERE record_id = \(UUID(uuidString: second)!) FOR UPDATE",
+                    "SELECT record_id FROM atrium.records WHERE record_id = \(UUID(uuidString: first)!) FOR UPDATE",
+                ])
+            }
+            async let locked = lockBoth()
+            #expect(try await Self.waitingForLocks(database) == 1)
+            try await hand.simpleQuery("SELECT 1 FROM atrium.records WHERE record_id = '\(second)' FOR UPDATE; COMMIT")
+            let rows = try await locked
+            #expect(rows.map(\.count) == [1, 1])
+            #expect(app.services.database.transactionsRetried == 1)
+            let metrics = try MetricsTests.parse(try await client.call(.get, "/metrics").body)
+            #expect(metrics.first { $0.name == "atrium_db_transaction_retries" }?.value == 1)
+            // Where running it again is not for the service to do (an interactive transaction), or
+            // did not help: 503, to be sent again.
+            let refused = Database.domainError(for: PostgresError(code: .server, message: "deadlock detected", sqlState: PostgresError.SQLState.deadlockDetected))
+            #expect(refused?.code == .unavailable && refused?.retryAfter == 1)
+            #expect(Database.domainError(for: PostgresError(code: .server, message: "duplicate", sqlState: PostgresError.SQLState.uniqueViolation)) == nil)
         }
     }
 

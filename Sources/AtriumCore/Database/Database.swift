@@ -17,6 +17,7 @@ public final class Database: Service, Sendable {
     private let citus = Atomic<Bool>(false)
     /// NOTIFY `atrium_changes` after writes commit, not inside them (see `ChangeAnnouncer`).
     private let changes = ChangeAnnouncer()
+    private let concurrencyRetries = Atomic<Int>(0)
 
     public init(configuration: DatabaseConfiguration, logger: Logger) {
         self.pool = ConnectionPool(configuration: configuration.poolConfiguration, logger: logger)
@@ -114,11 +115,38 @@ public final class Database: Service, Sendable {
     /// a tenant waits for a contended connection behind that tenant's own work (see
     /// `ConnectionPool.execute(_:share:)`).
     /// `genericPlan` as for `query(in:_:genericPlan:)`, for every statement of the transaction.
+    ///
+    /// A transaction PostgreSQL failed to break a deadlock (or a serialization failure) is run
+    /// again, up to `concurrencyAttempts` times in all: it was rolled back whole and nothing ran
+    /// in between, so running it again is what the caller would do. Two writes that claim the
+    /// same unique values in opposite orders are one way to meet it.
     package func transaction(in tenant: TenantContext, _ statements: [PostgresQuery], genericPlan: Bool = false) async throws -> [PostgresRows] {
         let prelude = self.usesGenericPlans(genericPlan, for: statements) ? Self.setTenantWithGenericPlans(tenant) : self.setTenant(tenant)
         return try await Self.translatingPoolErrors {
-            try await self.pool.transaction(statements, prelude: [prelude], share: tenant.tenantID)
+            var attempt = 1
+            while true {
+                do {
+                    return try await self.pool.transaction(statements, prelude: [prelude], share: tenant.tenantID)
+                } catch let error as PostgresError where Self.isConcurrencyFailure(error) && attempt < Self.concurrencyAttempts {
+                    attempt += 1
+                    self.concurrencyRetries.add(1, ordering: .relaxed)
+                    self.logger.info("transaction run again", metadata: ["sqlstate": "\(error.sqlState ?? "")", "attempt": "\(attempt)"])
+                }
+            }
         }
+    }
+
+    /// How many times a one-round-trip transaction is run when PostgreSQL fails it for a
+    /// deadlock or a serialization failure.
+    static let concurrencyAttempts = 3
+
+    /// Transactions run again after a deadlock or serialization failure, since start.
+    package var transactionsRetried: Int {
+        self.concurrencyRetries.load(ordering: .relaxed)
+    }
+
+    static func isConcurrencyFailure(_ error: PostgresError) -> Bool {
+        error.sqlState == PostgresError.SQLState.deadlockDetected || error.sqlState == PostgresError.SQLState.serializationFailure
     }
 
     /// Runs one statement scoped to `tenant`.
@@ -241,7 +269,10 @@ public final class Database: Service, Sendable {
         case .connectionFailed, .connectionClosed, .poolClosed:
             AtriumError(.unavailable, "the database cannot be reached; retry shortly", retryAfter: 5, cause: "database unreachable: \(error.message)")
         default:
-            nil
+            // Nothing of the request was written: it may be sent again as it is.
+            Self.isConcurrencyFailure(error)
+                ? AtriumError(.unavailable, "the request met a concurrent change and was not applied; retry it", retryAfter: 1, cause: "\(error.sqlState ?? ""): \(error.message)")
+                : nil
         }
     }
 

@@ -42,7 +42,7 @@ public final class AtriumMetrics: Sendable {
         let databaseUp, databaseRestarts: Prometheus.Gauge?
         let eventSubscribers, eventsDelivered, eventSlowConsumers, changesRead, changeLag: Prometheus.Gauge
         let webhookDeliveriesCreated, webhookAttemptsSucceeded, webhookAttemptsFailed, webhookAttemptsInFlight: Prometheus.Gauge
-        let updatesRetried, updatesLocked: Prometheus.Gauge
+        let updatesRetried, updatesLocked, transactionsRetried: Prometheus.Gauge
         let mailSent, mailFailed: Prometheus.Gauge
         let liveServers: Prometheus.Gauge
         /// With read replicas: reads per target, and each replica's lag and whether it is used.
@@ -92,6 +92,7 @@ public final class AtriumMetrics: Sendable {
             webhookAttemptsInFlight: gauge("atrium_webhook_attempts_in_flight", "Webhook attempts this server is sending now"),
             updatesRetried: gauge("atrium_record_update_retries", "Record updates worked out again because the record changed or was locked between their read and their write, since start"),
             updatesLocked: gauge("atrium_record_updates_locked", "Record updates that, after retries, locked the record before reading it, since start"),
+            transactionsRetried: gauge("atrium_db_transaction_retries", "Transactions run again because PostgreSQL failed them to break a deadlock (or a serialization failure), since start"),
             mailSent: gauge("atrium_mail_sent", "Mails this server handed to the SMTP server (or wrote to files) since start"),
             mailFailed: gauge("atrium_mail_attempts_failed", "Mail attempts that failed (retried later or given up) since start"),
             liveServers: gauge("atrium_live_servers", "Live servers in the deployment by their heartbeats (the rate limits are shared between them)"),
@@ -174,6 +175,7 @@ public final class AtriumMetrics: Sendable {
         self.gauges.webhookAttemptsInFlight.set(Double(self.services.dispatcher.attemptsInFlight))
         self.gauges.updatesRetried.set(Double(self.services.records.updatesRetried.load(ordering: .relaxed)))
         self.gauges.updatesLocked.set(Double(self.services.records.updatesLocked.load(ordering: .relaxed)))
+        self.gauges.transactionsRetried.set(Double(self.services.database.transactionsRetried))
         self.gauges.mailSent.set(Double(self.services.mailer?.sent.load(ordering: .relaxed) ?? 0))
         self.gauges.mailFailed.set(Double(self.services.mailer?.failed.load(ordering: .relaxed) ?? 0))
         self.gauges.liveServers.set(Double(self.services.servers.liveServers))
