@@ -143,11 +143,7 @@ import Testing
     /// PostgreSQL fails the transaction that waited first (this one); run again, it waits for
     /// the hand-held one to commit, and succeeds. What still fails so is a 503 to retry.
     @Test func aTransactionFailedForADeadlockIsRunAgain() async throws {
-        let database = try await TestCluster.shared.makeDatabase()
-        let app = try await TestApp.make(on: database)
-        try await app.test { client in
-            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
-            try await client.createTasks(owner.accessToken)
+        try await TestApp.withTasks { app, client, database, owner in
             let first = try #require(try await client.createRecord(owner.accessToken, ["title": "a"]).string("id"))
             let second = try #require(try await client.createRecord(owner.accessToken, ["title": "b"]).string("id"))
             let hand = try await Self.lock(first, tenant: owner.tenantID, on: database)
@@ -228,11 +224,7 @@ import Testing
     static func withRecord(
         _ data: [String: any Sendable], _ body: @escaping @Sendable (any TestClientProtocol, TestDatabase, SignedIn, String) async throws -> Void
     ) async throws {
-        let database = try await TestCluster.shared.makeDatabase()
-        let app = try await TestApp.make(on: database)
-        try await app.test { client in
-            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
-            try await client.createTasks(owner.accessToken)
+        try await TestApp.withTasks { _, client, database, owner in
             let id = try #require(try await client.createRecord(owner.accessToken, data).string("id"))
             try await body(client, database, owner, id)
         }

@@ -1,8 +1,22 @@
 import AtriumCore
+import AtriumTestSupport
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+
+extension TestApp {
+    /// A database of its own, the app on it and a tenant with the tasks collection, for `body`.
+    static func withTasks(_ body: @escaping @Sendable (TestApp, any TestClientProtocol, TestDatabase, SignedIn) async throws -> Void) async throws {
+        let database = try await TestCluster.shared.makeDatabase()
+        let app = try await TestApp.make(on: database)
+        try await app.test { client in
+            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
+            try await client.createTasks(owner.accessToken)
+            try await body(app, client, database, owner)
+        }
+    }
+}
 
 /// Helpers for the data API tests.
 extension TestClientProtocol {

@@ -1,6 +1,7 @@
 import AtriumTestSupport
 import Foundation
 import HTTPTypes
+import HummingbirdTesting
 import PostgresPool
 import Testing
 
@@ -10,15 +11,7 @@ import Testing
 /// other side of each is played by hand on a connection of its own, as `atrium_app`.
 @Suite struct DefinitionGuardTests {
     @Test func aDefinitionChangeWaitsForAWriteInFlightAndAWriteForAChange() async throws {
-        let database = try await TestCluster.shared.makeDatabase()
-        let app = try await TestApp.make(on: database)
-        try await app.test { client in
-            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
-            try await client.createTasks(owner.accessToken)
-            let ids = try await database.adminQuery("SELECT tenant_id, collection_id FROM atrium.collections WHERE name = 'tasks'")
-            let (tenant, collection) = (try #require(ids.first?.values[0]), try #require(ids.first?.values[1]))
-            let hand = try await PostgresConnection.connect(configuration: database.app, logger: TestLogger.make("hand"))
-            defer { Task { await hand.close() } }
+        try await Self.withTasks { client, database, owner, tenant, collection, hand in
             let scope = "BEGIN; SELECT pg_catalog.set_config('atrium.tenant_id', '\(tenant)', true); "
 
             // A write in flight (checked against version 1, not yet committed) ...
@@ -54,15 +47,7 @@ import Testing
     /// it wait for — the change waiting for the write, the write for the change, until
     /// PostgreSQL failed one of them (40P01).
     @Test func aDefinitionChangeAndAWriteInFlightDoNotWaitForEachOther() async throws {
-        let database = try await TestCluster.shared.makeDatabase()
-        let app = try await TestApp.make(on: database)
-        try await app.test { client in
-            let owner = try await client.signUp("owner@example.com", tenant: "Acme")
-            try await client.createTasks(owner.accessToken)
-            let ids = try await database.adminQuery("SELECT tenant_id, collection_id FROM atrium.collections WHERE name = 'tasks'")
-            let (tenant, collection) = (try #require(ids.first?.values[0]), try #require(ids.first?.values[1]))
-            let hand = try await PostgresConnection.connect(configuration: database.app, logger: TestLogger.make("hand"))
-            defer { Task { await hand.close() } }
+        try await Self.withTasks { client, database, owner, tenant, collection, hand in
 
             // A write in flight, past its check against version 1 ...
             try await hand.simpleQuery("""
@@ -82,6 +67,20 @@ import Testing
             #expect(changed.status == .ok, "\(changed.body)")
             let records = try await client.call(.get, "/v1/collections/tasks/records", token: owner.accessToken)
             #expect((records["data"] as? [Any])?.count == 1, "the write in flight committed")
+        }
+    }
+
+    /// A tenant with the tasks collection (its tenant and collection ids) and a connection of
+    /// its own as `atrium_app`, for `body`.
+    static func withTasks(
+        _ body: @escaping @Sendable (any TestClientProtocol, TestDatabase, SignedIn, String, String, PostgresConnection) async throws -> Void
+    ) async throws {
+        try await TestApp.withTasks { _, client, database, owner in
+            let ids = try await database.adminQuery("SELECT tenant_id, collection_id FROM atrium.collections WHERE name = 'tasks'")
+            let (tenant, collection) = (try #require(ids.first?.values[0]), try #require(ids.first?.values[1]))
+            let hand = try await PostgresConnection.connect(configuration: database.app, logger: TestLogger.make("hand"))
+            defer { Task { await hand.close() } }
+            try await body(client, database, owner, tenant, collection, hand)
         }
     }
 
