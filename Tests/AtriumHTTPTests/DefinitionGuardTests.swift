@@ -70,6 +70,37 @@ import Testing
         }
     }
 
+    /// A write that waited for one definition change can meet the next, queued behind the first:
+    /// it is worked out again against each new definition (up to four times), not failed.
+    @Test func aWriteThatMeetsTwoDefinitionChangesInARowIsStored() async throws {
+        try await Self.withTasks { client, database, owner, tenant, collection, hand in
+            let second = try await PostgresConnection.connect(configuration: database.app, logger: TestLogger.make("second"))
+            defer { Task { await second.close() } }
+            let change = """
+                BEGIN; SELECT pg_catalog.set_config('atrium.tenant_id', '\(tenant)', true);
+                SELECT atrium.lock_collection_definition('\(collection)');
+                UPDATE atrium.collections SET version = version + 1 WHERE collection_id = '\(collection)'
+                """
+            try await hand.simpleQuery(change)
+            async let write = client.createRecord(owner.accessToken, ["title": "waits twice"])
+            #expect(try await Self.waitingForAdvisoryLocks(database) == 1)
+            // The second change queues behind the write.
+            async let secondHeld = second.simpleQuery(change)
+            #expect(try await Self.waitingForAdvisoryLocks(database, atLeast: 2) == 2)
+            // The write finds version 2 (and fails its check), reads it, and then waits for the
+            // second change, which has taken the lock meanwhile ...
+            try await hand.simpleQuery("COMMIT")
+            _ = try await secondHeld
+            #expect(try await Self.waitingForAdvisoryLocks(database) == 1)
+            // ... and finds version 3.
+            try await second.simpleQuery("COMMIT")
+            let written = try await write
+            #expect(written.status == .created, "\(written.body)")
+            let stored = try await database.adminQuery("SELECT count(*) FROM atrium.records WHERE collection_id = '\(collection)'")
+            #expect(stored.first?.values[0] == "1")
+        }
+    }
+
     /// A tenant with the tasks collection (its tenant and collection ids) and a connection of
     /// its own as `atrium_app`, for `body`.
     static func withTasks(
@@ -84,8 +115,9 @@ import Testing
         }
     }
 
-    /// Sessions of this test's database waiting for an advisory lock, once there are any (within 10 s), else 0.
-    static func waitingForAdvisoryLocks(_ database: TestDatabase) async throws -> Int {
+    /// Sessions of this test's database waiting for an advisory lock, once there are `atLeast`
+    /// (within 10 s), else as many as there are then.
+    static func waitingForAdvisoryLocks(_ database: TestDatabase, atLeast: Int = 1) async throws -> Int {
         let deadline = ContinuousClock.now + .seconds(10)
         while true {
             let rows = try await database.adminQuery("""
@@ -93,7 +125,7 @@ import Testing
                 WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()
                 """)
             let waiting = Int(rows[0].values[0] ?? "") ?? 0
-            if waiting > 0 || ContinuousClock.now >= deadline { return waiting }
+            if waiting >= atLeast || ContinuousClock.now >= deadline { return waiting }
             try await Task.sleep(for: .milliseconds(20))
         }
     }

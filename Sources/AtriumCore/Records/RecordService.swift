@@ -31,17 +31,33 @@ public final class RecordService: Sendable {
     }
 
     /// Runs `body` with the collection's definition; if the definition changed underneath
-    /// (another server's cache was newer), reads it again and runs once more.
+    /// (another server's cache was newer, or a change committed while the write waited for it),
+    /// reads it again and runs again, up to `definitionAttempts` times in all — a write that
+    /// waited for one change can meet the next one queued behind it. Past that, `503`: the
+    /// definition is changing faster than writes get through, and nothing was written.
     func withCollection<T>(_ name: String, _ principal: Principal, _ body: (StoredCollection) async throws -> T) async throws -> T {
-        let collection = try await self.collections.collection(named: name, in: principal.tenant)
-        do {
-            return try await body(collection)
-        } catch is DefinitionChanged {
-            self.collections.cache.remove(tenant: principal.tenant.tenantID, name: name)
-            let fresh = try await self.collections.collection(named: name, in: principal.tenant)
-            return try await body(fresh)
+        var collection = try await self.collections.collection(named: name, in: principal.tenant)
+        var attempt = 1
+        while true {
+            do {
+                return try await body(collection)
+            } catch is DefinitionChanged {
+                guard attempt < Self.definitionAttempts else {
+                    throw AtriumError(
+                        .unavailable, "the collection's definition kept changing during the write, which was not applied; retry it", retryAfter: 1,
+                        cause: "collection \(name) changed \(attempt) times during one write"
+                    )
+                }
+                attempt += 1
+                self.collections.cache.remove(tenant: principal.tenant.tenantID, name: name)
+                collection = try await self.collections.collection(named: name, in: principal.tenant)
+            }
         }
     }
+
+    /// How many times a write is worked out against its collection's definition when the
+    /// definition changes underneath it (see `withCollection`).
+    static let definitionAttempts = 4
 
     /// The collections `collection`'s reference fields point at.
     func referenceTargets(of collection: StoredCollection, in tenant: TenantContext) async throws -> [String: StoredCollection] {

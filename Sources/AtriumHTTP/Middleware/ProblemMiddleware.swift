@@ -74,7 +74,7 @@ struct ProblemMiddleware: RouterMiddleware {
         case let problem as Problem:
             return problem
         case let error as AtriumError where error.code == .unavailable:
-            context.logger.warning("database unavailable", metadata: ["error": "\(error.cause ?? error.message)"])
+            context.logger.warning("unavailable", metadata: ["error": "\(error.cause ?? error.message)"])
             return Self.problem(for: error)
         case let error as AtriumError:
             return Self.problem(for: error)
