@@ -194,6 +194,46 @@ import Testing
         }
     }
 
+    /// A batch claims each unique field's values in sorted order: here it waits for "ABC-2",
+    /// which another write holds, having claimed "ABC-1" already, so a third write wanting
+    /// "ABC-1" waits for the batch. Claimed in the records' order, the batch would wait holding
+    /// nothing; the third write could take "ABC-1" and then ask for "ABC-2" behind the batch,
+    /// and the two would deadlock once the batch went on to "ABC-1".
+    @Test func aBatchClaimsItsUniqueValuesInOneOrder() async throws {
+        try await TestApp.withTasks { _, client, database, owner in
+            let collection = try #require(try await database.adminQuery("SELECT collection_id FROM atrium.collections WHERE name = 'tasks'").first?.values[0])
+            let scoped = "BEGIN; SELECT pg_catalog.set_config('atrium.tenant_id', '\(owner.tenantID)', true)"
+            // Records of their own for the hand-held writes to claim values for.
+            var records: [String] = []
+            for title in ["hand", "third"] {
+                records.append(try #require(try await client.createRecord(owner.accessToken, ["title": title]).string("id")))
+            }
+            let claim = { (code: String, record: String) in
+                #"SELECT atrium.claim_unique_values('\#(owner.tenantID)', '\#(collection)', 'code', '[{"record_id": "\#(record)", "value_key": "\"\#(code)\""}]')"#
+            }
+            let hand = try await PostgresConnection.connect(configuration: database.app, logger: TestLogger.make("hand"))
+            defer { Task { await hand.close() } }
+            try await hand.simpleQuery("\(scoped); \(claim("ABC-2", records[0]))")
+
+            async let created = client.call(
+                .post, "/v1/collections/tasks/records/batch", token: owner.accessToken,
+                json: ["records": [["title": "b", "code": "ABC-2"], ["title": "a", "code": "ABC-1"]]]
+            )
+            #expect(try await Self.waitingForLocks(database) == 1)
+            let third = try await PostgresConnection.connect(configuration: database.app, logger: TestLogger.make("third"))
+            defer { Task { await third.close() } }
+            try await third.simpleQuery("\(scoped); SET LOCAL lock_timeout = '200ms'")
+            let waited = await #expect(throws: PostgresError.self) { try await third.simpleQuery(claim("ABC-1", records[1])) }
+            #expect(waited?.sqlState == PostgresError.SQLState.lockNotAvailable, "\(String(describing: waited))")
+            try await third.simpleQuery("ROLLBACK")
+
+            try await hand.simpleQuery("ROLLBACK")
+            let answer = try await created
+            #expect(answer.status == .created)
+            #expect(Set((answer["data"] as? [[String: Any]] ?? []).compactMap { ($0["data"] as? [String: Any])?["code"] as? String }) == ["ABC-1", "ABC-2"])
+        }
+    }
+
     @Test func concurrentPatchesOfOneRecordAllLand() async throws {
         let database = try await TestCluster.shared.makeDatabase()
         let app = try await TestApp.make(on: database)

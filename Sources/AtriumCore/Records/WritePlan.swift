@@ -51,8 +51,12 @@ struct WritePlan {
                 byField[field, default: []].append((record.id, key))
             }
         }
+        // Claimed field by field in the definition's order, each field's values sorted: two
+        // writes wanting some of the same values then wait for each other in turn, where in their
+        // records' orders each could hold a value the other waits for (a deadlock PostgreSQL
+        // breaks only after `deadlock_timeout`, by failing one of them).
         for field in collection.definition.fields where byField[field.name] != nil {
-            let keys = byField[field.name]!
+            let keys = byField[field.name]!.sorted { $0.key < $1.key }
             _ = self.add(
                 RecordStore.insertUnique(tenant: tenant, collection: collection.id, field: field.name, keys: keys),
                 .unique(field: field.name, pointers: pointers)
