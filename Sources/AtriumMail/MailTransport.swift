@@ -1,6 +1,6 @@
-public import AtriumCore
-public import Foundation
-public import Logging
+import AtriumCore
+import Foundation
+import Logging
 
 /// Where rendered mails go: an SMTP server, or files for development.
 public enum MailTransport: Sendable {

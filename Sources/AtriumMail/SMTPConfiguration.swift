@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Where mail goes: an SMTP server from `ATRIUM_SMTP_URL`.
 ///

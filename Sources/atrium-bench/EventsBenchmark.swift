@@ -189,10 +189,10 @@ struct EventsBenchmark: AsyncParsableCommand {
             })
         }
         let deadline = ContinuousClock.now + .seconds(60)
-        while opened.value.withLock { $0 } < self.subscribers, ContinuousClock.now < deadline {
+        while opened.value.withLock({ $0 }) < self.subscribers, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(50))
         }
-        guard opened.value.withLock { $0 } == self.subscribers else {
+        guard opened.value.withLock({ $0 }) == self.subscribers else {
             throw ValidationError("only \(opened.value.withLock { $0 }) of \(self.subscribers) subscribers could open a stream")
         }
         return streams

@@ -18,7 +18,9 @@ final class ServedProcess {
         }
         self.port = port
         self.log = URL(fileURLWithPath: NSTemporaryDirectory() + "atrium-bench-serve-\(getpid()).log")
-        FileManager.default.createFile(atPath: self.log.path, contents: nil)
+        guard FileManager.default.createFile(atPath: self.log.path, contents: nil) else {
+            throw ValidationError("cannot create the server's log \(self.log.path)")
+        }
         let output = try FileHandle(forWritingTo: self.log)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)

@@ -1,6 +1,6 @@
 import AtriumText
 import Foundation
-public import Logging
+package import Logging
 package import PostgresPool
 public import ServiceLifecycle
 import Synchronization

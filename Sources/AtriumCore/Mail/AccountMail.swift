@@ -1,5 +1,5 @@
 import AtriumCrypto
-public import Foundation
+import Foundation
 
 /// Where the mails of the account flows send people, and how long their tokens live.
 ///

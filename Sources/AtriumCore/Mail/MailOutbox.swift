@@ -1,6 +1,6 @@
 import AtriumText
-public import Foundation
-public import Logging
+import Foundation
+import Logging
 public import PostgresPool
 
 /// The outbox (migration 013): mails are written by the transaction that causes them and sent by

@@ -65,7 +65,7 @@ public final class AtriumMetrics: Sendable {
         self.factory = factory
         self.services = services
         self.authFailures = CoreMetrics.Counter(label: "atrium_auth_failures_total", factory: factory)
-        func gauge(_ name: String, _ help: String) -> Prometheus.Gauge { registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help)) }
+        func gauge(_ name: String, _ help: String) -> Prometheus.Gauge { registry.gauge(name, labels: [], help: help) }
         self.gauges = Gauges(
             poolOpen: gauge("atrium_db_pool_connections_open", "PostgreSQL connections established"),
             poolIdle: gauge("atrium_db_pool_connections_idle", "PostgreSQL connections idle in the pool"),
@@ -96,14 +96,14 @@ public final class AtriumMetrics: Sendable {
             mailSent: gauge("atrium_mail_sent", "Mails this server handed to the SMTP server (or wrote to files) since start"),
             mailFailed: gauge("atrium_mail_attempts_failed", "Mail attempts that failed (retried later or given up) since start"),
             liveServers: gauge("atrium_live_servers", "Live servers in the deployment by their heartbeats (the rate limits are shared between them)"),
-            primaryReads: services.database.replicas == nil ? nil : registry.makeGauge(
-                name: "atrium_db_reads", labels: [("target", "primary")], help: "Reads that could have gone to a replica, by where they went, since start"
+            primaryReads: services.database.replicas == nil ? nil : registry.gauge(
+                "atrium_db_reads", labels: [("target", "primary")], help: "Reads that could have gone to a replica, by where they went, since start"
             ),
             replicas: (services.database.replicas?.statistics.replicas ?? []).map { replica in
                 (
-                    registry.makeGauge(name: "atrium_db_reads", labels: [("target", replica.name)], help: "Reads that could have gone to a replica, by where they went, since start"),
-                    registry.makeGauge(name: "atrium_db_replica_lag_seconds", labels: [("replica", replica.name)], help: "How far the replica is behind, at its last poll"),
-                    registry.makeGauge(name: "atrium_db_replica_usable", labels: [("replica", replica.name)], help: "1 when reads may go to the replica (reachable, in recovery, within the lag bound)")
+                    registry.gauge("atrium_db_reads", labels: [("target", replica.name)], help: "Reads that could have gone to a replica, by where they went, since start"),
+                    registry.gauge("atrium_db_replica_lag_seconds", labels: [("replica", replica.name)], help: "How far the replica is behind, at its last poll"),
+                    registry.gauge("atrium_db_replica_usable", labels: [("replica", replica.name)], help: "1 when reads may go to the replica (reachable, in recovery, within the lag bound)")
                 )
             }
         )
@@ -211,13 +211,20 @@ public final class AtriumMetrics: Sendable {
                 let tenant = counters.tenant
                 let labels = [("tenant", tenant.lowercasedString)]
                 let series = gauges[tenant] ?? (
-                    self.registry.makeGauge(name: "atrium_db_pool_tenant_waits", labels: labels, help: "Requests of the tenant that waited for a PostgreSQL connection since start"),
-                    self.registry.makeGauge(name: "atrium_db_pool_tenant_acquire_timeouts", labels: labels, help: "Requests of the tenant that gave up waiting for a connection since start")
+                    self.registry.gauge("atrium_db_pool_tenant_waits", labels: labels, help: "Requests of the tenant that waited for a PostgreSQL connection since start"),
+                    self.registry.gauge("atrium_db_pool_tenant_acquire_timeouts", labels: labels, help: "Requests of the tenant that gave up waiting for a connection since start")
                 )
                 gauges[tenant] = series
                 series.waits.set(Double(counters.waited))
                 series.timeouts.set(Double(counters.timedOut))
             }
         }
+    }
+}
+
+extension PrometheusCollectorRegistry {
+    /// A gauge named exactly `name` (no unit suffix), with its help text.
+    fileprivate func gauge(_ name: String, labels: [(String, String)], help: String) -> Prometheus.Gauge {
+        self.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
     }
 }
