@@ -171,7 +171,7 @@ import Testing
             let alice = try await client.signUp("alice@example.com", tenant: "Alpha")
             let bob = try await client.signUp("bob@example.com", tenant: "Beta")
             try await client.createTasks(bob.accessToken)
-            try await client.call(.post, "/v1/collections", token: bob.accessToken, json: ["name": "secrets", "fields": ["s": ["type": "string"]]])
+            #expect(try await client.call(.post, "/v1/collections", token: bob.accessToken, json: ["name": "secrets", "fields": ["s": ["type": "string"]]]).status == .created)
             let bobsID = try #require(try await client.createRecord(bob.accessToken, ["title": "bob's", "code": "BOB-1"]).string("id"))
             let aliceKey = try #require(try await client.call(.post, "/v1/api-keys", token: alice.accessToken, json: ["name": "a", "role": "admin"]).string("secret"))
             let before = try await Self.snapshot(app, tenant: bob.tenantID)

@@ -91,15 +91,15 @@ import Testing
             }
             try await QueryPlanTests.seed(app, tenant: owner.tenantID, user: owner.userID, count: 20_000)
             try await app.database.withSuperuser { admin in
-                try await admin.query("""
+                _ = try await admin.query("""
                     INSERT INTO atrium.records (tenant_id, collection_id, record_id, data, created_by, created_by_kind, updated_by, updated_by_kind)
                     SELECT c.tenant_id, c.collection_id, gen_random_uuid(), jsonb_build_object('plain', 'p-' || i), \(owner.userID)::uuid, 'user', \(owner.userID)::uuid, 'user'
                     FROM atrium.collections c CROSS JOIN generate_series(1, 20) AS i
                     WHERE c.name = 'big' AND c.tenant_id <> \(owner.tenantID)::uuid
                     """)
                 // Rows stored in no particular order of creation (as years of updates leave them).
-                try await admin.query("CLUSTER atrium.records USING records_pkey")
-                try await admin.query("ANALYZE atrium.records")
+                _ = try await admin.query("CLUSTER atrium.records USING records_pkey")
+                _ = try await admin.query("ANALYZE atrium.records")
             }
             let principal = try await app.services.auth.authenticate(bearer: owner.accessToken)
             let firstQuery = try RecordQuery(parameters: [(name: "limit", value: "5")])

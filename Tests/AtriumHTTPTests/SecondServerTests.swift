@@ -188,7 +188,7 @@ final class AtriumProcess: @unchecked Sendable {
         self.process.terminate()
         // Waiting for the exit here would hold one of the few threads every test's tasks run
         // on (as many as cores) for up to 5 s: a thread of its own waits, and kills it then.
-        nonisolated(unsafe) let process = self.process
+        let process = self.process
         Thread.detachNewThread {
             let deadline = Date().addingTimeInterval(5)
             while process.isRunning, Date() < deadline { usleep(20_000) }
